@@ -1,0 +1,44 @@
+#include "backend/backend.h"
+
+#include "backend/cpu/cpu_backend.h"
+#include "core/error.h"
+#ifdef KVLAB_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
+
+namespace kvlab {
+
+BackendKind backend_kind_from_name(const std::string& name) {
+  if (name == "cpu") return BackendKind::CPU;
+  if (name == "cuda") return BackendKind::CUDA;
+  fail("unknown backend \"" + name + "\" (choose cpu or cuda)");
+}
+
+bool cuda_compiled() {
+#ifdef KVLAB_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+int cuda_device_count() {
+#ifdef KVLAB_CUDA
+  return cuda_visible_devices();
+#else
+  return 0;
+#endif
+}
+
+std::unique_ptr<Backend> make_backend(BackendKind kind, int device_index) {
+  if (kind == BackendKind::CPU) return make_cpu_backend();
+#ifdef KVLAB_CUDA
+  if (cuda_device_count() == 0) fail("--backend cuda: no CUDA device is visible");
+  return make_cuda_backend(device_index);
+#else
+  (void)device_index;
+  fail("--backend cuda: this kvlab was built without CUDA (configure with -DKVLAB_CUDA=ON)");
+#endif
+}
+
+}  // namespace kvlab

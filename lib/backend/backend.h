@@ -1,0 +1,80 @@
+#pragma once
+// The operations the transformer needs, implemented once per device (cpu/, cuda/).
+// The model is written against this interface only; the CPU backend is the oracle the
+// CUDA backend is tested against.
+//
+// Conventions: tensors are row-major; a "matrix" is [rows, cols] over the last dim.
+// Activations are in activation_dtype(); weights in whatever upload_weight() chose.
+// Ops are asynchronous on devices that queue work; read() and to_host_f32() synchronise.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/kv_cache.h"
+#include "backend/tensor.h"
+
+namespace kvlab {
+
+// Rotary embedding as HF computes it: angle = position * inv_freq[i] (fp32), rotate_half
+// pairs channel i with i + head_dim/2, cos and sin scaled by attention_scaling.
+struct RopeTable {
+  Tensor inv_freq;  // F32 [head_dim / 2], on the backend
+  float attention_scaling = 1.0f;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual Device device() const = 0;
+  virtual std::string description() const = 0;   // e.g. "cpu: Eigen 3.4, 2 threads"
+  virtual DType activation_dtype() const = 0;
+  virtual DType kv_dtype() const = 0;
+  virtual DType weight_dtype(DType stored) const = 0;  // what upload_weight turns `stored` into
+  virtual size_t free_memory() const = 0;              // bytes it can still allocate
+
+  // Memory.
+  virtual Tensor alloc(const std::vector<int64_t>& shape, DType dtype) = 0;
+  // Copies a host tensor (checkpoint dtype) into backend memory as weight_dtype(stored).
+  virtual Tensor upload_weight(const void* host, DType stored, const std::vector<int64_t>& shape) = 0;
+  virtual void write(Tensor& dst, const void* host, size_t bytes) = 0;  // same dtype, host -> backend
+  virtual void read(const Tensor& src, void* host, size_t bytes) = 0;   // backend -> host, synchronises
+  virtual std::vector<float> to_host_f32(const Tensor& t) = 0;
+  virtual void synchronize() = 0;
+
+  // A KV cache of `capacity` slots per (layer, head), lengths zero.
+  virtual KVCache alloc_kv_cache(int layers, int kv_heads, int head_dim, int capacity) = 0;
+
+  // ids: I32 [n]; table: [vocab, hidden]; out: [n, hidden].
+  virtual void embedding(const Tensor& table, const Tensor& ids, Tensor& out) = 0;
+  // out = x / rms(x) * weight over each row; weight has cols(x) elements.
+  virtual void rmsnorm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) = 0;
+  // residual += x; out = rmsnorm(residual) — the pre-norm transformer's join point.
+  virtual void add_rmsnorm(Tensor& residual, const Tensor& x, const Tensor& weight, float eps,
+                           Tensor& out) = 0;
+  // out[n, o] = x[n, i] · w[o, i]^T (+ bias[o]). out may be F32 when activations are not (logits).
+  virtual void matmul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) = 0;
+  // In place on x [n, heads * head_dim]; positions: I32 [n].
+  virtual void rope(Tensor& x, const Tensor& positions, const RopeTable& rope, int head_dim) = 0;
+  // out = silu(gate) * up, elementwise.
+  virtual void swiglu(const Tensor& gate, const Tensor& up, Tensor& out) = 0;
+
+  // Appends n new tokens to every head of `layer`: k, v [n, kv_heads * head_dim], positions I32 [n].
+  // The caller guarantees length + n <= capacity for every head.
+  virtual void kv_append(KVCache& cache, int layer, const Tensor& k, const Tensor& v,
+                         const Tensor& positions) = 0;
+  // Causal GQA attention of the n newest tokens (just appended) over the kept slots of `layer`.
+  // q, out: [n, q_heads * head_dim]; query head h reads KV head h / (q_heads / kv_heads).
+  virtual void attention(const Tensor& q, const KVCache& cache, int layer, float scale,
+                         Tensor& out) = 0;
+  // out: I32 [rows] index of each row's maximum (first one on ties).
+  virtual void argmax(const Tensor& logits, Tensor& out) = 0;
+};
+
+enum class BackendKind { CPU, CUDA };
+BackendKind backend_kind_from_name(const std::string& name);  // "cpu" | "cuda"
+bool cuda_compiled();       // kvlab was built with KVLAB_CUDA
+int cuda_device_count();    // 0 without a usable device (or without KVLAB_CUDA)
+std::unique_ptr<Backend> make_backend(BackendKind kind, int device_index = 0);
+
+}  // namespace kvlab

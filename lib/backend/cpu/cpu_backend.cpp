@@ -1,0 +1,242 @@
+#include "backend/cpu/cpu_backend.h"
+
+#include <omp.h>
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <limits>
+
+#include "core/error.h"
+
+namespace kvlab {
+namespace {
+
+using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using MatrixMap = Eigen::Map<RowMatrix>;
+using ConstMatrixMap = Eigen::Map<const RowMatrix>;
+using StridedConstMap = Eigen::Map<const RowMatrix, 0, Eigen::OuterStride<>>;
+using StridedMap = Eigen::Map<RowMatrix, 0, Eigen::OuterStride<>>;
+using VectorMap = Eigen::Map<Eigen::VectorXf>;
+
+// Queries are processed in blocks so a long prefill never holds a full [n, n] score matrix.
+constexpr int64_t kQueryBlock = 256;
+
+ConstMatrixMap as_matrix(const Tensor& t) { return ConstMatrixMap(t.ptr<float>(), t.rows(), t.cols()); }
+MatrixMap as_matrix(Tensor& t) { return MatrixMap(t.ptr<float>(), t.rows(), t.cols()); }
+
+void check_f32(const Tensor& t, const char* what) {
+  KVLAB_ASSERT(t.device == Device::CPU);
+  if (t.dtype != DType::F32) fail(std::string("cpu backend: ") + what + " must be F32", kExitInternal);
+}
+
+class CpuBackend final : public Backend {
+ public:
+  Device device() const override { return Device::CPU; }
+  std::string description() const override {
+    return "cpu: Eigen " + std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) +
+           "." + std::to_string(EIGEN_MINOR_VERSION) + ", fp32, " + std::to_string(omp_get_max_threads()) +
+           " threads";
+  }
+  DType activation_dtype() const override { return DType::F32; }
+  DType kv_dtype() const override { return DType::F32; }
+  DType weight_dtype(DType) const override { return DType::F32; }
+
+  size_t free_memory() const override {
+    std::ifstream f("/proc/meminfo");
+    std::string key;
+    size_t kb = 0;
+    std::string unit;
+    while (f >> key >> kb >> unit)
+      if (key == "MemAvailable:") return kb * 1024;
+    return size_t(1) << 40;
+  }
+
+  Tensor alloc(const std::vector<int64_t>& shape, DType dtype) override {
+    Tensor t;
+    t.shape = shape;
+    t.dtype = dtype;
+    t.device = Device::CPU;
+    size_t bytes = std::max<size_t>(64, (t.bytes() + 63) / 64 * 64);
+    void* p = std::aligned_alloc(64, bytes);
+    if (!p) throw std::bad_alloc();
+    t.storage = std::shared_ptr<void>(p, std::free);
+    t.data = p;
+    return t;
+  }
+
+  Tensor upload_weight(const void* host, DType stored, const std::vector<int64_t>& shape) override {
+    Tensor t = alloc(shape, DType::F32);
+    convert_to_f32(host, stored, size_t(t.numel()), t.ptr<float>());
+    return t;
+  }
+
+  void write(Tensor& dst, const void* host, size_t bytes) override {
+    KVLAB_ASSERT(bytes <= dst.bytes());
+    std::memcpy(dst.data, host, bytes);
+  }
+  void read(const Tensor& src, void* host, size_t bytes) override {
+    KVLAB_ASSERT(bytes <= src.bytes());
+    std::memcpy(host, src.data, bytes);
+  }
+  std::vector<float> to_host_f32(const Tensor& t) override {
+    std::vector<float> out(size_t(t.numel()));
+    convert_to_f32(t.data, t.dtype, out.size(), out.data());
+    return out;
+  }
+  void synchronize() override {}
+
+  KVCache alloc_kv_cache(int layers, int kv_heads, int head_dim, int capacity) override {
+    KVCache c;
+    c.layers = layers;
+    c.kv_heads = kv_heads;
+    c.head_dim = head_dim;
+    c.capacity = capacity;
+    for (int l = 0; l < layers; l++) {
+      c.k.push_back(alloc({kv_heads, capacity, head_dim}, DType::F32));
+      c.v.push_back(alloc({kv_heads, capacity, head_dim}, DType::F32));
+    }
+    c.length = alloc({layers, kv_heads}, DType::I32);
+    std::fill_n(c.length.ptr<int32_t>(), layers * kv_heads, 0);
+    c.position = alloc({layers, kv_heads, capacity}, DType::I32);
+    return c;
+  }
+
+  void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override {
+    check_f32(table, "embedding table");
+    const int64_t hidden = table.cols(), vocab = table.rows();
+    for (int64_t i = 0; i < ids.numel(); i++) {
+      int32_t id = ids.ptr<int32_t>()[i];
+      if (id < 0 || id >= vocab)
+        fail("token id " + std::to_string(id) + " is outside the vocabulary [0, " + std::to_string(vocab) + ")");
+      std::memcpy(out.ptr<float>() + i * hidden, table.ptr<float>() + int64_t(id) * hidden, size_t(hidden) * 4);
+    }
+  }
+
+  void rmsnorm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) override {
+    check_f32(x, "rmsnorm input");
+    const int64_t cols = weight.numel();
+    KVLAB_ASSERT(x.numel() % cols == 0);
+    ConstMatrixMap xm(x.ptr<float>(), x.numel() / cols, cols);
+    MatrixMap om(out.ptr<float>(), x.numel() / cols, cols);
+    Eigen::Map<const Eigen::RowVectorXf> w(weight.ptr<float>(), cols);
+    for (int64_t r = 0; r < xm.rows(); r++) {
+      float mean_sq = xm.row(r).squaredNorm() / float(cols);
+      om.row(r) = (xm.row(r) * (1.0f / std::sqrt(mean_sq + eps))).cwiseProduct(w);
+    }
+  }
+
+  void add_rmsnorm(Tensor& residual, const Tensor& x, const Tensor& weight, float eps, Tensor& out) override {
+    as_matrix(residual) += as_matrix(x);
+    rmsnorm(residual, weight, eps, out);
+  }
+
+  void matmul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) override {
+    check_f32(x, "matmul input");
+    check_f32(w, "matmul weight");
+    KVLAB_ASSERT(x.cols() == w.cols() && out.cols() == w.rows() && out.rows() == x.rows());
+    MatrixMap o = as_matrix(out);
+    o.noalias() = as_matrix(x) * as_matrix(w).transpose();
+    if (bias) o.rowwise() += Eigen::Map<const Eigen::RowVectorXf>(bias->ptr<float>(), bias->numel());
+  }
+
+  void rope(Tensor& x, const Tensor& positions, const RopeTable& rope, int head_dim) override {
+    const int half = head_dim / 2;
+    const int64_t n = positions.numel();
+    const int64_t heads = x.numel() / (n * head_dim);
+    const float* inv_freq = rope.inv_freq.ptr<float>();
+    std::vector<float> cos_t(static_cast<size_t>(half)), sin_t(static_cast<size_t>(half));
+    for (int64_t i = 0; i < n; i++) {
+      // fp32 angle, as HF computes it, so positions far out round the same way.
+      const float pos = float(positions.ptr<int32_t>()[i]);
+      for (int j = 0; j < half; j++) {
+        float angle = pos * inv_freq[j];
+        cos_t[size_t(j)] = std::cos(angle) * rope.attention_scaling;
+        sin_t[size_t(j)] = std::sin(angle) * rope.attention_scaling;
+      }
+      for (int64_t h = 0; h < heads; h++) {
+        float* v = x.ptr<float>() + (i * heads + h) * head_dim;
+        for (int j = 0; j < half; j++) {
+          float a = v[j], b = v[j + half];
+          v[j] = a * cos_t[size_t(j)] - b * sin_t[size_t(j)];
+          v[j + half] = b * cos_t[size_t(j)] + a * sin_t[size_t(j)];
+        }
+      }
+    }
+  }
+
+  void swiglu(const Tensor& gate, const Tensor& up, Tensor& out) override {
+    const float* g = gate.ptr<float>();
+    const float* u = up.ptr<float>();
+    float* o = out.ptr<float>();
+    for (int64_t i = 0; i < gate.numel(); i++) o[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+  }
+
+  void kv_append(KVCache& cache, int layer, const Tensor& k, const Tensor& v, const Tensor& positions) override {
+    const int64_t n = positions.numel();
+    const int hd = cache.head_dim;
+    for (int h = 0; h < cache.kv_heads; h++) {
+      int32_t& len = cache.length.ptr<int32_t>()[layer * cache.kv_heads + h];
+      KVLAB_ASSERT(len + n <= cache.capacity);
+      float* kd = cache.k[size_t(layer)].ptr<float>() + (int64_t(h) * cache.capacity + len) * hd;
+      float* vd = cache.v[size_t(layer)].ptr<float>() + (int64_t(h) * cache.capacity + len) * hd;
+      int32_t* pd = cache.position.ptr<int32_t>() + (int64_t(layer) * cache.kv_heads + h) * cache.capacity + len;
+      for (int64_t i = 0; i < n; i++) {
+        std::memcpy(kd + i * hd, k.ptr<float>() + (i * cache.kv_heads + h) * hd, size_t(hd) * 4);
+        std::memcpy(vd + i * hd, v.ptr<float>() + (i * cache.kv_heads + h) * hd, size_t(hd) * 4);
+        pd[i] = positions.ptr<int32_t>()[i];
+      }
+      len += int32_t(n);
+    }
+  }
+
+  void attention(const Tensor& q, const KVCache& cache, int layer, float scale, Tensor& out) override {
+    const int hd = cache.head_dim;
+    const int64_t n = q.rows();
+    const int64_t q_heads = q.cols() / hd;
+    const int64_t group = q_heads / cache.kv_heads;
+    const int64_t stride = q.cols();
+#pragma omp parallel for schedule(dynamic)
+    for (int64_t h = 0; h < q_heads; h++) {
+      const int64_t kvh = h / group;
+      const int64_t len = cache.length.ptr<int32_t>()[layer * cache.kv_heads + kvh];
+      ConstMatrixMap keys(cache.k[size_t(layer)].ptr<float>() + kvh * cache.capacity * hd, len, hd);
+      ConstMatrixMap values(cache.v[size_t(layer)].ptr<float>() + kvh * cache.capacity * hd, len, hd);
+      for (int64_t q0 = 0; q0 < n; q0 += kQueryBlock) {
+        const int64_t rows = std::min(kQueryBlock, n - q0);
+        StridedConstMap qh(q.ptr<float>() + q0 * stride + h * hd, rows, hd, Eigen::OuterStride<>(stride));
+        StridedMap oh(out.ptr<float>() + q0 * stride + h * hd, rows, hd, Eigen::OuterStride<>(stride));
+        // Query q0 + r sees slots [0, len - n + q0 + r].
+        const int64_t visible_max = len - n + q0 + rows;
+        RowMatrix scores = (qh * keys.topRows(visible_max).transpose()) * scale;
+        for (int64_t r = 0; r < rows; r++) {
+          const int64_t visible = len - n + q0 + r + 1;
+          auto row = scores.row(r);
+          row.tail(visible_max - visible).setConstant(-std::numeric_limits<float>::infinity());
+          float m = row.head(visible).maxCoeff();
+          row = (row.array() - m).exp();
+          row /= row.head(visible).sum();
+        }
+        oh.noalias() = scores * values.topRows(visible_max);
+      }
+    }
+  }
+
+  void argmax(const Tensor& logits, Tensor& out) override {
+    ConstMatrixMap l = as_matrix(logits);
+    for (int64_t r = 0; r < l.rows(); r++) {
+      Eigen::Index best;
+      l.row(r).maxCoeff(&best);
+      out.ptr<int32_t>()[r] = int32_t(best);
+    }
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
+
+}  // namespace kvlab

@@ -1,0 +1,191 @@
+#include "model/config.h"
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+
+namespace kvlab {
+
+using nlohmann::json;
+
+const char* architecture_name(Architecture a) {
+  switch (a) {
+    case Architecture::Llama: return "LlamaForCausalLM";
+    case Architecture::Qwen2: return "Qwen2ForCausalLM";
+    case Architecture::Qwen3: return "Qwen3ForCausalLM";
+  }
+  return "?";
+}
+
+namespace {
+
+struct Reader {
+  const json& j;
+  const std::string& source;
+
+  [[noreturn]] void bad(const std::string& field, const std::string& why) const {
+    fail(source + ": field \"" + field + "\" " + why);
+  }
+  const json* find(const std::string& field) const {
+    auto it = j.find(field);
+    return (it == j.end() || it->is_null()) ? nullptr : &*it;
+  }
+  int positive_int(const std::string& field) const {
+    const json* v = find(field);
+    if (!v) bad(field, "is missing");
+    if (!v->is_number_integer() || v->get<long long>() <= 0 || v->get<long long>() > (1LL << 30))
+      bad(field, "must be a positive integer, got " + v->dump());
+    return v->get<int>();
+  }
+  int positive_int_or(const std::string& field, int fallback) const {
+    return find(field) ? positive_int(field) : fallback;
+  }
+  double positive_number_or(const std::string& field, double fallback) const {
+    const json* v = find(field);
+    if (!v) return fallback;
+    if (!v->is_number() || v->get<double>() <= 0) bad(field, "must be a positive number, got " + v->dump());
+    return v->get<double>();
+  }
+  bool bool_or(const std::string& field, bool fallback) const {
+    const json* v = find(field);
+    if (!v) return fallback;
+    if (!v->is_boolean()) bad(field, "must be true or false, got " + v->dump());
+    return v->get<bool>();
+  }
+};
+
+RopeScaling parse_rope_scaling(const json& block, const std::string& source) {
+  std::string field = "rope_scaling";
+  if (!block.is_object()) fail(source + ": field \"" + field + "\" must be an object");
+  Reader r{block, source};
+  RopeScaling s;
+  const json* type = r.find("rope_type");
+  if (!type) type = r.find("type");
+  if (!type || !type->is_string()) fail(source + ": field \"rope_scaling.rope_type\" is missing");
+  s.type = type->get<std::string>();
+  if (s.type == "default") return s;
+  if (s.type != "llama3" && s.type != "linear")
+    fail(source + ": field \"rope_scaling.rope_type\" is \"" + s.type +
+         "\"; kvlab supports \"default\", \"llama3\" and \"linear\"");
+  s.factor = r.positive_number_or("factor", 0);
+  if (s.factor <= 0) fail(source + ": field \"rope_scaling.factor\" is missing");
+  if (s.type == "llama3") {
+    s.low_freq_factor = r.positive_number_or("low_freq_factor", 1.0);
+    s.high_freq_factor = r.positive_number_or("high_freq_factor", 4.0);
+    s.original_max_position = r.positive_int_or("original_max_position_embeddings", 8192);
+    if (s.high_freq_factor <= s.low_freq_factor)
+      fail(source + ": field \"rope_scaling.high_freq_factor\" must exceed low_freq_factor");
+  }
+  return s;
+}
+
+std::vector<int> parse_token_ids(const json* v, const std::string& field, const std::string& source) {
+  std::vector<int> ids;
+  if (!v) return ids;
+  auto one = [&](const json& x) {
+    if (!x.is_number_integer() || x.get<long long>() < 0)
+      fail(source + ": field \"" + field + "\" must hold token ids, got " + x.dump());
+    ids.push_back(x.get<int>());
+  };
+  if (v->is_array()) {
+    for (const json& x : *v) one(x);
+  } else {
+    one(*v);
+  }
+  return ids;
+}
+
+}  // namespace
+
+ModelConfig parse_model_config(const json& j, const std::string& source) {
+  if (!j.is_object()) fail(source + ": not a JSON object");
+  Reader r{j, source};
+  ModelConfig c;
+
+  const json* archs = r.find("architectures");
+  if (!archs || !archs->is_array() || archs->empty() || !(*archs)[0].is_string())
+    r.bad("architectures", "must be a list naming the model class");
+  std::string arch = (*archs)[0].get<std::string>();
+  if (arch == "LlamaForCausalLM") {
+    c.arch = Architecture::Llama;
+  } else if (arch == "Qwen2ForCausalLM") {
+    c.arch = Architecture::Qwen2;
+  } else if (arch == "Qwen3ForCausalLM") {
+    c.arch = Architecture::Qwen3;
+  } else {
+    r.bad("architectures", "names \"" + arch +
+                               "\", which kvlab does not support (supported: LlamaForCausalLM, "
+                               "Qwen2ForCausalLM, Qwen3ForCausalLM)");
+  }
+
+  c.vocab_size = r.positive_int("vocab_size");
+  c.hidden_size = r.positive_int("hidden_size");
+  c.intermediate_size = r.positive_int("intermediate_size");
+  c.num_layers = r.positive_int("num_hidden_layers");
+  c.num_heads = r.positive_int("num_attention_heads");
+  c.num_kv_heads = r.positive_int_or("num_key_value_heads", c.num_heads);
+  c.max_position_embeddings = r.positive_int_or("max_position_embeddings", 2048);
+  c.rms_norm_eps = r.positive_number_or("rms_norm_eps", 1e-6);
+  c.tie_word_embeddings = r.bool_or("tie_word_embeddings", c.arch != Architecture::Llama);
+
+  if (c.num_heads % c.num_kv_heads != 0)
+    r.bad("num_key_value_heads", "(" + std::to_string(c.num_kv_heads) + ") must divide num_attention_heads (" +
+                                     std::to_string(c.num_heads) + ")");
+  // Qwen3 states head_dim explicitly and it may differ from hidden / heads.
+  if (r.find("head_dim")) {
+    c.head_dim = r.positive_int("head_dim");
+  } else {
+    if (c.hidden_size % c.num_heads != 0)
+      r.bad("hidden_size", "must be divisible by num_attention_heads when head_dim is absent");
+    c.head_dim = c.hidden_size / c.num_heads;
+  }
+  if (c.head_dim % 2 != 0) r.bad("head_dim", "must be even for rotary embeddings");
+
+  // transformers 5 moved rope settings into rope_parameters; accept both spellings.
+  const json* rope_params = r.find("rope_parameters");
+  const json* rope_scaling = r.find("rope_scaling");
+  if (rope_params && rope_params->is_object()) {
+    Reader rp{*rope_params, source};
+    c.rope_theta = rp.positive_number_or("rope_theta", r.positive_number_or("rope_theta", 10000.0));
+    c.rope_scaling = parse_rope_scaling(*rope_params, source);
+  } else {
+    c.rope_theta = r.positive_number_or("rope_theta", 10000.0);
+    if (rope_scaling) c.rope_scaling = parse_rope_scaling(*rope_scaling, source);
+  }
+
+  switch (c.arch) {
+    case Architecture::Llama:
+      c.attention_bias = r.bool_or("attention_bias", false);
+      if (r.bool_or("mlp_bias", false)) r.bad("mlp_bias", "is true; kvlab supports Llama MLPs without bias");
+      break;
+    case Architecture::Qwen2:
+      c.attention_bias = true;
+      break;
+    case Architecture::Qwen3:
+      c.attention_bias = r.bool_or("attention_bias", false);
+      c.qk_norm = true;
+      break;
+  }
+  if (const json* act = r.find("hidden_act"); act && *act != "silu")
+    r.bad("hidden_act", "is " + act->dump() + "; kvlab supports \"silu\"");
+  // Sliding-window attention changes which tokens a layer sees; kvlab does not model it.
+  if (r.bool_or("use_sliding_window", false))
+    r.bad("use_sliding_window", "is true; kvlab supports full attention only");
+  if (const json* dt = r.find("torch_dtype"); dt && dt->is_string()) c.torch_dtype = dt->get<std::string>();
+  if (const json* dt = r.find("dtype"); dt && dt->is_string()) c.torch_dtype = dt->get<std::string>();
+  if (const json* bos = r.find("bos_token_id"); bos && bos->is_number_integer()) c.bos_token_id = bos->get<int>();
+  c.eos_token_ids = parse_token_ids(r.find("eos_token_id"), "eos_token_id", source);
+  return c;
+}
+
+ModelConfig load_model_config(const std::string& model_dir) {
+  std::string path = model_dir + "/config.json";
+  std::ifstream f(path);
+  if (!f) fail(path + ": cannot open (is " + model_dir + " a Hugging Face model directory?)");
+  json j = json::parse(f, nullptr, false);
+  if (j.is_discarded()) fail(path + ": not valid JSON");
+  return parse_model_config(j, path);
+}
+
+}  // namespace kvlab

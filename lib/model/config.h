@@ -1,0 +1,50 @@
+#pragma once
+// A Hugging Face config.json turned into the typed facts the transformer needs.
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace kvlab {
+
+enum class Architecture { Llama, Qwen2, Qwen3 };
+const char* architecture_name(Architecture a);  // the HF class name, e.g. "LlamaForCausalLM"
+
+// RoPE scaling as HF's rope_scaling/rope_parameters block; "default" means none.
+struct RopeScaling {
+  std::string type = "default";  // "default" | "llama3" | "linear"
+  double factor = 1.0;
+  double low_freq_factor = 1.0;    // llama3
+  double high_freq_factor = 4.0;   // llama3
+  int original_max_position = 8192;  // llama3
+};
+
+struct ModelConfig {
+  Architecture arch = Architecture::Llama;
+  int vocab_size = 0;
+  int hidden_size = 0;
+  int intermediate_size = 0;
+  int num_layers = 0;
+  int num_heads = 0;
+  int num_kv_heads = 0;
+  int head_dim = 0;
+  int max_position_embeddings = 0;
+  double rms_norm_eps = 1e-6;
+  double rope_theta = 10000.0;
+  RopeScaling rope_scaling;
+  bool tie_word_embeddings = false;
+  bool attention_bias = false;   // q/k/v biases (Qwen2 always; Llama when attention_bias)
+  bool qk_norm = false;          // per-head RMSNorm of q and k before RoPE (Qwen3)
+  std::string torch_dtype = "bfloat16";
+  int bos_token_id = -1;
+  std::vector<int> eos_token_ids;
+
+  int q_dim() const { return num_heads * head_dim; }
+  int kv_dim() const { return num_kv_heads * head_dim; }
+};
+
+// Parses and validates; every error names `source` (the file) and the offending field.
+ModelConfig parse_model_config(const nlohmann::json& j, const std::string& source);
+ModelConfig load_model_config(const std::string& model_dir);
+
+}  // namespace kvlab

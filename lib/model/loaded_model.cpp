@@ -1,0 +1,34 @@
+#include "model/loaded_model.h"
+
+#include "model/memory_plan.h"
+#include "model/safetensors.h"
+
+namespace kvlab {
+
+namespace {
+DType checkpoint_dtype(const ModelConfig& c) {
+  if (c.torch_dtype == "float32") return DType::F32;
+  if (c.torch_dtype == "float16") return DType::F16;
+  return DType::BF16;
+}
+}  // namespace
+
+PlanDTypes plan_dtypes(const Backend& backend, const ModelConfig& c) {
+  return {backend.weight_dtype(checkpoint_dtype(c)), backend.kv_dtype(), backend.activation_dtype()};
+}
+
+LoadedModel load_model(const std::string& dir, Backend& backend, int context, bool hash) {
+  LoadedModel m;
+  m.dir = dir;
+  m.config = load_model_config(dir);
+  Checkpoint ckpt = Checkpoint::open(dir);
+  m.checkpoint_bytes = ckpt.total_bytes();
+  constexpr int kChunk = 512;
+  require_fits(plan_memory(m.config, context, kChunk, plan_dtypes(backend, m.config)), backend.free_memory(),
+               backend.description());
+  if (hash) m.sha256 = ckpt.content_sha256();
+  m.model = std::make_unique<Transformer>(m.config, backend, load_weights(m.config, ckpt, backend), kChunk);
+  return m;
+}
+
+}  // namespace kvlab

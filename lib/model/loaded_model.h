@@ -1,0 +1,26 @@
+#pragma once
+// Opening a model directory: config, validated checkpoint, memory check, upload.
+#include <memory>
+#include <string>
+
+#include "model/config.h"
+#include "model/memory_plan.h"
+#include "model/transformer.h"
+
+namespace kvlab {
+
+struct LoadedModel {
+  std::string dir;
+  ModelConfig config;
+  std::string sha256;           // config.json + safetensors files
+  size_t checkpoint_bytes = 0;  // tensor data on disk
+  std::unique_ptr<Transformer> model;
+};
+
+// `context` sizes the memory check: the load is refused, before any allocation, when weights,
+// a KV cache of `context` tokens and the workspace will not fit in the backend's free memory.
+LoadedModel load_model(const std::string& dir, Backend& backend, int context, bool hash = true);
+
+PlanDTypes plan_dtypes(const Backend& backend, const ModelConfig& c);
+
+}  // namespace kvlab

@@ -1,0 +1,36 @@
+#pragma once
+// How much memory a run needs, predicted from the config before anything is allocated.
+#include <cstddef>
+#include <string>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "core/dtype.h"
+#include "model/config.h"
+
+namespace kvlab {
+
+struct MemoryPlan {
+  int context = 0;                    // tokens the KV cache holds
+  size_t weight_bytes = 0;
+  size_t k_bytes_per_token_layer = 0;  // one token, one layer, all KV heads
+  size_t v_bytes_per_token_layer = 0;
+  size_t kv_bytes = 0;                // whole cache at `context`
+  size_t workspace_bytes = 0;         // activations of one prefill chunk and one decode step
+  size_t total() const { return weight_bytes + kv_bytes + workspace_bytes; }
+};
+
+struct PlanDTypes {
+  DType weight = DType::BF16;
+  DType kv = DType::BF16;
+  DType activation = DType::F32;
+};
+
+MemoryPlan plan_memory(const ModelConfig& c, int context, int max_chunk, const PlanDTypes& t);
+int64_t parameter_count(const ModelConfig& c);
+nlohmann::json to_json(const MemoryPlan& p);
+std::string format_bytes(size_t bytes);  // "1.50 GiB"
+// Error (exit code 3) with predicted and available numbers when the plan does not fit.
+void require_fits(const MemoryPlan& p, size_t available, const std::string& device);
+
+}  // namespace kvlab

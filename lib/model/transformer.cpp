@@ -1,0 +1,200 @@
+#include "model/transformer.h"
+
+#include <cmath>
+#include <random>
+
+#include "core/error.h"
+#include "model/rope.h"
+#include "model/safetensors.h"
+
+namespace kvlab {
+
+namespace {
+
+std::string layer_prefix(int i) { return "model.layers." + std::to_string(i) + "."; }
+
+// Every tensor the config needs, with its shape, in upload order.
+struct Need {
+  std::string name;
+  std::vector<int64_t> shape;
+  Tensor* slot;
+};
+
+std::vector<Need> needed_tensors(const ModelConfig& c, ModelWeights& w) {
+  const int64_t h = c.hidden_size, q = c.q_dim(), kv = c.kv_dim(), inter = c.intermediate_size;
+  std::vector<Need> needs;
+  needs.push_back({"model.embed_tokens.weight", {c.vocab_size, h}, &w.embed});
+  w.layers.resize(size_t(c.num_layers));
+  for (int i = 0; i < c.num_layers; i++) {
+    LayerWeights& l = w.layers[size_t(i)];
+    std::string p = layer_prefix(i);
+    needs.push_back({p + "input_layernorm.weight", {h}, &l.input_norm});
+    needs.push_back({p + "self_attn.q_proj.weight", {q, h}, &l.q});
+    needs.push_back({p + "self_attn.k_proj.weight", {kv, h}, &l.k});
+    needs.push_back({p + "self_attn.v_proj.weight", {kv, h}, &l.v});
+    needs.push_back({p + "self_attn.o_proj.weight", {h, q}, &l.o});
+    if (c.attention_bias) {
+      needs.push_back({p + "self_attn.q_proj.bias", {q}, &l.q_bias});
+      needs.push_back({p + "self_attn.k_proj.bias", {kv}, &l.k_bias});
+      needs.push_back({p + "self_attn.v_proj.bias", {kv}, &l.v_bias});
+    }
+    if (c.qk_norm) {
+      needs.push_back({p + "self_attn.q_norm.weight", {c.head_dim}, &l.q_norm});
+      needs.push_back({p + "self_attn.k_norm.weight", {c.head_dim}, &l.k_norm});
+    }
+    needs.push_back({p + "post_attention_layernorm.weight", {h}, &l.post_attention_norm});
+    needs.push_back({p + "mlp.gate_proj.weight", {inter, h}, &l.gate});
+    needs.push_back({p + "mlp.up_proj.weight", {inter, h}, &l.up});
+    needs.push_back({p + "mlp.down_proj.weight", {h, inter}, &l.down});
+  }
+  needs.push_back({"model.norm.weight", {h}, &w.final_norm});
+  if (!c.tie_word_embeddings) needs.push_back({"lm_head.weight", {c.vocab_size, h}, &w.lm_head});
+  return needs;
+}
+
+}  // namespace
+
+ModelWeights load_weights(const ModelConfig& c, const Checkpoint& ckpt, Backend& backend) {
+  ModelWeights w;
+  std::vector<Need> needs = needed_tensors(c, w);
+  std::vector<const TensorRecord*> records;
+  for (const Need& n : needs) records.push_back(&ckpt.require(n.name, n.shape));
+  for (size_t i = 0; i < needs.size(); i++) {
+    *needs[i].slot = backend.upload_weight(records[i]->data, records[i]->dtype, needs[i].shape);
+    w.bytes += needs[i].slot->bytes();
+  }
+  if (c.tie_word_embeddings) w.lm_head = w.embed;
+  return w;
+}
+
+ModelWeights random_weights(const ModelConfig& c, Backend& backend, uint64_t seed) {
+  ModelWeights w;
+  std::vector<Need> needs = needed_tensors(c, w);
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 0.02f);
+  for (const Need& n : needs) {
+    // Norm weights near 1, everything else small, as an initialised model has them.
+    const bool is_norm = n.shape.size() == 1 && n.name.find("bias") == std::string::npos;
+    int64_t numel = 1;
+    for (int64_t d : n.shape) numel *= d;
+    std::vector<uint16_t> host(static_cast<size_t>(numel));
+    for (uint16_t& x : host) x = f32_to_bf16(is_norm ? 1.0f + normal(rng) : normal(rng));
+    *n.slot = backend.upload_weight(host.data(), DType::BF16, n.shape);
+    w.bytes += n.slot->bytes();
+  }
+  if (c.tie_word_embeddings) w.lm_head = w.embed;
+  return w;
+}
+
+Transformer::Transformer(ModelConfig config, Backend& backend, ModelWeights weights, int max_chunk)
+    : config_(std::move(config)), backend_(backend), weights_(std::move(weights)), max_chunk_(max_chunk) {
+  KVLAB_ASSERT(max_chunk_ >= 1);
+  std::vector<float> inv_freq = rope_inv_freq(config_);
+  rope_.inv_freq = backend_.alloc({int64_t(inv_freq.size())}, DType::F32);
+  backend_.write(rope_.inv_freq, inv_freq.data(), inv_freq.size() * sizeof(float));
+  rope_.attention_scaling = rope_attention_scaling(config_);
+  decode_ws_ = make_workspace(1);
+}
+
+KVCache Transformer::new_cache(int capacity) {
+  KVCache cache = backend_.alloc_kv_cache(config_.num_layers, config_.num_kv_heads, config_.head_dim, capacity);
+  cache.host_length.assign(size_t(config_.num_layers * config_.num_kv_heads), 0);
+  return cache;
+}
+
+Transformer::Workspace Transformer::make_workspace(int rows) {
+  const DType a = backend_.activation_dtype();
+  const int64_t n = rows;
+  Workspace w;
+  w.rows = rows;
+  w.ids = backend_.alloc({n}, DType::I32);
+  w.positions = backend_.alloc({n}, DType::I32);
+  w.x = backend_.alloc({n, config_.hidden_size}, a);
+  w.norm = backend_.alloc({n, config_.hidden_size}, a);
+  w.q = backend_.alloc({n, config_.q_dim()}, a);
+  w.k = backend_.alloc({n, config_.kv_dim()}, a);
+  w.v = backend_.alloc({n, config_.kv_dim()}, a);
+  w.attn = backend_.alloc({n, config_.q_dim()}, a);
+  w.o = backend_.alloc({n, config_.hidden_size}, a);
+  w.gate = backend_.alloc({n, config_.intermediate_size}, a);
+  w.up = backend_.alloc({n, config_.intermediate_size}, a);
+  w.act = backend_.alloc({n, config_.intermediate_size}, a);
+  w.mlp = backend_.alloc({n, config_.hidden_size}, a);
+  w.logits_last = backend_.alloc({1, config_.vocab_size}, DType::F32);
+  return w;
+}
+
+Transformer::Workspace Transformer::Workspace::rows_prefix(int n) const {
+  Workspace w = *this;
+  w.rows = n;
+  for (Tensor* t : {&w.ids, &w.positions, &w.x, &w.norm, &w.q, &w.k, &w.v, &w.attn, &w.o, &w.gate, &w.up,
+                    &w.act, &w.mlp})
+    *t = t->slice(0, n);
+  if (!w.logits_all.empty()) w.logits_all = w.logits_all.slice(0, n);
+  return w;
+}
+
+Tensor Transformer::forward(const std::vector<int32_t>& ids, const std::vector<int32_t>& positions,
+                            KVCache& cache, Logits logits) {
+  const int n = int(ids.size());
+  KVLAB_ASSERT(n >= 1 && n <= max_chunk_ && positions.size() == ids.size());
+  if (cache.max_length() + n > cache.capacity)
+    fail("KV cache overflow: " + std::to_string(cache.max_length()) + " kept + " + std::to_string(n) +
+             " new tokens exceed its capacity of " + std::to_string(cache.capacity),
+         kExitInternal);
+  if (n > 1 && chunk_ws_.rows == 0) chunk_ws_ = make_workspace(max_chunk_);
+  if (logits == Logits::All && chunk_ws_.logits_all.empty() && n > 1)
+    chunk_ws_.logits_all = backend_.alloc({max_chunk_, config_.vocab_size}, DType::F32);
+  Workspace w = n == 1 ? decode_ws_ : chunk_ws_.rows_prefix(n);
+
+  const ModelConfig& c = config_;
+  const float eps = float(c.rms_norm_eps);
+  const float scale = 1.0f / std::sqrt(float(c.head_dim));
+  Backend& b = backend_;
+  b.write(w.ids, ids.data(), ids.size() * sizeof(int32_t));
+  b.write(w.positions, positions.data(), positions.size() * sizeof(int32_t));
+
+  b.embedding(weights_.embed, w.ids, w.x);
+  b.rmsnorm(w.x, weights_.layers[0].input_norm, eps, w.norm);
+  for (int li = 0; li < c.num_layers; li++) {
+    const LayerWeights& l = weights_.layers[size_t(li)];
+    b.matmul(w.norm, l.q, l.q_bias.empty() ? nullptr : &l.q_bias, w.q);
+    b.matmul(w.norm, l.k, l.k_bias.empty() ? nullptr : &l.k_bias, w.k);
+    b.matmul(w.norm, l.v, l.v_bias.empty() ? nullptr : &l.v_bias, w.v);
+    if (c.qk_norm) {
+      Tensor q_heads = w.q.reshape({int64_t(n) * c.num_heads, c.head_dim});
+      Tensor k_heads = w.k.reshape({int64_t(n) * c.num_kv_heads, c.head_dim});
+      b.rmsnorm(q_heads, l.q_norm, eps, q_heads);
+      b.rmsnorm(k_heads, l.k_norm, eps, k_heads);
+    }
+    b.rope(w.q, w.positions, rope_, c.head_dim);
+    b.rope(w.k, w.positions, rope_, c.head_dim);
+    b.kv_append(cache, li, w.k, w.v, w.positions);
+    b.attention(w.q, cache, li, scale, w.attn);
+    b.matmul(w.attn, l.o, nullptr, w.o);
+    b.add_rmsnorm(w.x, w.o, l.post_attention_norm, eps, w.norm);
+    b.matmul(w.norm, l.gate, nullptr, w.gate);
+    b.matmul(w.norm, l.up, nullptr, w.up);
+    b.swiglu(w.gate, w.up, w.act);
+    b.matmul(w.act, l.down, nullptr, w.mlp);
+    const Tensor& next_norm = li + 1 < c.num_layers ? weights_.layers[size_t(li) + 1].input_norm : weights_.final_norm;
+    b.add_rmsnorm(w.x, w.mlp, next_norm, eps, w.norm);
+  }
+  for (int32_t& len : cache.host_length) len += n;
+
+  switch (logits) {
+    case Logits::None:
+      return Tensor();
+    case Logits::Last:
+      b.matmul(w.norm.slice(n - 1, 1), weights_.lm_head, nullptr, w.logits_last);
+      return w.logits_last;
+    case Logits::All: {
+      Tensor out = n == 1 ? w.logits_last : w.logits_all;
+      b.matmul(w.norm, weights_.lm_head, nullptr, out);
+      return out;
+    }
+  }
+  return Tensor();
+}
+
+}  // namespace kvlab

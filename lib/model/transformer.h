@@ -1,0 +1,74 @@
+#pragma once
+// The decoder-only transformer of Llama-3 / Qwen2 / Qwen3, written once against Backend.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "model/config.h"
+
+namespace kvlab {
+
+class Checkpoint;
+
+struct LayerWeights {
+  Tensor input_norm, post_attention_norm;
+  Tensor q, k, v, o;               // [out, in]
+  Tensor q_bias, k_bias, v_bias;   // empty unless attention_bias
+  Tensor q_norm, k_norm;           // [head_dim], Qwen3 only
+  Tensor gate, up, down;
+};
+
+struct ModelWeights {
+  Tensor embed;       // [vocab, hidden]
+  Tensor final_norm;  // [hidden]
+  Tensor lm_head;     // [vocab, hidden]; the embedding itself when tied
+  std::vector<LayerWeights> layers;
+  size_t bytes = 0;   // as held by the backend
+};
+
+// Checks every tensor the config needs against the checkpoint (names, shapes) before
+// uploading any of them, so a bad checkpoint fails fast and allocates nothing.
+ModelWeights load_weights(const ModelConfig& c, const Checkpoint& ckpt, Backend& backend);
+// Random weights at a config's shape, for speed and memory measurements without a checkpoint.
+ModelWeights random_weights(const ModelConfig& c, Backend& backend, uint64_t seed);
+
+enum class Logits { None, Last, All };
+
+class Transformer {
+ public:
+  Transformer(ModelConfig config, Backend& backend, ModelWeights weights, int max_chunk = 512);
+
+  const ModelConfig& config() const { return config_; }
+  Backend& backend() { return backend_; }
+  const ModelWeights& weights() const { return weights_; }
+  int max_chunk() const { return max_chunk_; }
+
+  KVCache new_cache(int capacity);
+
+  // Runs tokens `ids` (at most max_chunk) at `positions` through the model, appending
+  // their K/V to `cache`. Returns logits [1 or n, vocab] on the backend (empty for None);
+  // valid until the next call.
+  Tensor forward(const std::vector<int32_t>& ids, const std::vector<int32_t>& positions, KVCache& cache,
+                 Logits logits);
+
+ private:
+  // Activations for up to `rows` tokens; smaller chunks use row slices of it.
+  struct Workspace {
+    int rows = 0;
+    Tensor ids, positions, x, norm, q, k, v, attn, o, gate, up, act, mlp, logits_last, logits_all;
+    Workspace rows_prefix(int n) const;
+  };
+  Workspace make_workspace(int rows);
+
+  ModelConfig config_;
+  Backend& backend_;
+  ModelWeights weights_;
+  RopeTable rope_;
+  int max_chunk_;
+  Workspace decode_ws_;  // one token: kept apart so decode never touches the big buffers
+  Workspace chunk_ws_;   // max_chunk tokens, made on the first prefill
+};
+
+}  // namespace kvlab

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Builds kvlab and runs the whole test suite twice: a Release build (CUDA kernels compiled
+# for sm_90a when nvcc is present; GPU tests skip without a device) and an ASan+UBSan build
+# of the CPU code. Set KVLAB_SKIP_SANITIZE=1 to run only the first.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+jobs=$(nproc)
+
+bash scripts/setup.sh
+bash scripts/fetch_tokenizers.sh
+
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j "$jobs"
+ctest --test-dir build --output-on-failure -j "$jobs"
+
+if [[ ${KVLAB_SKIP_SANITIZE:-0} != 1 ]]; then
+  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKVLAB_SANITIZE=ON -DKVLAB_CUDA=OFF \
+        -DKVLAB_BENCH=OFF >/dev/null
+  cmake --build build-asan -j "$jobs"
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    ctest --test-dir build-asan --output-on-failure -j "$jobs" -L cpu
+fi

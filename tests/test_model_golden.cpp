@@ -1,0 +1,92 @@
+// The CPU forward pass against Hugging Face transformers' fp32 logits (tests/golden, made by
+// scripts/make_goldens.py from the checkpoints in datasets/models).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "backend/cpu/cpu_backend.h"
+#include "model/generate.h"
+#include "model/loaded_model.h"
+#include "model/safetensors.h"
+#include "test_support.h"
+
+namespace kvlab {
+namespace {
+
+constexpr float kLogitTolerance = 1e-4f;  // the bound: HF fp32 vs kvlab fp32
+
+struct Golden {
+  std::vector<int32_t> prompt;
+  std::vector<float> logits;  // [prompt, vocab]
+  std::vector<int32_t> greedy;
+};
+
+template <typename T>
+std::vector<T> tensor_values(const SafetensorsFile& f, const std::string& name) {
+  const TensorRecord& r = f.tensors().at(name);
+  const T* p = static_cast<const T*>(r.data);
+  return std::vector<T>(p, p + r.numel());
+}
+
+Golden load_golden(const std::string& arch) {
+  auto f = SafetensorsFile::open(testing::golden_dir() + "/" + arch + ".safetensors");
+  return {tensor_values<int32_t>(*f, "prompt_ids"), tensor_values<float>(*f, "logits"),
+          tensor_values<int32_t>(*f, "greedy_ids")};
+}
+
+std::string model_dir(const std::string& arch) {
+  return testing::source_dir() + "/datasets/models/tiny-random-" + arch;
+}
+
+float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  float m = 0;
+  for (size_t i = 0; i < std::min(a.size(), b.size()); i++) m = std::max(m, std::fabs(a[i] - b[i]));
+  return m;
+}
+
+class ModelGolden : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ModelGolden, PrefillLogitsAndGreedyTokensMatchTransformers) {
+  Golden g = load_golden(GetParam());
+  auto backend = make_cpu_backend();
+  LoadedModel m = load_model(model_dir(GetParam()), *backend, 512);
+  KVCache cache = m.model->new_cache(int(g.prompt.size() + g.greedy.size()));
+  GenerateOptions opt;
+  opt.max_new_tokens = int(g.greedy.size());
+  opt.keep_prompt_logits = true;
+  GenerateResult r = generate_greedy(*m.model, cache, g.prompt, opt);
+  float err = max_abs_diff(r.prompt_logits, g.logits);
+  std::printf("%s: max |logit - HF| over %zu positions = %.3g\n", GetParam().c_str(), g.prompt.size(), err);
+  EXPECT_LE(err, kLogitTolerance);
+  EXPECT_EQ(r.tokens, g.greedy);
+}
+
+TEST_P(ModelGolden, ChunkedPrefillThenTokenByTokenDecodeMatchesTransformers) {
+  Golden g = load_golden(GetParam());
+  auto backend = make_cpu_backend();
+  LoadedModel m = load_model(model_dir(GetParam()), *backend, 512);
+  KVCache cache = m.model->new_cache(int(g.prompt.size()));
+  const size_t vocab = size_t(m.config.vocab_size);
+  std::vector<float> logits;
+  // Uneven chunks (100 + 77) then one token at a time: every path through the cache.
+  std::vector<size_t> cuts = {0, 100, 177};
+  for (size_t i = 178; i <= g.prompt.size(); i++) cuts.push_back(i);
+  for (size_t c = 0; c + 1 < cuts.size(); c++) {
+    std::vector<int32_t> ids(g.prompt.begin() + long(cuts[c]), g.prompt.begin() + long(cuts[c + 1]));
+    std::vector<int32_t> pos(ids.size());
+    for (size_t i = 0; i < ids.size(); i++) pos[i] = int32_t(cuts[c] + i);
+    std::vector<float> out = backend->to_host_f32(m.model->forward(ids, pos, cache, Logits::All));
+    ASSERT_EQ(out.size(), ids.size() * vocab);
+    logits.insert(logits.end(), out.begin(), out.end());
+  }
+  float err = max_abs_diff(logits, g.logits);
+  std::printf("%s (chunked): max |logit - HF| = %.3g\n", GetParam().c_str(), err);
+  EXPECT_LE(err, kLogitTolerance);
+}
+
+INSTANTIATE_TEST_SUITE_P(Architectures, ModelGolden, ::testing::Values("llama", "qwen2", "qwen3"));
+
+}  // namespace
+}  // namespace kvlab
