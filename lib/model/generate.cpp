@@ -23,7 +23,7 @@ GenerateResult generate_greedy(Transformer& model, KVCache& cache, const std::ve
   const int vocab = model.config().vocab_size;
   const int chunk = options.chunk > 0 ? std::min(options.chunk, model.max_chunk()) : model.max_chunk();
   GenerateResult r;
-  if (options.keep_prompt_logits) r.prompt_logits.reserve(prompt.size() * size_t(vocab));
+  if (options.keep_logits) r.logits.reserve((prompt.size() + size_t(options.max_new_tokens)) * size_t(vocab));
 
   auto t0 = Clock::now();
   std::vector<float> last;
@@ -33,11 +33,11 @@ GenerateResult generate_greedy(Transformer& model, KVCache& cache, const std::ve
     std::vector<int32_t> pos(n);
     for (size_t i = 0; i < n; i++) pos[i] = start_position + int32_t(begin + i);
     const bool final_chunk = begin + n == prompt.size();
-    Logits mode = options.keep_prompt_logits ? Logits::All : (final_chunk ? Logits::Last : Logits::None);
+    Logits mode = options.keep_logits ? Logits::All : (final_chunk ? Logits::Last : Logits::None);
     Tensor logits = model.forward(ids, pos, cache, mode);
-    if (options.keep_prompt_logits) {
+    if (options.keep_logits) {
       std::vector<float> chunk_logits = b.to_host_f32(logits);
-      r.prompt_logits.insert(r.prompt_logits.end(), chunk_logits.begin(), chunk_logits.end());
+      r.logits.insert(r.logits.end(), chunk_logits.begin(), chunk_logits.end());
       if (final_chunk) last.assign(chunk_logits.end() - vocab, chunk_logits.end());
     } else if (final_chunk) {
       last = b.to_host_f32(logits);
@@ -54,6 +54,7 @@ GenerateResult generate_greedy(Transformer& model, KVCache& cache, const std::ve
     auto t = Clock::now();
     last = b.to_host_f32(model.forward({next}, {position++}, cache, Logits::Last));
     r.token_seconds.push_back(seconds_since(t));
+    if (options.keep_logits) r.logits.insert(r.logits.end(), last.begin(), last.end());
   }
   return r;
 }

@@ -10,13 +10,13 @@ namespace kvlab {
 struct GenerateOptions {
   int max_new_tokens = 32;
   std::vector<int32_t> stop_ids;    // decoding ends after emitting one of these
-  bool keep_prompt_logits = false;  // logits at every prompt position (for dumps and goldens)
+  bool keep_logits = false;  // logits at every fed position, prompt and generated (dumps, goldens)
   int chunk = 0;                    // prefill chunk; 0 = the model's max_chunk
 };
 
 struct GenerateResult {
   std::vector<int32_t> tokens;                      // generated ids (stop id included)
-  std::vector<float> prompt_logits;                 // [prompt, vocab] when asked for
+  std::vector<float> logits;                        // [fed positions, vocab] when asked for
   double prefill_seconds = 0;                       // prompt in, first token's logits out
   std::vector<double> token_seconds;                // each decode step after the first token
 };
