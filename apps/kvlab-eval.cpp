@@ -7,8 +7,10 @@
 
 #include "core/environment.h"
 #include "core/error.h"
+#include "run/cli.h"
 #include "model/loaded_model.h"
 #include "model/tokenizer.h"
+#include "run/cache_options.h"
 #include "run/report.h"
 #include "tasks/passkey.h"
 
@@ -23,6 +25,7 @@ struct EvalOptions {
   std::string backend = "cpu";
   std::string out;
   kvlab::PasskeyOptions passkey;
+  kvlab::CacheFlags cache;
 };
 
 // A config file holds the same settings as the flags; flags given on the command line win.
@@ -52,9 +55,22 @@ void apply_config_file(const std::string& path, EvalOptions& o, const CLI::App& 
         if (!given("--samples")) o.passkey.samples_per_depth = value.get<int>();
       } else if (key == "seed") {
         if (!given("--seed")) o.passkey.seed = value.get<uint64_t>();
+      } else if (key == "cache") {
+        if (!given("--cache")) o.cache.policy = value.get<std::string>();
+      } else if (key == "budget") {
+        if (!given("--budget")) o.cache.budget = value.is_string() ? value.get<std::string>() : value.dump();
+      } else if (key == "cache_params") {
+        if (!given("--cache-param"))
+          for (auto& [name, v] : value.items())
+            o.cache.params.push_back(name + "=" + (v.is_string() ? v.get<std::string>() : v.dump()));
+      } else if (key == "interval") {
+        if (!given("--interval")) o.cache.interval = value.get<int>();
+      } else if (key == "streaming_prefill") {
+        if (!given("--streaming-prefill")) o.cache.streaming_prefill = value.get<bool>();
       } else {
         kvlab::fail(path + ": unknown key \"" + key +
-                    "\" (known: model, tokenizer, task, backend, out, context, depths, samples, seed)");
+                    "\" (known: model, tokenizer, task, backend, out, context, depths, samples, seed, cache, "
+                    "budget, cache_params, interval, streaming_prefill)");
       }
     } catch (const json::exception&) {
       kvlab::fail(path + ": key \"" + key + "\" has the wrong type: " + value.dump());
@@ -75,7 +91,7 @@ std::string default_out(const EvalOptions& o) {
 }
 
 int eval_main(int argc, char** argv) {
-  CLI::App app{"Run one long-context task on one model and write a JSON report."};
+  CLI::App app{"Run one long-context task on one model and write a JSON report.", "kvlab-eval"};
   EvalOptions o;
   std::string config_path;
   std::string depths;
@@ -89,7 +105,8 @@ int eval_main(int argc, char** argv) {
   app.add_option("--samples", o.passkey.samples_per_depth, "Samples per depth")->check(CLI::PositiveNumber);
   app.add_option("--seed", o.passkey.seed, "Seed for the hidden numbers");
   app.add_option("--out", o.out, "Report path (default results/eval-<task>-<model>-<time>.json)");
-  CLI11_PARSE(app, argc, argv);
+  kvlab::add_cache_flags(app, o.cache);
+  if (int rc = kvlab::parse_command_line(app, argc, argv); rc >= 0) return rc;
 
   if (!config_path.empty()) apply_config_file(config_path, o, app);
   if (!depths.empty()) {
@@ -105,28 +122,32 @@ int eval_main(int argc, char** argv) {
     }
   }
   if (o.task != "passkey") kvlab::fail("unknown task \"" + o.task + "\" (available: passkey)");
+  const kvlab::CacheSpec cache = kvlab::cache_spec_from_flags(o.cache);
   if (o.out.empty()) o.out = default_out(o);
   if (o.tokenizer.empty()) o.tokenizer = o.model + "/tokenizer.json";
 
   auto backend = kvlab::make_backend(kvlab::backend_kind_from_name(o.backend));
-  kvlab::Tokenizer tok = kvlab::Tokenizer::load(o.tokenizer);
   kvlab::LoadedModel m = kvlab::load_model(o.model, *backend, o.passkey.context_tokens);
+  kvlab::Tokenizer tok = kvlab::Tokenizer::load(o.tokenizer);
   if (tok.vocab_size() > m.config.vocab_size)
     kvlab::fail(o.tokenizer + ": tokenizer has " + std::to_string(tok.vocab_size()) + " tokens but the model's " +
                 "vocab_size is " + std::to_string(m.config.vocab_size));
 
-  json metrics = kvlab::run_passkey(*m.model, tok, o.passkey);
+  json metrics = kvlab::run_passkey(*m.model, tok, o.passkey, cache);
   json config = {{"task", o.task},
                  {"backend", o.backend},
                  {"tokenizer", o.tokenizer},
-                 {"cache", {{"policy", "full"}}},
+                 {"cache", kvlab::to_json(cache)},
                  {"passkey", kvlab::to_json(o.passkey)}};
   kvlab::MemoryPlan plan = kvlab::plan_memory(m.config, o.passkey.context_tokens, m.model->max_chunk(),
                                               kvlab::plan_dtypes(*backend, m.config));
   kvlab::write_report(o.out, kvlab::make_report(m, backend->description(), o.task, config, plan, metrics));
-  std::printf("%s on %s: accuracy %.3f over %d samples (context %d tokens); decode %.1f tokens/s\nreport: %s\n",
-              o.task.c_str(), m.dir.c_str(), metrics["accuracy"].get<double>(), metrics["samples"].get<int>(),
-              o.passkey.context_tokens, metrics["decode_tokens_per_s"].get<double>(), o.out.c_str());
+  std::printf("%s on %s, cache %s: accuracy %.3f over %d samples (context %d tokens); KV kept %s; decode %.1f "
+              "tokens/s\nreport: %s\n",
+              o.task.c_str(), m.dir.c_str(), cache.policy.c_str(), metrics["accuracy"].get<double>(),
+              metrics["samples"].get<int>(), o.passkey.context_tokens,
+              kvlab::format_bytes(metrics["kv_bytes_kept_peak"].get<size_t>()).c_str(),
+              metrics["decode_tokens_per_s"].get<double>(), o.out.c_str());
   return 0;
 }
 

@@ -6,10 +6,12 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "run/cli.h"
 #include "model/chat_template.h"
 #include "model/generate.h"
 #include "model/loaded_model.h"
 #include "model/tokenizer.h"
+#include "run/cache_options.h"
 
 namespace {
 
@@ -32,8 +34,11 @@ std::vector<int32_t> parse_ids(const std::string& list) {
 }
 
 int generate_main(int argc, char** argv) {
-  CLI::App app{"Greedy generation with the full KV cache."};
-  std::string model_dir = KVLAB_DEFAULT_MODEL, tokenizer_path, prompt, prompt_ids, system, dump, backend_name = "cpu";
+  CLI::App app{"Greedy generation under a KV-cache policy (the full cache by default).", "kvlab-generate"};
+  std::string model_dir = KVLAB_DEFAULT_MODEL, tokenizer_path, prompt, prompt_ids, system, dump, dump_cache,
+              backend_name = "cpu";
+  kvlab::CacheFlags cache_flags;
+  int dump_every = 0;
   int max_new = 32;
   bool chat = false, as_json = false, ignore_eos = false;
   app.add_option("--model", model_dir, "Hugging Face model directory (default: the embedded tiny model)");
@@ -49,9 +54,16 @@ int generate_main(int argc, char** argv) {
   app.add_option("--dump-logits", dump, "Write the logits of every fed position to this JSON file");
   app.add_option("--backend", backend_name, "cpu (Eigen reference) or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
   app.add_flag("--json", as_json, "Print ids, text and timings as JSON");
-  CLI11_PARSE(app, argc, argv);
+  kvlab::add_cache_flags(app, cache_flags);
+  app.add_option("--dump-cache", dump_cache,
+                 "Write the original positions each layer and KV head keeps (after prefill, at the end, and every "
+                 "--dump-every steps) to this JSON file");
+  app.add_option("--dump-every", dump_every, "With --dump-cache: also snapshot every N decode steps")
+      ->check(CLI::NonNegativeNumber);
+  if (int rc = kvlab::parse_command_line(app, argc, argv); rc >= 0) return rc;
   if (prompt.empty() && prompt_ids.empty()) kvlab::fail("give --prompt TEXT or --prompt-ids 1,2,3");
   if (chat && prompt.empty()) kvlab::fail("--chat needs --prompt");
+  const kvlab::CacheSpec cache_spec = kvlab::cache_spec_from_flags(cache_flags);
 
   if (tokenizer_path.empty()) tokenizer_path = model_dir + "/tokenizer.json";
   kvlab::Tokenizer tok = kvlab::Tokenizer::load(tokenizer_path);
@@ -62,7 +74,7 @@ int generate_main(int argc, char** argv) {
     std::vector<kvlab::ChatMessage> messages;
     if (!system.empty()) messages.push_back({"system", system});
     messages.push_back({"user", prompt});
-    ids = tok.encode(kvlab::apply_chat_template(tok, messages), false);
+    ids = tok.encode(kvlab::apply_chat_template(kvlab::chat_format_for(tok), messages), false);
   } else {
     ids = tok.encode(prompt, true);
   }
@@ -78,13 +90,25 @@ int generate_main(int argc, char** argv) {
     kvlab::fail("prompt (" + std::to_string(ids.size()) + ") + --max-new-tokens (" + std::to_string(max_new) +
                 ") exceed the model's max_position_embeddings (" + std::to_string(m.config.max_position_embeddings) + ")");
 
-  kvlab::KVCache cache = m.model->new_cache(context);
+  kvlab::CachedSequence seq(*m.model, cache_spec, int(ids.size()), max_new);
   kvlab::GenerateOptions opt;
   opt.max_new_tokens = max_new;
   opt.keep_logits = !dump.empty();
   if (!ignore_eos) opt.stop_ids = tok.eos_ids();
-  kvlab::GenerateResult r = kvlab::generate_greedy(*m.model, cache, ids, opt);
+  nlohmann::json snapshots = nlohmann::json::array();
+  if (!dump_cache.empty()) {
+    opt.on_step = [&](int step) {
+      if (step == 0 || (dump_every > 0 && step % dump_every == 0)) snapshots.push_back(seq.snapshot());
+    };
+  }
+  kvlab::GenerateResult r = kvlab::generate_greedy(seq, ids, opt);
   std::string text = tok.decode(r.tokens);
+  if (!dump_cache.empty()) {
+    snapshots.push_back(seq.snapshot());
+    nlohmann::json j = {{"model", model_dir}, {"cache", kvlab::to_json(cache_spec)}, {"budget_tokens", seq.budget()},
+                        {"snapshots", snapshots}};
+    kvlab::write_file_atomically(dump_cache, j.dump() + "\n");
+  }
 
   if (!dump.empty()) {
     const size_t vocab = size_t(m.config.vocab_size);
@@ -95,8 +119,15 @@ int generate_main(int argc, char** argv) {
     kvlab::write_file_atomically(dump, j.dump() + "\n");
   }
   if (as_json) {
-    nlohmann::json j = {{"prompt_ids", ids}, {"generated_ids", r.tokens}, {"text", text},
-                        {"prefill_seconds", r.prefill_seconds}, {"token_seconds", r.token_seconds}};
+    std::vector<size_t> kept = seq.kept_kv_bytes_per_layer();
+    nlohmann::json j = {{"prompt_ids", ids},
+                        {"generated_ids", r.tokens},
+                        {"text", text},
+                        {"prefill_seconds", r.prefill_seconds},
+                        {"token_seconds", r.token_seconds},
+                        {"cache", kvlab::to_json(cache_spec)},
+                        {"kv_bytes_kept_per_layer", kept},
+                        {"kv_bytes_allocated", seq.allocated_bytes()}};
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("%s\n", text.c_str());

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "run/cli.h"
 #include "model/config.h"
 #include "model/memory_plan.h"
 #include "model/safetensors.h"
@@ -11,7 +12,7 @@
 namespace {
 
 int inspect_main(int argc, char** argv) {
-  CLI::App app{"Describe a Hugging Face model directory and plan the memory of a run on it."};
+  CLI::App app{"Describe a Hugging Face model directory and plan the memory of a run on it.", "kvlab-inspect"};
   std::string dir;
   int context = 8192;
   int chunk = 512;
@@ -24,7 +25,7 @@ int inspect_main(int argc, char** argv) {
                  "Plan for this backend's element types: cuda (bf16 weights and KV) or cpu (fp32 everything)")
       ->check(CLI::IsMember({"cpu", "cuda"}));
   app.add_flag("--json", as_json, "Print JSON instead of text");
-  CLI11_PARSE(app, argc, argv);
+  if (int rc = kvlab::parse_command_line(app, argc, argv); rc >= 0) return rc;
 
   kvlab::ModelConfig c = kvlab::load_model_config(dir);
   kvlab::Checkpoint ckpt = kvlab::Checkpoint::open(dir);  // validates every file

@@ -26,10 +26,10 @@ struct Outcome {
 };
 
 // Runs kvlab-eval on `model_dir` with a report path that must stay absent.
-Outcome eval_on(const std::string& model_dir, const std::string& extra = "") {
+Outcome eval_on(const std::string& model_dir, const std::string& flags = "--context 128") {
   std::string out = testing::temp_dir() + "/report.json";
-  auto r = run_command(testing::bin_dir() + "/kvlab-eval --model " + model_dir + " --context 128 --samples 1 --depths 0.5 --out " +
-                       out + " " + extra);
+  auto r = run_command(testing::bin_dir() + "/kvlab-eval --model " + model_dir + " --samples 1 --depths 0.5 --out " +
+                       out + " " + flags);
   return {r, fs::exists(out)};
 }
 
@@ -113,6 +113,23 @@ TEST(BadInput, ConfigFileWithUnknownKey) {
   testing::write_file(cfg, R"({"task": "passkey", "contxt": 512})");
   auto o = eval_on(testing::source_dir() + "/datasets/models/tiny-random-llama", "--config " + cfg);
   expect_clean_failure(o, "contxt");
+}
+
+TEST(BadInput, UsageErrorsExitTwo) {
+  auto o = eval_on(testing::source_dir() + "/datasets/models/tiny-random-llama", "--context 128 --context 256");
+  expect_clean_failure(o, "--context");
+  o = eval_on(testing::source_dir() + "/datasets/models/tiny-random-llama", "--no-such-flag");
+  expect_clean_failure(o, "no-such-flag");
+}
+
+TEST(BadInput, UnknownCachePolicyOrParameter) {
+  auto o = eval_on(testing::source_dir() + "/datasets/models/tiny-random-llama", "--cache lacahe --budget 64");
+  expect_clean_failure(o, "lacache");  // the message lists the valid names
+  o = eval_on(testing::source_dir() + "/datasets/models/tiny-random-llama",
+              "--cache lacache --budget 64 --cache-param spam=3");
+  expect_clean_failure(o, "span");
+  o = eval_on(testing::source_dir() + "/datasets/models/tiny-random-llama", "--cache streaming --budget 4");
+  expect_clean_failure(o, "sinks");
 }
 
 TEST(BadInput, ContextBeyondTheModel) {

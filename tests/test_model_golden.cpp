@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "backend/cpu/cpu_backend.h"
+#include "cache/cached_sequence.h"
 #include "model/generate.h"
 #include "model/loaded_model.h"
 #include "model/safetensors.h"
@@ -52,11 +53,11 @@ TEST_P(ModelGolden, PrefillLogitsAndGreedyTokensMatchTransformers) {
   Golden g = load_golden(GetParam());
   auto backend = make_cpu_backend();
   LoadedModel m = load_model(model_dir(GetParam()), *backend, 512);
-  KVCache cache = m.model->new_cache(int(g.prompt.size() + g.greedy.size()));
+  CachedSequence seq(*m.model, CacheSpec{}, int(g.prompt.size()), int(g.greedy.size()));
   GenerateOptions opt;
   opt.max_new_tokens = int(g.greedy.size());
   opt.keep_logits = true;
-  GenerateResult r = generate_greedy(*m.model, cache, g.prompt, opt);
+  GenerateResult r = generate_greedy(seq, g.prompt, opt);
   r.logits.resize(g.logits.size());  // the prompt positions; HF's goldens have no decode-step logits
   float err = max_abs_diff(r.logits, g.logits);
   std::printf("%s: max |logit - HF| over %zu positions = %.3g\n", GetParam().c_str(), g.prompt.size(), err);

@@ -11,15 +11,14 @@
 namespace kvlab::testing {
 namespace fs = std::filesystem;
 
-static std::string env_or_throw(const char* name) {
+static std::string env_or(const char* name, const char* fallback) {
   const char* v = std::getenv(name);
-  if (!v || !*v) throw std::runtime_error(std::string("test environment variable ") + name + " is not set");
-  return v;
+  return v && *v ? v : fallback;
 }
 
-std::string source_dir() { return env_or_throw("KVLAB_SOURCE_DIR"); }
-std::string bin_dir() { return env_or_throw("KVLAB_BIN_DIR"); }
-std::string tokenizer_dir() { return env_or_throw("KVLAB_TOKENIZER_DIR"); }
+std::string source_dir() { return env_or("KVLAB_SOURCE_DIR", KVLAB_TEST_SOURCE_DIR); }
+std::string bin_dir() { return env_or("KVLAB_BIN_DIR", KVLAB_TEST_BIN_DIR); }
+std::string tokenizer_dir() { return env_or("KVLAB_TOKENIZER_DIR", KVLAB_TEST_TOKENIZER_DIR); }
 std::string golden_dir() { return source_dir() + "/tests/golden"; }
 
 namespace {

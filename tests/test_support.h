@@ -5,9 +5,10 @@
 
 namespace kvlab::testing {
 
-std::string source_dir();     // $KVLAB_SOURCE_DIR
-std::string bin_dir();        // $KVLAB_BIN_DIR (the apps)
-std::string tokenizer_dir();  // $KVLAB_TOKENIZER_DIR (scripts/fetch_tokenizers.sh output)
+// Each is set at build time and may be overridden by the environment variable of its name.
+std::string source_dir();     // KVLAB_SOURCE_DIR
+std::string bin_dir();        // KVLAB_BIN_DIR (the apps)
+std::string tokenizer_dir();  // KVLAB_TOKENIZER_DIR (scripts/fetch_tokenizers.sh output)
 std::string golden_dir();     // source_dir() + "/tests/golden"
 std::string temp_dir();       // a fresh directory, removed at exit
 

@@ -8,6 +8,14 @@
 
 namespace kvlab {
 
+// TODO(cache-policies-cuda): make these pure once the CUDA backend implements them.
+void Backend::accumulate_attention(const Tensor&, KVCache&, int, float, int) {
+  fail(description() + ": accumulate_attention is not implemented", kExitInternal);
+}
+void Backend::kv_compact(KVCache&, int, const Tensor&, const Tensor&, const RopeTable*) {
+  fail(description() + ": kv_compact is not implemented", kExitInternal);
+}
+
 BackendKind backend_kind_from_name(const std::string& name) {
   if (name == "cpu") return BackendKind::CPU;
   if (name == "cuda") return BackendKind::CUDA;

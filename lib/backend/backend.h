@@ -69,6 +69,18 @@ class Backend {
                          Tensor& out) = 0;
   // out: I32 [rows] index of each row's maximum (first one on ties).
   virtual void argmax(const Tensor& logits, Tensor& out) = 0;
+
+  // For cache policies that rank tokens by attention (H2O, SnapKV): adds to cache.score[layer]
+  // the softmax probability that queries [first_query, n) of the n newest tokens, over all query
+  // heads of each KV group, give every kept slot. Same masking as attention().
+  virtual void accumulate_attention(const Tensor& q, KVCache& cache, int layer, float scale, int first_query);
+  // Moves, for each KV head h of `layer`, slots keep[h, 0..count[h]) (ascending slot indices)
+  // to the front in order, with their positions and scores; length[layer, h] = count[h].
+  // With `renumber`, the cache holds keys rotated at their slot index (StreamingLLM-style
+  // position shift), so each moved key is re-rotated from its old slot to its new one.
+  // keep: I32 [kv_heads, capacity]; count: I32 [kv_heads].
+  virtual void kv_compact(KVCache& cache, int layer, const Tensor& keep, const Tensor& count,
+                          const RopeTable* renumber);
 };
 
 enum class BackendKind { CPU, CUDA };

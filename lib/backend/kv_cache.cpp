@@ -5,7 +5,7 @@
 namespace kvlab {
 
 size_t KVCache::bytes() const {
-  size_t n = length.bytes() + position.bytes();
+  size_t n = length.bytes() + position.bytes() + (score.empty() ? 0 : score.bytes());
   for (const Tensor& t : k) n += t.bytes();
   for (const Tensor& t : v) n += t.bytes();
   return n;

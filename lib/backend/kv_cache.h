@@ -21,6 +21,8 @@ struct KVCache {
   std::vector<Tensor> v;     // per layer: [kv_heads, capacity, head_dim]
   Tensor length;             // I32 [layers, kv_heads]: kept slots per (layer, head)
   Tensor position;           // I32 [layers, kv_heads, capacity]: original position of each slot
+  Tensor score;              // F32 [layers, kv_heads, capacity]: accumulated attention, only when a
+                             // cache policy asks for it (empty otherwise)
   // Host mirror of `length`, kept by whoever appends or compacts, so the host never has to
   // read the device to know how full the cache is.
   std::vector<int32_t> host_length;

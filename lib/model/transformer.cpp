@@ -109,6 +109,7 @@ Transformer::Workspace Transformer::make_workspace(int rows) {
   w.rows = rows;
   w.ids = backend_.alloc({n}, DType::I32);
   w.positions = backend_.alloc({n}, DType::I32);
+  w.rope_positions = backend_.alloc({n}, DType::I32);
   w.x = backend_.alloc({n, config_.hidden_size}, a);
   w.norm = backend_.alloc({n, config_.hidden_size}, a);
   w.q = backend_.alloc({n, config_.q_dim()}, a);
@@ -127,7 +128,7 @@ Transformer::Workspace Transformer::make_workspace(int rows) {
 Transformer::Workspace Transformer::Workspace::rows_prefix(int n) const {
   Workspace w = *this;
   w.rows = n;
-  for (Tensor* t : {&w.ids, &w.positions, &w.x, &w.norm, &w.q, &w.k, &w.v, &w.attn, &w.o, &w.gate, &w.up,
+  for (Tensor* t : {&w.ids, &w.positions, &w.rope_positions, &w.x, &w.norm, &w.q, &w.k, &w.v, &w.attn, &w.o, &w.gate, &w.up,
                     &w.act, &w.mlp})
     *t = t->slice(0, n);
   if (!w.logits_all.empty()) w.logits_all = w.logits_all.slice(0, n);
@@ -135,7 +136,7 @@ Transformer::Workspace Transformer::Workspace::rows_prefix(int n) const {
 }
 
 Tensor Transformer::forward(const std::vector<int32_t>& ids, const std::vector<int32_t>& positions,
-                            KVCache& cache, Logits logits) {
+                            KVCache& cache, Logits logits, const ForwardExtras& extras) {
   const int n = int(ids.size());
   KVLAB_ASSERT(n >= 1 && n <= max_chunk_ && positions.size() == ids.size());
   if (cache.max_length() + n > cache.capacity)
@@ -153,6 +154,12 @@ Tensor Transformer::forward(const std::vector<int32_t>& ids, const std::vector<i
   Backend& b = backend_;
   b.write(w.ids, ids.data(), ids.size() * sizeof(int32_t));
   b.write(w.positions, positions.data(), positions.size() * sizeof(int32_t));
+  const bool renumbered = !extras.rope_positions.empty();
+  if (renumbered) {
+    KVLAB_ASSERT(extras.rope_positions.size() == positions.size());
+    b.write(w.rope_positions, extras.rope_positions.data(), positions.size() * sizeof(int32_t));
+  }
+  const Tensor& rope_positions = renumbered ? w.rope_positions : w.positions;
 
   b.embedding(weights_.embed, w.ids, w.x);
   b.rmsnorm(w.x, weights_.layers[0].input_norm, eps, w.norm);
@@ -167,10 +174,12 @@ Tensor Transformer::forward(const std::vector<int32_t>& ids, const std::vector<i
       b.rmsnorm(q_heads, l.q_norm, eps, q_heads);
       b.rmsnorm(k_heads, l.k_norm, eps, k_heads);
     }
-    b.rope(w.q, w.positions, rope_, c.head_dim);
-    b.rope(w.k, w.positions, rope_, c.head_dim);
+    b.rope(w.q, rope_positions, rope_, c.head_dim);
+    b.rope(w.k, rope_positions, rope_, c.head_dim);
     b.kv_append(cache, li, w.k, w.v, w.positions);
     b.attention(w.q, cache, li, scale, w.attn);
+    if (extras.score_first_query >= 0 && extras.score_first_query < n)
+      b.accumulate_attention(w.q, cache, li, scale, extras.score_first_query);
     b.matmul(w.attn, l.o, nullptr, w.o);
     b.add_rmsnorm(w.x, w.o, l.post_attention_norm, eps, w.norm);
     b.matmul(w.norm, l.gate, nullptr, w.gate);

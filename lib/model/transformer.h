@@ -36,6 +36,15 @@ ModelWeights random_weights(const ModelConfig& c, Backend& backend, uint64_t see
 
 enum class Logits { None, Last, All };
 
+// What cache policies need from a forward pass beyond the plain one.
+struct ForwardExtras {
+  // RoPE positions when they differ from the tokens' original positions (policies that
+  // re-number positions inside the cache); empty = the original positions.
+  std::vector<int32_t> rope_positions;
+  // >= 0: accumulate the attention of queries [score_first_query, n) into cache.score.
+  int score_first_query = -1;
+};
+
 class Transformer {
  public:
   Transformer(ModelConfig config, Backend& backend, ModelWeights weights, int max_chunk = 512);
@@ -44,20 +53,21 @@ class Transformer {
   Backend& backend() { return backend_; }
   const ModelWeights& weights() const { return weights_; }
   int max_chunk() const { return max_chunk_; }
+  const RopeTable& rope() const { return rope_; }
 
   KVCache new_cache(int capacity);
 
-  // Runs tokens `ids` (at most max_chunk) at `positions` through the model, appending
+  // Runs tokens `ids` (at most max_chunk) at original `positions` through the model, appending
   // their K/V to `cache`. Returns logits [1 or n, vocab] on the backend (empty for None);
   // valid until the next call.
   Tensor forward(const std::vector<int32_t>& ids, const std::vector<int32_t>& positions, KVCache& cache,
-                 Logits logits);
+                 Logits logits, const ForwardExtras& extras = {});
 
  private:
   // Activations for up to `rows` tokens; smaller chunks use row slices of it.
   struct Workspace {
     int rows = 0;
-    Tensor ids, positions, x, norm, q, k, v, attn, o, gate, up, act, mlp, logits_last, logits_all;
+    Tensor ids, positions, rope_positions, x, norm, q, k, v, attn, o, gate, up, act, mlp, logits_last, logits_all;
     Workspace rows_prefix(int n) const;
   };
   Workspace make_workspace(int rows);

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "cache/cached_sequence.h"
 #include "core/error.h"
 #include "core/stats.h"
 #include "model/generate.h"
@@ -61,7 +62,8 @@ nlohmann::json to_json(const PasskeyOptions& o) {
           {"seed", o.seed}};
 }
 
-nlohmann::json run_passkey(Transformer& model, const Tokenizer& tok, const PasskeyOptions& options) {
+nlohmann::json run_passkey(Transformer& model, const Tokenizer& tok, const PasskeyOptions& options,
+                           const CacheSpec& cache) {
   if (options.samples_per_depth < 1) fail("passkey: --samples must be at least 1");
   if (options.context_tokens > model.config().max_position_embeddings)
     fail("passkey: --context " + std::to_string(options.context_tokens) + " exceeds the model's " +
@@ -69,16 +71,25 @@ nlohmann::json run_passkey(Transformer& model, const Tokenizer& tok, const Passk
   nlohmann::json samples = nlohmann::json::array();
   std::map<double, std::pair<int, int>> by_depth;  // depth -> (correct, total)
   std::vector<double> prefill_s, token_s, prefill_tps;
+  size_t peak_kept_bytes = 0, allocated_bytes = 0;
+  double compaction_s = 0;
+  std::vector<size_t> kept_per_layer;
   std::mt19937_64 rng(options.seed);
   std::uniform_int_distribution<int32_t> key_dist(1, 99999);
   int correct = 0, total = 0;
   for (double depth : options.depths) {
     for (int s = 0; s < options.samples_per_depth; s++) {
       PasskeyPrompt p = build_passkey_prompt(tok, options.context_tokens, depth, key_dist(rng));
-      KVCache cache = model.new_cache(int(p.ids.size()) + p.answer_tokens);
+      CachedSequence seq(model, cache, int(p.ids.size()), p.answer_tokens);
       GenerateOptions g;
       g.max_new_tokens = p.answer_tokens;
-      GenerateResult r = generate_greedy(model, cache, p.ids, g);
+      GenerateResult r = generate_greedy(seq, p.ids, g);
+      kept_per_layer = seq.kept_kv_bytes_per_layer();
+      size_t kept_bytes = 0;
+      for (size_t b : kept_per_layer) kept_bytes += b;
+      peak_kept_bytes = std::max(peak_kept_bytes, kept_bytes);
+      allocated_bytes = std::max(allocated_bytes, seq.allocated_bytes());
+      compaction_s += seq.compaction_seconds();
       std::string answer = tok.decode(r.tokens);
       bool ok = answer.find(std::to_string(p.passkey)) != std::string::npos;
       correct += ok;
@@ -92,7 +103,8 @@ nlohmann::json run_passkey(Transformer& model, const Tokenizer& tok, const Passk
                          {"prompt_tokens", p.ids.size()},
                          {"passkey", p.passkey},
                          {"answer", answer},
-                         {"correct", ok}});
+                         {"correct", ok},
+                         {"kv_bytes_kept_at_end", kept_bytes}});
     }
   }
   nlohmann::json depth_rows = nlohmann::json::array();
@@ -106,6 +118,10 @@ nlohmann::json run_passkey(Transformer& model, const Tokenizer& tok, const Passk
           {"decode_tokens_per_s", token_s.empty() ? 0.0 : 1.0 / mean(token_s)},
           {"token_latency_s_p50", percentile(token_s, 50)},
           {"token_latency_s_p99", percentile(token_s, 99)},
+          {"kv_bytes_kept_peak", peak_kept_bytes},
+          {"kv_bytes_kept_per_layer_last_sample", kept_per_layer},
+          {"kv_bytes_allocated_peak", allocated_bytes},
+          {"compaction_s_total", compaction_s},
           {"per_sample", samples}};
 }
 

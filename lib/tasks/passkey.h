@@ -11,6 +11,7 @@ namespace kvlab {
 
 class Tokenizer;
 class Transformer;
+struct CacheSpec;
 
 struct PasskeyOptions {
   int context_tokens = 512;                          // prompt length to aim for
@@ -28,8 +29,9 @@ struct PasskeyPrompt {
 // Builds the prompt text with as many filler sentences as fit in `context_tokens`.
 PasskeyPrompt build_passkey_prompt(const Tokenizer& tok, int context_tokens, double depth, int32_t passkey);
 
-// Runs every (depth, sample) cell with the full cache; returns the metrics and per-sample rows.
-nlohmann::json run_passkey(Transformer& model, const Tokenizer& tok, const PasskeyOptions& options);
+// Runs every (depth, sample) cell under the cache spec; returns the metrics and per-sample rows.
+nlohmann::json run_passkey(Transformer& model, const Tokenizer& tok, const PasskeyOptions& options,
+                           const CacheSpec& cache);
 nlohmann::json to_json(const PasskeyOptions& o);
 
 }  // namespace kvlab

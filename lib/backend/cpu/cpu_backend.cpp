@@ -225,6 +225,70 @@ class CpuBackend final : public Backend {
     }
   }
 
+  void accumulate_attention(const Tensor& q, KVCache& cache, int layer, float scale, int first_query) override {
+    KVLAB_ASSERT(!cache.score.empty());
+    const int hd = cache.head_dim;
+    const int64_t n = q.rows();
+    const int64_t q_heads = q.cols() / hd;
+    const int64_t group = q_heads / cache.kv_heads;
+#pragma omp parallel for
+    for (int64_t kvh = 0; kvh < cache.kv_heads; kvh++) {
+      const int64_t len = cache.length.ptr<int32_t>()[layer * cache.kv_heads + kvh];
+      ConstMatrixMap keys(cache.k[size_t(layer)].ptr<float>() + kvh * cache.capacity * hd, len, hd);
+      float* score = cache.score.ptr<float>() + (int64_t(layer) * cache.kv_heads + kvh) * cache.capacity;
+      Eigen::VectorXf p;
+      for (int64_t h = kvh * group; h < (kvh + 1) * group; h++) {
+        for (int64_t i = first_query; i < n; i++) {
+          const int64_t visible = len - n + i + 1;
+          Eigen::Map<const Eigen::VectorXf> qi(q.ptr<float>() + i * q.cols() + h * hd, hd);
+          p = (keys.topRows(visible) * qi) * scale;
+          p = (p.array() - p.maxCoeff()).exp();
+          p /= p.sum();
+          for (int64_t j = 0; j < visible; j++) score[j] += p[j];
+        }
+      }
+    }
+  }
+
+  void kv_compact(KVCache& cache, int layer, const Tensor& keep, const Tensor& count,
+                  const RopeTable* renumber) override {
+    const int hd = cache.head_dim, half = hd / 2;
+    for (int h = 0; h < cache.kv_heads; h++) {
+      const int64_t head = int64_t(layer) * cache.kv_heads + h;
+      float* k = cache.k[size_t(layer)].ptr<float>() + int64_t(h) * cache.capacity * hd;
+      float* v = cache.v[size_t(layer)].ptr<float>() + int64_t(h) * cache.capacity * hd;
+      int32_t* pos = cache.position.ptr<int32_t>() + head * cache.capacity;
+      float* score = cache.score.empty() ? nullptr : cache.score.ptr<float>() + head * cache.capacity;
+      const int32_t* kp = keep.ptr<int32_t>() + int64_t(h) * cache.capacity;
+      const int32_t n = count.ptr<int32_t>()[h];
+      // Ascending sources and dst <= src make the in-place forward copy safe.
+      for (int32_t dst = 0; dst < n; dst++) {
+        const int32_t src = kp[dst];
+        KVLAB_ASSERT(src >= dst && src < cache.length.ptr<int32_t>()[head]);
+        if (src != dst) {
+          std::memcpy(k + int64_t(dst) * hd, k + int64_t(src) * hd, size_t(hd) * 4);
+          std::memcpy(v + int64_t(dst) * hd, v + int64_t(src) * hd, size_t(hd) * 4);
+          pos[dst] = pos[src];
+          if (score) score[dst] = score[src];
+        }
+        if (renumber && src != dst) {
+          // Rotating by (dst - src) moves a key rotated at slot src to slot dst.
+          const float delta = float(dst - src);
+          float* x = k + int64_t(dst) * hd;
+          for (int j = 0; j < half; j++) {
+            const float angle = delta * renumber->inv_freq.ptr<float>()[j];
+            const float c = std::cos(angle), s = std::sin(angle);
+            const float a = x[j], b = x[j + half];
+            x[j] = a * c - b * s;
+            x[j + half] = b * c + a * s;
+          }
+        }
+      }
+      if (score) std::fill(score + n, score + cache.capacity, 0.0f);
+      cache.length.ptr<int32_t>()[head] = n;
+    }
+  }
+
   void argmax(const Tensor& logits, Tensor& out) override {
     ConstMatrixMap l = as_matrix(logits);
     for (int64_t r = 0; r < l.rows(); r++) {

@@ -1,0 +1,191 @@
+#include "cache/cached_sequence.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "cache/budget.h"
+#include "cache/registry.h"
+#include "core/error.h"
+
+namespace kvlab {
+
+nlohmann::json to_json(const CacheSpec& s) {
+  return {{"policy", s.policy},       {"budget", s.budget},
+          {"params", s.params},       {"interval", s.interval},
+          {"streaming_prefill", s.streaming_prefill}, {"chunk", s.chunk}};
+}
+
+CachedSequence::CachedSequence(Transformer& model, const CacheSpec& spec, int prompt_tokens, int max_new_tokens)
+    : model_(model), spec_(spec), prompt_tokens_(prompt_tokens) {
+  const ModelConfig& c = model.config();
+  if (spec_.interval < 1) fail("cache interval must be at least 1");
+  if (spec_.chunk <= 0 || spec_.chunk > model.max_chunk()) spec_.chunk = model.max_chunk();
+  const int context = prompt_tokens + max_new_tokens;
+  const size_t kv_bytes_per_token =
+      size_t(c.num_layers) * 2 * size_t(c.kv_dim()) * dtype_size(model.backend().kv_dtype());
+  if (!spec_.budget.empty()) budget_ = resolve_budget(spec_.budget, context, kv_bytes_per_token);
+  policy_ = make_policy(spec_.policy, spec_.params, c.num_layers, c.num_kv_heads, budget_);
+  if (spec_.streaming_prefill && policy_->score_need() == ScoreNeed::PromptWindow)
+    fail("cache policy " + spec_.policy + " compresses the whole prompt once; it cannot run with streaming prefill");
+
+  // Room for what the policy keeps plus what arrives before it runs again.
+  const int kept = policy_->max_kept_tokens();
+  const int decode_growth = policy_->evicts_during_decode() ? spec_.interval : max_new_tokens;
+  int capacity;
+  if (kept == 0) {
+    capacity = context;
+  } else if (spec_.streaming_prefill) {
+    capacity = kept + std::max(spec_.chunk, decode_growth);
+  } else {
+    capacity = std::max(prompt_tokens, kept) + decode_growth;
+  }
+  cache_ = model.new_cache(capacity);
+  positions_.assign(size_t(c.num_layers * c.num_kv_heads), {});
+  Backend& b = model.backend();
+  if (policy_->score_need() != ScoreNeed::None) {
+    cache_.score = b.alloc({c.num_layers, c.num_kv_heads, capacity}, DType::F32);
+    std::vector<float> zeros(size_t(cache_.score.numel()), 0.0f);
+    b.write(cache_.score, zeros.data(), zeros.size() * sizeof(float));
+  }
+  if (kept > 0) {
+    keep_ = b.alloc({c.num_layers, c.num_kv_heads, capacity}, DType::I32);
+    count_ = b.alloc({c.num_layers, c.num_kv_heads}, DType::I32);
+  }
+}
+
+const std::vector<int32_t>& CachedSequence::kept(int layer, int head) const {
+  return positions_[size_t(layer * model_.config().num_kv_heads + head)];
+}
+
+Tensor CachedSequence::feed(const std::vector<int32_t>& ids, Logits logits, int score_first_query) {
+  const int n = int(ids.size());
+  std::vector<int32_t> positions(ids.size());
+  for (int i = 0; i < n; i++) positions[size_t(i)] = int32_t(tokens_seen_ + i);
+  ForwardExtras extras;
+  extras.score_first_query = score_first_query;
+  if (policy_->renumbers_positions()) {
+    // Keys sit at their slot index; every (layer, head) holds the same count under such policies.
+    const int32_t length = int32_t(positions_[0].size());
+    extras.rope_positions.resize(ids.size());
+    for (int i = 0; i < n; i++) extras.rope_positions[size_t(i)] = length + i;
+  }
+  Tensor out = model_.forward(ids, positions, cache_, logits, extras);
+  for (auto& p : positions_) p.insert(p.end(), positions.begin(), positions.end());
+  tokens_seen_ += n;
+  return out;
+}
+
+std::vector<float> CachedSequence::prefill(const std::vector<int32_t>& ids, std::vector<float>* all_logits) {
+  if (ids.empty()) fail("the prompt is empty");
+  if (tokens_seen_ != 0) fail("prefill on a sequence that already holds tokens", kExitInternal);
+  Backend& b = model_.backend();
+  const int total = int(ids.size());
+  const int window_start = policy_->score_need() == ScoreNeed::PromptWindow ? total - policy_->score_window() : 0;
+  std::vector<float> last;
+  for (int begin = 0; begin < total; begin += spec_.chunk) {
+    const int n = std::min(total - begin, spec_.chunk);
+    const bool final_chunk = begin + n == total;
+    std::vector<int32_t> chunk(ids.begin() + begin, ids.begin() + begin + n);
+    int score_from = -1;
+    if (policy_->score_need() == ScoreNeed::AllQueries) score_from = 0;
+    if (policy_->score_need() == ScoreNeed::PromptWindow && window_start < begin + n)
+      score_from = std::max(0, window_start - begin);
+    Logits mode = all_logits ? Logits::All : (final_chunk ? Logits::Last : Logits::None);
+    Tensor logits = feed(chunk, mode, score_from);
+    if (all_logits) {
+      std::vector<float> rows = b.to_host_f32(logits);
+      all_logits->insert(all_logits->end(), rows.begin(), rows.end());
+      if (final_chunk) last.assign(rows.end() - model_.config().vocab_size, rows.end());
+    } else if (final_chunk) {
+      last = b.to_host_f32(logits);
+    }
+    if (spec_.streaming_prefill || final_chunk) apply_policy(CachePhase::Prefill);
+  }
+  return last;
+}
+
+std::vector<float> CachedSequence::step(int32_t id) {
+  const int score_from = policy_->score_need() == ScoreNeed::AllQueries ? 0 : -1;
+  std::vector<float> logits = model_.backend().to_host_f32(feed({id}, Logits::Last, score_from));
+  decode_steps_++;
+  if (decode_steps_ % spec_.interval == 0) apply_policy(CachePhase::Decode);
+  return logits;
+}
+
+void CachedSequence::apply_policy(CachePhase phase) {
+  if (policy_->max_kept_tokens() == 0) return;
+  const auto t0 = std::chrono::steady_clock::now();
+  const ModelConfig& c = model_.config();
+  Backend& b = model_.backend();
+  std::vector<float> scores;
+  CacheState state;
+  state.layers = c.num_layers;
+  state.kv_heads = c.num_kv_heads;
+  state.phase = phase;
+  state.tokens_seen = tokens_seen_;
+  state.positions = &positions_;
+  state.capacity = cache_.capacity;
+  if (policy_->score_need() != ScoreNeed::None) {
+    scores.resize(size_t(cache_.score.numel()));
+    b.read(cache_.score, scores.data(), scores.size() * sizeof(float));
+    state.scores = &scores;
+  }
+  std::optional<KeepPlan> plan = policy_->select(state);
+  if (!plan) return;
+
+  const int heads = c.num_kv_heads, cap = cache_.capacity;
+  std::vector<int32_t> keep(size_t(keep_.numel()), 0), count(size_t(count_.numel()));
+  for (size_t lh = 0; lh < plan->size(); lh++) {
+    const std::vector<int32_t>& slots = (*plan)[lh];
+    const std::vector<int32_t>& held = positions_[lh];
+    for (size_t i = 0; i < slots.size(); i++) {
+      KVLAB_ASSERT(slots[i] >= 0 && size_t(slots[i]) < held.size() && (i == 0 || slots[i] > slots[i - 1]));
+      keep[lh * size_t(cap) + i] = slots[i];
+    }
+    count[lh] = int32_t(slots.size());
+  }
+  b.write(keep_, keep.data(), keep.size() * sizeof(int32_t));
+  b.write(count_, count.data(), count.size() * sizeof(int32_t));
+  const RopeTable* renumber = policy_->renumbers_positions() ? &model_.rope() : nullptr;
+  for (int l = 0; l < c.num_layers; l++) {
+    bool unchanged = true;
+    for (int h = 0; h < heads && unchanged; h++) {
+      const size_t lh = size_t(l * heads + h);
+      unchanged = (*plan)[lh].size() == positions_[lh].size();
+    }
+    if (unchanged) continue;  // ascending and same size: the identity
+    b.kv_compact(cache_, l, keep_.slice(l, 1).reshape({heads, cap}), count_.slice(l, 1).reshape({heads}), renumber);
+  }
+  for (size_t lh = 0; lh < plan->size(); lh++) {
+    std::vector<int32_t> kept;
+    kept.reserve((*plan)[lh].size());
+    for (int32_t slot : (*plan)[lh]) kept.push_back(positions_[lh][size_t(slot)]);
+    positions_[lh] = std::move(kept);
+    cache_.host_length[lh] = int32_t(positions_[lh].size());
+  }
+  b.synchronize();
+  compactions_++;
+  compaction_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::vector<size_t> CachedSequence::kept_kv_bytes_per_layer() const {
+  const ModelConfig& c = model_.config();
+  const size_t per_slot = 2 * size_t(c.head_dim) * dtype_size(model_.backend().kv_dtype());
+  std::vector<size_t> out(size_t(c.num_layers), 0);
+  for (int l = 0; l < c.num_layers; l++)
+    for (int h = 0; h < c.num_kv_heads; h++) out[size_t(l)] += kept(l, h).size() * per_slot;
+  return out;
+}
+
+nlohmann::json CachedSequence::snapshot() const {
+  const ModelConfig& c = model_.config();
+  nlohmann::json layers = nlohmann::json::array();
+  for (int l = 0; l < c.num_layers; l++) {
+    nlohmann::json heads = nlohmann::json::array();
+    for (int h = 0; h < c.num_kv_heads; h++) heads.push_back(kept(l, h));
+    layers.push_back(heads);
+  }
+  return {{"tokens_seen", tokens_seen_}, {"policy", policy_->name()}, {"layers", layers}};
+}
+
+}  // namespace kvlab

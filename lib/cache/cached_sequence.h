@@ -1,0 +1,74 @@
+#pragma once
+// One sequence on a KV store governed by a cache policy: feeds tokens through the model,
+// asks the policy what stays, compacts on the backend, and keeps the host's record of which
+// original token positions each (layer, KV head) holds.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cache/policy.h"
+#include "model/transformer.h"
+
+namespace kvlab {
+
+struct CacheSpec {
+  std::string policy = "full";
+  std::string budget;                                  // tokens | fraction of context | bytes
+  nlohmann::json params = nlohmann::json::object();    // the policy's parameters
+  int interval = 1;                                    // decode steps between policy calls
+  // false: the whole prompt goes in, then the policy runs once (LongBench/NIAH protocol);
+  // true: the policy runs after every prefill chunk, so memory never exceeds budget + chunk.
+  bool streaming_prefill = false;
+  int chunk = 0;                                       // prefill chunk, 0 = the model's
+};
+
+nlohmann::json to_json(const CacheSpec& spec);
+
+class CachedSequence {
+ public:
+  // Sizes the store for `prompt_tokens` + `max_new_tokens` under the policy; budget
+  // fractions are of that context. Throws Error for an impossible spec.
+  CachedSequence(Transformer& model, const CacheSpec& spec, int prompt_tokens, int max_new_tokens);
+
+  // Feeds the prompt; returns the logits after its last token. With `all_logits`, also every
+  // position's logits, [prompt, vocab].
+  std::vector<float> prefill(const std::vector<int32_t>& ids, std::vector<float>* all_logits = nullptr);
+  // Feeds one token; returns its logits.
+  std::vector<float> step(int32_t id);
+
+  const CachePolicy& policy() const { return *policy_; }
+  int budget() const { return budget_; }
+  int capacity() const { return cache_.capacity; }
+  int64_t tokens_seen() const { return tokens_seen_; }
+  // Original positions of the kept slots of (layer, head), in slot order.
+  const std::vector<int32_t>& kept(int layer, int head) const;
+  // K and V bytes held now, per layer (what is kept, not what is allocated).
+  std::vector<size_t> kept_kv_bytes_per_layer() const;
+  size_t allocated_bytes() const { return cache_.bytes(); }
+  // {"tokens_seen", "layers": [[positions of head 0], [head 1], ...], ...} for --dump-cache.
+  nlohmann::json snapshot() const;
+  double compaction_seconds() const { return compaction_seconds_; }
+  int compactions() const { return compactions_; }
+
+ private:
+  Tensor feed(const std::vector<int32_t>& ids, Logits logits, int score_first_query);
+  void apply_policy(CachePhase phase);
+
+  Transformer& model_;
+  std::unique_ptr<CachePolicy> policy_;
+  CacheSpec spec_;
+  int budget_ = 0;
+  int prompt_tokens_ = 0;
+  KVCache cache_;
+  std::vector<std::vector<int32_t>> positions_;  // per (layer * kv_heads + head)
+  int64_t tokens_seen_ = 0;
+  int64_t decode_steps_ = 0;
+  Tensor keep_, count_;  // staging for compaction plans
+  double compaction_seconds_ = 0;
+  int compactions_ = 0;
+};
+
+}  // namespace kvlab

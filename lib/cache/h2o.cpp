@@ -1,0 +1,65 @@
+// H2O (Zhang et al., 2023): keep the recent window plus the "heavy hitters", the tokens with the
+// largest attention mass accumulated over every query so far, per KV head.
+#include <algorithm>
+#include <numeric>
+
+#include "cache/policy.h"
+#include "core/error.h"
+
+namespace kvlab {
+namespace {
+
+class H2o final : public CachePolicy {
+ public:
+  H2o(int budget, int recent) : budget_(budget), recent_(recent) {}
+  std::string name() const override { return "h2o"; }
+  ScoreNeed score_need() const override { return ScoreNeed::AllQueries; }
+  int max_kept_tokens() const override { return budget_; }
+
+  std::optional<KeepPlan> select(const CacheState& s) override {
+    KeepPlan plan(size_t(s.layers * s.kv_heads));
+    bool change = false;
+    for (int l = 0; l < s.layers; l++) {
+      for (int h = 0; h < s.kv_heads; h++) {
+        const int len = int(s.kept(l, h).size());
+        std::vector<int32_t>& keep = plan[size_t(l * s.kv_heads + h)];
+        keep.resize(size_t(len));
+        std::iota(keep.begin(), keep.end(), 0);
+        if (len <= budget_) continue;
+        change = true;
+        const float* score = s.score_row(l, h);
+        // Heavy hitters among the older slots: largest score first, earlier slot on ties.
+        std::vector<int32_t> old(keep.begin(), keep.end() - recent_);
+        std::stable_sort(old.begin(), old.end(), [&](int32_t a, int32_t b) { return score[a] > score[b]; });
+        old.resize(size_t(budget_ - recent_));
+        std::sort(old.begin(), old.end());
+        for (int j = len - recent_; j < len; j++) old.push_back(j);
+        keep = std::move(old);
+      }
+    }
+    return change ? std::optional<KeepPlan>(std::move(plan)) : std::nullopt;
+  }
+
+ private:
+  int budget_, recent_;
+};
+
+std::unique_ptr<CachePolicy> make(const PolicyArgs& a) {
+  const int recent = a.has("recent") ? a.get_int("recent") : a.budget / 2;
+  if (recent < 1 || recent >= a.budget)
+    fail("cache policy h2o: recent (" + std::to_string(recent) + ") must be at least 1 and below the budget (" +
+         std::to_string(a.budget) + ")");
+  return std::make_unique<H2o>(a.budget, recent);
+}
+
+}  // namespace
+
+extern const PolicyInfo kH2oPolicy{
+    "h2o",
+    "H2O: recent tokens plus heavy hitters by accumulated attention, per KV head",
+    true,
+    {{"recent", ParamSpec::Int, nullptr, "recent tokens always kept (default: budget / 2; the rest are heavy hitters)",
+      1, 1 << 30, {}}},
+    make};
+
+}  // namespace kvlab

@@ -1,0 +1,102 @@
+// SnapKV (Li et al., 2024; FasterDecoding/SnapKV snapkv_utils.py): once the prompt is in, the
+// last `window` prompt queries vote for earlier tokens by attention; votes are pooled so
+// neighbours of important tokens stay too; each head keeps its top tokens plus the window.
+// Decoding then runs on the compressed prompt without further eviction.
+#include "cache/snapkv.h"
+
+#include <algorithm>
+#include <limits>
+#include <numeric>
+
+#include "core/error.h"
+
+namespace kvlab {
+
+std::vector<float> pool_votes(const float* score, int n, int kernel, bool max_pool) {
+  std::vector<float> out(size_t(std::max(n, 0)));
+  const int pad = kernel / 2;
+  for (int j = 0; j < n; j++) {
+    float acc = max_pool ? -std::numeric_limits<float>::infinity() : 0.0f;
+    for (int t = j - pad; t < j - pad + kernel; t++) {
+      if (t < 0 || t >= n) continue;  // max: -inf padding; avg: zero padding, still counted
+      acc = max_pool ? std::max(acc, score[t]) : acc + score[t];
+    }
+    out[size_t(j)] = max_pool ? acc : acc / float(kernel);
+  }
+  return out;
+}
+
+namespace {
+
+class SnapKv final : public CachePolicy {
+ public:
+  explicit SnapKv(SnapKvSettings s) : s_(std::move(s)) {}
+  std::string name() const override { return s_.name; }
+  ScoreNeed score_need() const override { return ScoreNeed::PromptWindow; }
+  int score_window() const override { return s_.window; }
+  int max_kept_tokens() const override { return *std::max_element(s_.layer_budgets.begin(), s_.layer_budgets.end()); }
+  bool evicts_during_decode() const override { return false; }
+
+  std::optional<KeepPlan> select(const CacheState& s) override {
+    if (s.phase != CachePhase::Prefill || done_) return std::nullopt;
+    done_ = true;
+    KeepPlan plan(size_t(s.layers * s.kv_heads));
+    bool change = false;
+    for (int l = 0; l < s.layers; l++) {
+      const int budget = s_.layer_budgets[size_t(l)];
+      for (int h = 0; h < s.kv_heads; h++) {
+        const int len = int(s.kept(l, h).size());
+        std::vector<int32_t>& keep = plan[size_t(l * s.kv_heads + h)];
+        keep.resize(size_t(len));
+        std::iota(keep.begin(), keep.end(), 0);
+        if (len <= budget) continue;
+        change = true;
+        const int prefix = len - s_.window;
+        std::vector<float> votes = pool_votes(s.score_row(l, h), prefix, s_.kernel, s_.max_pool);
+        std::vector<int32_t> chosen(keep.begin(), keep.begin() + prefix);
+        std::stable_sort(chosen.begin(), chosen.end(),
+                         [&](int32_t a, int32_t b) { return votes[size_t(a)] > votes[size_t(b)]; });
+        chosen.resize(size_t(budget - s_.window));
+        std::sort(chosen.begin(), chosen.end());
+        for (int j = prefix; j < len; j++) chosen.push_back(j);
+        keep = std::move(chosen);
+      }
+    }
+    return change ? std::optional<KeepPlan>(std::move(plan)) : std::nullopt;
+  }
+
+ private:
+  SnapKvSettings s_;
+  bool done_ = false;
+};
+
+std::unique_ptr<CachePolicy> make(const PolicyArgs& a) {
+  SnapKvSettings s;
+  s.name = "snapkv";
+  s.window = a.get_int("window");
+  s.kernel = a.get_int("kernel");
+  s.max_pool = a.get_string("pooling") == "max";
+  s.layer_budgets.assign(size_t(a.layers), a.budget);
+  return make_snapkv(std::move(s));
+}
+
+}  // namespace
+
+std::unique_ptr<CachePolicy> make_snapkv(SnapKvSettings s) {
+  for (int b : s.layer_budgets)
+    if (b <= s.window)
+      fail("cache policy " + s.name + ": a layer budget of " + std::to_string(b) +
+           " tokens does not exceed the observation window (" + std::to_string(s.window) + ")");
+  return std::make_unique<SnapKv>(std::move(s));
+}
+
+extern const PolicyInfo kSnapKvPolicy{
+    "snapkv",
+    "SnapKV: at the end of the prompt, the last `window` queries vote; each head keeps its top-voted tokens",
+    true,
+    {{"window", ParamSpec::Int, 32, "observation window: last prompt queries that vote, always kept", 1, 1 << 20, {}},
+     {"kernel", ParamSpec::Int, 7, "pooling kernel over neighbouring tokens' votes (odd)", 1, 1023, {}},
+     {"pooling", ParamSpec::String, "max", "vote pooling", 0, 0, {"max", "avg"}}},
+    make};
+
+}  // namespace kvlab
