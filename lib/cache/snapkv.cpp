@@ -5,6 +5,7 @@
 #include "cache/snapkv.h"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <numeric>
 
@@ -26,6 +27,23 @@ std::vector<float> pool_votes(const float* score, int n, int kernel, bool max_po
   return out;
 }
 
+std::vector<int> snapkv_layer_budgets(const SnapKvSettings& s, int prompt) {
+  std::vector<int> out(size_t(s.layers), s.budget);
+  if (s.beta <= 0 || prompt <= s.budget || s.layers < 2) return out;
+  // Split what lies beyond the window: the bottom layer gets max_n, the top min_n.
+  const double spare = s.budget - s.window;
+  double min_n = spare / s.beta;
+  double max_n = 2 * spare - min_n;
+  if (max_n > prompt - s.window) {
+    max_n = prompt - s.window;
+    min_n = 2 * spare - max_n;
+  }
+  if (min_n < 0) return out;
+  for (int l = 0; l < s.layers; l++)
+    out[size_t(l)] = s.window + int(std::lround(max_n - l * (max_n - min_n) / (s.layers - 1)));
+  return out;
+}
+
 namespace {
 
 class SnapKv final : public CachePolicy {
@@ -34,7 +52,10 @@ class SnapKv final : public CachePolicy {
   std::string name() const override { return s_.name; }
   ScoreNeed score_need() const override { return ScoreNeed::PromptWindow; }
   int score_window() const override { return s_.window; }
-  int max_kept_tokens() const override { return *std::max_element(s_.layer_budgets.begin(), s_.layer_budgets.end()); }
+  int max_kept_tokens() const override {
+    return s_.beta > 0 ? s_.window + int(std::ceil(2 * (s_.budget - s_.window) - (s_.budget - s_.window) / s_.beta))
+                       : s_.budget;
+  }
   bool evicts_during_decode() const override { return false; }
 
   std::optional<KeepPlan> select(const CacheState& s) override {
@@ -42,8 +63,9 @@ class SnapKv final : public CachePolicy {
     done_ = true;
     KeepPlan plan(size_t(s.layers * s.kv_heads));
     bool change = false;
+    const std::vector<int> budgets = snapkv_layer_budgets(s_, int(s.kept(0, 0).size()));
     for (int l = 0; l < s.layers; l++) {
-      const int budget = s_.layer_budgets[size_t(l)];
+      const int budget = budgets[size_t(l)];
       for (int h = 0; h < s.kv_heads; h++) {
         const int len = int(s.kept(l, h).size());
         std::vector<int32_t>& keep = plan[size_t(l * s.kv_heads + h)];
@@ -76,17 +98,17 @@ std::unique_ptr<CachePolicy> make(const PolicyArgs& a) {
   s.window = a.get_int("window");
   s.kernel = a.get_int("kernel");
   s.max_pool = a.get_string("pooling") == "max";
-  s.layer_budgets.assign(size_t(a.layers), a.budget);
+  s.layers = a.layers;
+  s.budget = a.budget;
   return make_snapkv(std::move(s));
 }
 
 }  // namespace
 
 std::unique_ptr<CachePolicy> make_snapkv(SnapKvSettings s) {
-  for (int b : s.layer_budgets)
-    if (b <= s.window)
-      fail("cache policy " + s.name + ": a layer budget of " + std::to_string(b) +
-           " tokens does not exceed the observation window (" + std::to_string(s.window) + ")");
+  if (s.budget <= s.window)
+    fail("cache policy " + s.name + ": budget " + std::to_string(s.budget) +
+         " does not exceed the observation window (" + std::to_string(s.window) + ")");
   return std::make_unique<SnapKv>(std::move(s));
 }
 
