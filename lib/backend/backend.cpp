@@ -1,5 +1,7 @@
 #include "backend/backend.h"
 
+#include <algorithm>
+
 #include "backend/cpu/cpu_backend.h"
 #include "core/error.h"
 #ifdef KVLAB_CUDA
@@ -15,6 +17,17 @@ void Backend::accumulate_attention(const Tensor&, KVCache&, int, float, int) {
 void Backend::kv_compact(KVCache&, int, const Tensor&, const Tensor&, const RopeTable*) {
   fail(description() + ": kv_compact is not implemented", kExitInternal);
 }
+
+size_t Backend::allocated_bytes() const { fail(description() + ": allocation tracking is not implemented", kExitInternal); }
+size_t Backend::peak_allocated_bytes() const { fail(description() + ": allocation tracking is not implemented", kExitInternal); }
+void Backend::reset_peak() { fail(description() + ": allocation tracking is not implemented", kExitInternal); }
+double Backend::measure_copy_bandwidth() { fail(description() + ": copy bandwidth is not implemented", kExitInternal); }
+
+void AllocationCounter::add(size_t bytes) {
+  current_ += bytes;
+  peak_ = std::max(peak_, current_);
+}
+void AllocationCounter::remove(size_t bytes) { current_ -= bytes; }
 
 BackendKind backend_kind_from_name(const std::string& name) {
   if (name == "cpu") return BackendKind::CPU;

@@ -32,6 +32,12 @@ class Backend {
   virtual DType kv_dtype() const = 0;
   virtual DType weight_dtype(DType stored) const = 0;  // what upload_weight turns `stored` into
   virtual size_t free_memory() const = 0;              // bytes it can still allocate
+  // Bytes held by live tensors now, and the most held since the last reset_peak().
+  virtual size_t allocated_bytes() const;
+  virtual size_t peak_allocated_bytes() const;
+  virtual void reset_peak();
+  // Bytes read + written per second by a large device-to-device copy: the bandwidth roofline.
+  virtual double measure_copy_bandwidth();
 
   // Memory.
   virtual Tensor alloc(const std::vector<int64_t>& shape, DType dtype) = 0;
@@ -84,6 +90,19 @@ class Backend {
 };
 
 enum class BackendKind { CPU, CUDA };
+
+// Counts the bytes a backend's tensors hold; backends call it from alloc and the deleters.
+class AllocationCounter {
+ public:
+  void add(size_t bytes);
+  void remove(size_t bytes);
+  size_t current() const { return current_; }
+  size_t peak() const { return peak_; }
+  void reset_peak() { peak_ = current_; }
+
+ private:
+  size_t current_ = 0, peak_ = 0;
+};
 BackendKind backend_kind_from_name(const std::string& name);  // "cpu" | "cuda"
 bool cuda_compiled();       // kvlab was built with KVLAB_CUDA
 int cuda_device_count();    // 0 without a usable device (or without KVLAB_CUDA)

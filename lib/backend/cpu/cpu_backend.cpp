@@ -4,6 +4,7 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -55,6 +56,24 @@ class CpuBackend final : public Backend {
     return size_t(1) << 40;
   }
 
+  size_t allocated_bytes() const override { return counter_->current(); }
+  size_t peak_allocated_bytes() const override { return counter_->peak(); }
+  void reset_peak() override { counter_->reset_peak(); }
+
+  double measure_copy_bandwidth() override {
+    const size_t bytes = size_t(512) << 20;  // well past any cache
+    std::vector<char> a(bytes, 1), b(bytes, 2);
+    double best = 0;
+    for (int rep = 0; rep < 5; rep++) {
+      auto t0 = std::chrono::steady_clock::now();
+      std::memcpy(b.data(), a.data(), bytes);
+      double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      best = std::max(best, 2.0 * double(bytes) / s);
+      std::swap(a, b);
+    }
+    return best;
+  }
+
   Tensor alloc(const std::vector<int64_t>& shape, DType dtype) override {
     Tensor t;
     t.shape = shape;
@@ -63,7 +82,12 @@ class CpuBackend final : public Backend {
     size_t bytes = std::max<size_t>(64, (t.bytes() + 63) / 64 * 64);
     void* p = std::aligned_alloc(64, bytes);
     if (!p) throw std::bad_alloc();
-    t.storage = std::shared_ptr<void>(p, std::free);
+    counter_->add(bytes);
+    std::shared_ptr<AllocationCounter> counter = counter_;
+    t.storage = std::shared_ptr<void>(p, [counter, bytes](void* q) {
+      counter->remove(bytes);
+      std::free(q);
+    });
     t.data = p;
     return t;
   }
@@ -199,7 +223,9 @@ class CpuBackend final : public Backend {
     const int64_t q_heads = q.cols() / hd;
     const int64_t group = q_heads / cache.kv_heads;
     const int64_t stride = q.cols();
-#pragma omp parallel for schedule(dynamic)
+    // Threads only pay off once a head's work outweighs waking them.
+    const bool parallel = n * int64_t(cache.capacity) * hd >= (int64_t(1) << 16);
+#pragma omp parallel for schedule(dynamic) if (parallel)
     for (int64_t h = 0; h < q_heads; h++) {
       const int64_t kvh = h / group;
       const int64_t len = cache.length.ptr<int32_t>()[layer * cache.kv_heads + kvh];
@@ -231,7 +257,8 @@ class CpuBackend final : public Backend {
     const int64_t n = q.rows();
     const int64_t q_heads = q.cols() / hd;
     const int64_t group = q_heads / cache.kv_heads;
-#pragma omp parallel for
+    const bool parallel = n * int64_t(cache.capacity) * hd >= (int64_t(1) << 16);
+#pragma omp parallel for if (parallel)
     for (int64_t kvh = 0; kvh < cache.kv_heads; kvh++) {
       const int64_t len = cache.length.ptr<int32_t>()[layer * cache.kv_heads + kvh];
       ConstMatrixMap keys(cache.k[size_t(layer)].ptr<float>() + kvh * cache.capacity * hd, len, hd);
@@ -297,6 +324,10 @@ class CpuBackend final : public Backend {
       out.ptr<int32_t>()[r] = int32_t(best);
     }
   }
+
+ private:
+  // Shared with the deleters, so tensors outliving the backend still count down safely.
+  std::shared_ptr<AllocationCounter> counter_ = std::make_shared<AllocationCounter>();
 };
 
 }  // namespace

@@ -1,0 +1,83 @@
+// kvlab-bench: prefill and decode speed of a model (checkpoint or named shape with random
+// weights) at several context lengths, against the bandwidth roofline measured in the same run.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "core/atomic_file.h"
+#include "core/environment.h"
+#include "core/error.h"
+#include "model/loaded_model.h"
+#include "model/memory_plan.h"
+#include "model/shapes.h"
+#include "run/cli.h"
+#include "run/speed_bench.h"
+
+namespace {
+
+int bench_main(int argc, char** argv) {
+  CLI::App app{"Measure prefill/decode speed and memory at context lengths, as a fraction of the roofline.",
+               "kvlab-bench"};
+  std::string model_dir, shape, backend_name = "cuda", out_json, out_md;
+  kvlab::SpeedBenchOptions o;
+  int chunk = 512;
+  auto* m = app.add_option("--model", model_dir, "Hugging Face model directory");
+  auto* s = app.add_option("--shape", shape, "Named shape with random bf16 weights (see --list-shapes)");
+  m->excludes(s);
+  s->excludes(m);
+  app.add_option("--contexts", o.contexts, "Context lengths in tokens (space- or comma-separated)")
+      ->delimiter(',');
+  app.add_option("--decode-tokens", o.decode_tokens, "Timed decode steps per context")->check(CLI::PositiveNumber);
+  app.add_option("--warmup-tokens", o.warmup_tokens, "Untimed decode steps before timing")->check(CLI::NonNegativeNumber);
+  app.add_option("--chunk", chunk, "Prefill chunk in tokens")->check(CLI::PositiveNumber);
+  app.add_option("--backend", backend_name, "cuda or cpu")->check(CLI::IsMember({"cpu", "cuda"}));
+  app.add_option("--json", out_json, "Write the results as JSON here");
+  app.add_option("--markdown", out_md, "Write the results as a Markdown table here");
+  app.add_flag_callback(
+      "--list-shapes",
+      [] {
+        for (const std::string& n : kvlab::shape_names()) std::printf("%s\n", n.c_str());
+        throw CLI::Success();
+      },
+      "List the named shapes and exit");
+  if (int rc = kvlab::parse_command_line(app, argc, argv); rc >= 0) return rc;
+  if (model_dir.empty() && shape.empty()) kvlab::fail("give --model DIR or --shape NAME");
+
+  auto backend = kvlab::make_backend(kvlab::backend_kind_from_name(backend_name));
+  int max_context = 0;
+  for (int c : o.contexts) max_context = std::max(max_context, c);
+  const int planned = max_context + o.warmup_tokens + o.decode_tokens;
+  std::unique_ptr<kvlab::Transformer> model;
+  std::string name;
+  if (!shape.empty()) {
+    kvlab::ModelConfig cfg = kvlab::shape_config(shape);
+    kvlab::require_fits(kvlab::plan_memory(cfg, planned, chunk, kvlab::plan_dtypes(*backend, cfg)),
+                        backend->free_memory(), backend->description());
+    model = std::make_unique<kvlab::Transformer>(cfg, *backend, kvlab::random_weights(cfg, *backend, 1), chunk);
+    name = shape + " (random)";
+  } else {
+    kvlab::LoadedModel lm = kvlab::load_model(model_dir, *backend, planned, false);
+    model = std::move(lm.model);
+    name = model_dir;
+  }
+  const double bandwidth = backend->measure_copy_bandwidth();
+  std::vector<kvlab::SpeedRow> rows = kvlab::run_speed_bench(*model, o, bandwidth);
+
+  nlohmann::json j = {{"schema", "kvlab.bench"},
+                      {"schema_version", 1},
+                      {"environment", kvlab::environment_json(backend->description())},
+                      {"model", name},
+                      {"copy_bandwidth_bytes_per_s", bandwidth},
+                      {"weight_bytes_read_per_token", kvlab::decode_weight_bytes(*model)},
+                      {"rows", nlohmann::json::array()}};
+  for (const auto& r : rows) j["rows"].push_back(kvlab::to_json(r));
+  std::string table = kvlab::markdown_table(name, backend_name, rows);
+  std::printf("copy bandwidth %.1f GB/s (read + write)\n%s", bandwidth / 1e9, table.c_str());
+  if (!out_json.empty()) kvlab::write_file_atomically(out_json, j.dump(2) + "\n");
+  if (!out_md.empty()) kvlab::write_file_atomically(out_md, table);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return kvlab::run_main("kvlab-bench", bench_main, argc, argv); }

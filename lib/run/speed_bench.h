@@ -1,0 +1,40 @@
+#pragma once
+// Prefill and decode speed at given context lengths, as a fraction of the bandwidth roofline
+// measured in the same run (llama-bench's pp/tg with depth, plus latency percentiles).
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace kvlab {
+
+class Transformer;
+
+struct SpeedBenchOptions {
+  std::vector<int> contexts = {1024, 8192, 32768};
+  int decode_tokens = 128;  // timed decode steps after the context is in
+  int warmup_tokens = 8;    // untimed decode steps first
+  uint64_t seed = 0;        // random prompt ids
+};
+
+struct SpeedRow {
+  int context = 0;
+  double prefill_tokens_per_s = 0;
+  double ttft_s = 0;            // the whole context in, first token's logits out
+  double decode_tokens_per_s = 0;
+  double latency_ms_p50 = 0, latency_ms_p90 = 0, latency_ms_p99 = 0;
+  double bytes_per_token = 0;   // weights + KV the decode step must read (mid-run context)
+  double roofline_tokens_per_s = 0;
+  double roofline_fraction = 0;
+  size_t peak_bytes = 0;        // most bytes held by the backend during this row
+  size_t kv_bytes = 0;          // the KV cache as allocated
+};
+
+// Weight bytes a decode step reads: every matrix once, one embedding row.
+double decode_weight_bytes(const Transformer& model);
+std::vector<SpeedRow> run_speed_bench(Transformer& model, const SpeedBenchOptions& options, double copy_bytes_per_s);
+nlohmann::json to_json(const SpeedRow& r);
+std::string markdown_table(const std::string& model_name, const std::string& backend, const std::vector<SpeedRow>& rows);
+
+}  // namespace kvlab
