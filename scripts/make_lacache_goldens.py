@@ -10,7 +10,8 @@ cached token, so after gathering it says exactly which tokens survive.
   python3 scripts/make_lacache_goldens.py --reference kv_cache.py --out tests/golden/lacache.safetensors
 
 Output: for each case "L{layers}_C{cache}_S{span}_O{overlap}_T{tokens}", an I32 tensor
-[checkpoints, layers, kept] of original positions at the steps listed in its metadata.
+[checkpoints, layers, max kept] of original positions at the steps listed in its metadata,
+padded with -1 (the cache's length changes from step to step).
 """
 import argparse
 import importlib.util
@@ -57,7 +58,11 @@ def replay(LaCache, layers, cache_size, span, overlap, tokens):
         pkv = cache(pkv)
         if t in steps:
             snapshots.append(torch.stack([k[0, 0, :, 0] for k, _ in pkv]).to(torch.int32))
-    return steps, torch.stack(snapshots)
+    width = max(s.shape[1] for s in snapshots)
+    padded = torch.full((len(snapshots), layers, width), -1, dtype=torch.int32)
+    for i, s in enumerate(snapshots):
+        padded[i, :, : s.shape[1]] = s
+    return steps, padded
 
 
 def main():
@@ -73,7 +78,7 @@ def main():
         tensors[name] = kept.contiguous()
         meta[name] = json.dumps({"layers": layers, "cache_size": cache_size, "span": span, "overlap": overlap,
                                  "sinks": 4, "tokens": tokens, "steps": steps})
-        print(f"{name}: kept {kept.shape[2]} per layer; union at end {len(set(kept[-1].flatten().tolist()))}")
+        print(f"{name}: at most {kept.shape[2]} kept per layer; union at end {len(set(kept[-1].flatten().tolist()) - {-1})}")
     save_file(tensors, args.out, metadata=meta)
 
 
