@@ -1,0 +1,532 @@
+// Split-K (flash-decoding) GQA attention for one or a few queries over a long bf16 KV cache.
+//
+// The keys of each KV head are cut into `splits` ranges, enough blocks to fill the GPU at any
+// length; each block reads its keys once for all the query heads of the group and writes a
+// partial (max, sum, unnormalised output), and decode_merge_kernel combines the partials by
+// log-sum-exp. Two block kernels share that scheme:
+//   decode_attention_mma_kernel  (head_dim 64, 128): the group's query heads (x queries) are
+//     the 16 rows of an m16n8k16 tensor-core tile; 4 warps take 16 keys each of every 64-key
+//     tile, streamed through a 3-stage cp.async pipeline, and merge at the end. q and the
+//     softmax weights are split into bf16 high and low parts (two mma each), so the result
+//     keeps fp32 accuracy while the tensor cores do the arithmetic and the loads stay in flight;
+//   decode_attention_simt_kernel (any head_dim that is a multiple of 8, up to 256): CUDA
+//     cores, a key spread over kLanes lanes (8 dims = one 16-byte load each); the fallback.
+#include <algorithm>
+
+#include "attention.cuh"
+#include "tensor_core.cuh"
+
+namespace kvlab::kernels {
+namespace {
+
+constexpr int kMaxSplits = 256;
+constexpr int kMergeThreads = 1024;
+constexpr int kMmaWarps = 4;
+constexpr int kTileKeys = 16 * kMmaWarps;  // keys per pipeline stage: 16 per warp
+constexpr int kStages = 3;
+constexpr int kRows = 16;                  // (query, head) rows per block: one mma tile
+
+template <int kHeadDim>
+constexpr int mma_smem_bytes() {
+  // Two bf16 copies of the 16 query rows (high and low parts), then the K/V stages.
+  return (2 * kRows + kStages * 2 * kTileKeys) * (kHeadDim / 8) * int(sizeof(uint4));
+}
+
+// Grid: (split, kv head x row block). Row R of a KV head is (query R / group, head R % group).
+template <int kHeadDim>
+__global__ void __launch_bounds__(kMmaWarps * 32)
+    decode_attention_mma_kernel(AttentionArgs a, int splits, int row_blocks, float* __restrict__ partial) {
+  constexpr int kChunks = kHeadDim / 8;
+  constexpr int kStageChunks = 2 * kTileKeys * kChunks;  // K tile then V tile
+  extern __shared__ uint4 smem[];
+  uint4* sq = smem;                                     // [2][kRows][kChunks]: high, low
+  uint4* stages = sq + 2 * kRows * kChunks;              // [kStages][K, V][kTileKeys][kChunks]
+  auto swz = [](int row, int chunk) { return swizzle<kChunks>(row, chunk); };
+
+  const int split = blockIdx.x;
+  const int kvh = blockIdx.y / row_blocks;
+  const int rb = blockIdx.y % row_blocks;
+  const int group = a.q_heads / a.kv_heads;
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int64_t rows = a.n * group;
+  const int64_t q_stride = int64_t(a.q_heads) * kHeadDim;
+  const int len = a.length[kvh];
+  // Keys seen by the block's last query; splits are whole tiles of that range.
+  const int64_t last_row = min(rows, int64_t(rb + 1) * kRows) - 1;
+  const int kv_end = max(0, len - int(a.n) + int(last_row / group) + 1);
+  const int per_split = ((kv_end + splits - 1) / splits + kTileKeys - 1) / kTileKeys * kTileKeys;
+  const int k_begin = min(kv_end, split * per_split);
+  const int k_end = min(kv_end, k_begin + per_split);
+  const int tiles = (k_end - k_begin + kTileKeys - 1) / kTileKeys;
+
+  const __nv_bfloat16* kbase = a.k + int64_t(kvh) * a.capacity * kHeadDim;
+  const __nv_bfloat16* vbase = a.v + int64_t(kvh) * a.capacity * kHeadDim;
+  // Slots past k_end are zero-filled (and masked): past a head's length the cache holds
+  // anything, and a NaN there would survive a zero softmax weight.
+  auto load_tile = [&](int t) {
+    uint4* sk = stages + (t % kStages) * kStageChunks;
+    uint4* sv = sk + kTileKeys * kChunks;
+    const int key0 = k_begin + t * kTileKeys;
+    for (int c = tid; c < kTileKeys * kChunks; c += kMmaWarps * 32) {
+      const int r = c / kChunks, ch = c % kChunks;
+      const bool ok = key0 + r < k_end;
+      const int64_t off = int64_t(ok ? key0 + r : 0) * kHeadDim + ch * 8;
+      cp_async_16(sk + swz(r, ch), kbase + off, ok);
+      cp_async_16(sv + swz(r, ch), vbase + off, ok);
+    }
+  };
+  for (int t = 0; t < kStages - 1; t++) {
+    if (t < tiles) load_tile(t);
+    cp_async_commit();  // possibly empty: one group per tile keeps the wait count fixed
+  }
+
+  // q = high + low, both bf16: the pair carries 16 significant bits, ~fp32 for a dot product.
+  for (int c = tid; c < kRows * kChunks; c += kMmaWarps * 32) {
+    const int r = c / kChunks, ch = c % kChunks;
+    const int64_t row = int64_t(rb) * kRows + r;
+    uint4 hi = make_uint4(0, 0, 0, 0), lo = hi;
+    if (row < rows) {
+      const int64_t qi = row / group;
+      const int h = kvh * group + int(row % group);
+      const float4* src = reinterpret_cast<const float4*>(a.q + qi * q_stride + int64_t(h) * kHeadDim + ch * 8);
+      const float4 x0 = src[0], x1 = src[1];
+      const float x[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
+      uint32_t h32[4], l32[4];
+#pragma unroll
+      for (int j = 0; j < 4; j++) {
+        h32[j] = pack_bf16x2(x[2 * j], x[2 * j + 1]);
+        l32[j] = pack_bf16x2(x[2 * j] - bf16_lo(h32[j]), x[2 * j + 1] - bf16_hi(h32[j]));
+      }
+      hi = make_uint4(h32[0], h32[1], h32[2], h32[3]);
+      lo = make_uint4(l32[0], l32[1], l32[2], l32[3]);
+    }
+    sq[swz(r, ch)] = hi;
+    sq[kRows * kChunks + swz(r, ch)] = lo;
+  }
+  __syncthreads();
+  uint32_t q_hi[kHeadDim / 16][4], q_lo[kHeadDim / 16][4];
+#pragma unroll
+  for (int kk = 0; kk < kHeadDim / 16; kk++) {
+    ldmatrix_x4(q_hi[kk], sq + swz(lane % 16, kk * 2 + lane / 16));
+    ldmatrix_x4(q_lo[kk], sq + kRows * kChunks + swz(lane % 16, kk * 2 + lane / 16));
+  }
+
+  // Every warp holds the same rows r_a = lane / 4 and r_a + 8; each sees keys up to its
+  // query's causal limit and the split's end.
+  const int r_a = lane / 4;
+  auto limit = [&](int r) {
+    const int64_t row = int64_t(rb) * kRows + r;
+    return row < rows ? min(k_end, len - int(a.n) + int(row / group) + 1) : 0;
+  };
+  const int lim_a = limit(r_a), lim_b = limit(r_a + 8);
+  const float scale_log2 = a.scale * kLog2e;
+  float o[kHeadDim / 8][4] = {};
+  float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.0f, l_b = 0.0f;
+
+  for (int t = 0; t < tiles; t++) {
+    cp_async_wait<kStages - 2>();
+    __syncthreads();  // tile t is in, and every warp is done with the buffer refilled next
+    if (t + kStages - 1 < tiles) load_tile(t + kStages - 1);
+    cp_async_commit();
+    const uint4* kt = stages + (t % kStages) * kStageChunks;
+    const uint4* vt = kt + kTileKeys * kChunks;
+
+    float s[2][4] = {};
+#pragma unroll
+    for (int kk = 0; kk < kHeadDim / 16; kk++) {
+      uint32_t b[4];
+      load_key_fragments<kChunks>(b, kt, warp * 16, kk, lane);
+      mma_bf16(s[0], q_hi[kk], b[0], b[1]);
+      mma_bf16(s[1], q_hi[kk], b[2], b[3]);
+      mma_bf16(s[0], q_lo[kk], b[0], b[1]);
+      mma_bf16(s[1], q_lo[kk], b[2], b[3]);
+    }
+    const int key0 = k_begin + t * kTileKeys + warp * 16;
+    float mx_a = -INFINITY, mx_b = -INFINITY;
+#pragma unroll
+    for (int j = 0; j < 2; j++) {
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        const int key = key0 + j * 8 + (lane % 4) * 2 + (e & 1);
+        s[j][e] = key < (e < 2 ? lim_a : lim_b) ? s[j][e] * scale_log2 : -INFINITY;
+      }
+      mx_a = fmaxf(mx_a, fmaxf(s[j][0], s[j][1]));
+      mx_b = fmaxf(mx_b, fmaxf(s[j][2], s[j][3]));
+    }
+    mx_a = fmaxf(mx_a, __shfl_xor_sync(kFullMask, mx_a, 1));
+    mx_a = fmaxf(mx_a, __shfl_xor_sync(kFullMask, mx_a, 2));
+    mx_b = fmaxf(mx_b, __shfl_xor_sync(kFullMask, mx_b, 1));
+    mx_b = fmaxf(mx_b, __shfl_xor_sync(kFullMask, mx_b, 2));
+    const float new_a = fmaxf(m_a, mx_a), new_b = fmaxf(m_b, mx_b);
+    // A row with no visible key yet keeps max -inf; subtracting 0 keeps exp2 at 0, not NaN.
+    const float ref_a = new_a == -INFINITY ? 0.0f : new_a, ref_b = new_b == -INFINITY ? 0.0f : new_b;
+    const float corr_a = exp2f(m_a - ref_a), corr_b = exp2f(m_b - ref_b);
+    m_a = new_a, m_b = new_b;
+    l_a *= corr_a, l_b *= corr_b;
+#pragma unroll
+    for (int d = 0; d < kHeadDim / 8; d++) o[d][0] *= corr_a, o[d][1] *= corr_a, o[d][2] *= corr_b, o[d][3] *= corr_b;
+#pragma unroll
+    for (int j = 0; j < 2; j++) {
+      s[j][0] = exp2f(s[j][0] - ref_a), s[j][1] = exp2f(s[j][1] - ref_a);
+      s[j][2] = exp2f(s[j][2] - ref_b), s[j][3] = exp2f(s[j][3] - ref_b);
+      l_a += s[j][0] + s[j][1];
+      l_b += s[j][2] + s[j][3];
+    }
+    // P (16 rows x 16 keys) as the A fragment, high and low bf16 parts.
+    uint32_t p_hi[4], p_lo[4];
+#pragma unroll
+    for (int f = 0; f < 4; f++) {
+      const float x = s[f / 2][(f % 2) * 2], y = s[f / 2][(f % 2) * 2 + 1];
+      p_hi[f] = pack_bf16x2(x, y);
+      p_lo[f] = pack_bf16x2(x - bf16_lo(p_hi[f]), y - bf16_hi(p_hi[f]));
+    }
+#pragma unroll
+    for (int d = 0; d < kHeadDim / 8; d += 2) {
+      uint32_t b[4];
+      load_value_fragments<kChunks>(b, vt, warp * 16, d, lane);
+      mma_bf16(o[d], p_hi, b[0], b[1]);
+      mma_bf16(o[d + 1], p_hi, b[2], b[3]);
+      mma_bf16(o[d], p_lo, b[0], b[1]);
+      mma_bf16(o[d + 1], p_lo, b[2], b[3]);
+    }
+  }
+
+  // Merge the 4 warps' (max, sum, output) per row through shared memory (the stages are free).
+  l_a += __shfl_xor_sync(kFullMask, l_a, 1);
+  l_a += __shfl_xor_sync(kFullMask, l_a, 2);
+  l_b += __shfl_xor_sync(kFullMask, l_b, 1);
+  l_b += __shfl_xor_sync(kFullMask, l_b, 2);
+  cp_async_wait<0>();
+  __syncthreads();
+  float* sm_o = reinterpret_cast<float*>(stages);     // [warp][row][dim]
+  float* sm_m = sm_o + kMmaWarps * kRows * kHeadDim;  // [warp][row]
+  float* sm_l = sm_m + kMmaWarps * kRows;
+#pragma unroll
+  for (int d = 0; d < kHeadDim / 8; d++) {
+    const int col = d * 8 + (lane % 4) * 2;
+    float* ra = sm_o + (warp * kRows + r_a) * kHeadDim + col;
+    float* rb8 = ra + 8 * kHeadDim;
+    ra[0] = o[d][0], ra[1] = o[d][1], rb8[0] = o[d][2], rb8[1] = o[d][3];
+  }
+  if (lane % 4 == 0) {
+    sm_m[warp * kRows + r_a] = m_a, sm_l[warp * kRows + r_a] = l_a;
+    sm_m[warp * kRows + r_a + 8] = m_b, sm_l[warp * kRows + r_a + 8] = l_b;
+  }
+  __syncthreads();
+  for (int e = tid; e < kRows * kHeadDim; e += kMmaWarps * 32) {
+    const int r = e / kHeadDim, d = e % kHeadDim;
+    const int64_t row = int64_t(rb) * kRows + r;
+    if (row >= rows) break;
+    float mx = -INFINITY;
+    for (int w = 0; w < kMmaWarps; w++) mx = fmaxf(mx, sm_m[w * kRows + r]);
+    float sum = 0.0f, out = 0.0f;
+    if (mx != -INFINITY) {
+      for (int w = 0; w < kMmaWarps; w++) {
+        const float wt = exp2f(sm_m[w * kRows + r] - mx);
+        sum += sm_l[w * kRows + r] * wt;
+        out += sm_o[(w * kRows + r) * kHeadDim + d] * wt;
+      }
+    }
+    const int64_t qi = row / group;
+    const int h = kvh * group + int(row % group);
+    if (splits == 1) {
+      a.out[qi * q_stride + int64_t(h) * kHeadDim + d] = sum > 0.0f ? out / sum : 0.0f;
+    } else {
+      float* p = partial + ((qi * a.q_heads + h) * splits + split) * (kHeadDim + 2);
+      if (d == 0) p[0] = mx, p[1] = sum;
+      p[2 + d] = out;
+    }
+  }
+}
+
+constexpr int kSimtWarps = 4;
+constexpr int kSimtUnroll = 4;  // keys per stream per iteration: 2 * kSimtUnroll 16-byte loads in flight
+
+// Grid: (split, kv head x query-head block, query); kHeads query heads per block.
+template <int kLanes, int kHeads>
+__global__ void __launch_bounds__(kSimtWarps * 32)
+    decode_attention_simt_kernel(AttentionArgs a, int splits, int head_blocks, float* __restrict__ partial) {
+  constexpr int kStreamsPerWarp = 32 / kLanes;
+  constexpr int kStreams = kSimtWarps * kStreamsPerWarp;
+  constexpr int kMaxDim = kLanes * 8;
+  const int split = blockIdx.x;
+  const int kvh = blockIdx.y / head_blocks;
+  const int g0 = (blockIdx.y % head_blocks) * kHeads;
+  const int64_t qi = blockIdx.z;
+  const int group = a.q_heads / a.kv_heads;
+  const int hd = a.head_dim;
+  const int lane = threadIdx.x % 32;
+  const int stream = (threadIdx.x / 32) * kStreamsPerWarp + lane / kLanes;
+  const int d0 = (lane % kLanes) * 8;
+  const bool dim_ok = d0 < hd;
+
+  const int visible = max(0, a.length[kvh] - int(a.n) + int(qi) + 1);
+  const int per_split = (visible + splits - 1) / splits;
+  const int k_begin = min(visible, split * per_split);
+  const int k_end = min(visible, k_begin + per_split);
+
+  // Scores in the log2 domain: q is pre-multiplied by scale * log2(e) so softmax uses exp2.
+  const int64_t q_stride = int64_t(a.q_heads) * hd;
+  float q[kHeads][8];
+#pragma unroll
+  for (int g = 0; g < kHeads; g++) {
+    const bool ok = dim_ok && g0 + g < group;
+    const float4* src = reinterpret_cast<const float4*>(a.q + qi * q_stride + int64_t(kvh * group + g0 + g) * hd + d0);
+    const float4 x0 = ok ? src[0] : make_float4(0, 0, 0, 0), x1 = ok ? src[1] : make_float4(0, 0, 0, 0);
+    const float s = a.scale * kLog2e;
+    q[g][0] = x0.x * s, q[g][1] = x0.y * s, q[g][2] = x0.z * s, q[g][3] = x0.w * s;
+    q[g][4] = x1.x * s, q[g][5] = x1.y * s, q[g][6] = x1.z * s, q[g][7] = x1.w * s;
+  }
+
+  float m[kHeads], l[kHeads], acc[kHeads][8];
+#pragma unroll
+  for (int g = 0; g < kHeads; g++) {
+    m[g] = -INFINITY, l[g] = 0.0f;
+#pragma unroll
+    for (int j = 0; j < 8; j++) acc[g][j] = 0.0f;
+  }
+
+  const __nv_bfloat16* kbase = a.k + int64_t(kvh) * a.capacity * hd + d0;
+  const __nv_bfloat16* vbase = a.v + int64_t(kvh) * a.capacity * hd + d0;
+  for (int base = k_begin; base < k_end; base += kStreams * kSimtUnroll) {
+    uint4 kr[kSimtUnroll], vr[kSimtUnroll];
+    bool valid[kSimtUnroll];
+#pragma unroll
+    for (int u = 0; u < kSimtUnroll; u++) {
+      const int key = base + u * kStreams + stream;
+      valid[u] = key < k_end;
+      const bool load = valid[u] && dim_ok;
+      kr[u] = load ? load_stream(kbase + int64_t(key) * hd) : make_uint4(0, 0, 0, 0);
+      vr[u] = load ? load_stream(vbase + int64_t(key) * hd) : make_uint4(0, 0, 0, 0);
+    }
+    float s[kHeads][kSimtUnroll];
+#pragma unroll
+    for (int u = 0; u < kSimtUnroll; u++) {
+      float kf[8];
+      unpack_bf16x8(kr[u], kf);
+#pragma unroll
+      for (int g = 0; g < kHeads; g++) {
+        float dot = 0.0f;
+#pragma unroll
+        for (int j = 0; j < 8; j++) dot += q[g][j] * kf[j];
+        s[g][u] = dot;
+      }
+    }
+    // Sum each score over the kLanes lanes that hold the key (xor offsets stay inside the group).
+#pragma unroll
+    for (int o = kLanes / 2; o > 0; o >>= 1)
+#pragma unroll
+      for (int g = 0; g < kHeads; g++)
+#pragma unroll
+        for (int u = 0; u < kSimtUnroll; u++) s[g][u] += __shfl_xor_sync(kFullMask, s[g][u], o);
+
+#pragma unroll
+    for (int g = 0; g < kHeads; g++) {
+      float mx = m[g];
+#pragma unroll
+      for (int u = 0; u < kSimtUnroll; u++) {
+        s[g][u] = valid[u] ? s[g][u] : -INFINITY;
+        mx = fmaxf(mx, s[g][u]);
+      }
+      // Until a stream has seen a key its max is -inf; subtracting 0 then keeps exp2 at 0, not NaN.
+      const float ref = mx == -INFINITY ? 0.0f : mx;
+      const float corr = exp2f(m[g] - ref);
+      m[g] = mx;
+      l[g] *= corr;
+#pragma unroll
+      for (int j = 0; j < 8; j++) acc[g][j] *= corr;
+#pragma unroll
+      for (int u = 0; u < kSimtUnroll; u++) {
+        s[g][u] = exp2f(s[g][u] - ref);
+        l[g] += s[g][u];
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kSimtUnroll; u++) {
+      float vf[8];
+      unpack_bf16x8(vr[u], vf);
+#pragma unroll
+      for (int g = 0; g < kHeads; g++)
+#pragma unroll
+        for (int j = 0; j < 8; j++) acc[g][j] += s[g][u] * vf[j];
+    }
+  }
+
+  // Merge the block's streams, then write the final output (one split) or the partial.
+  __shared__ float sm_m[kStreams][kHeads], sm_l[kStreams][kHeads];
+  __shared__ float sm_acc[kStreams][kHeads][kMaxDim];
+#pragma unroll
+  for (int g = 0; g < kHeads; g++) {
+    if (lane % kLanes == 0) sm_m[stream][g] = m[g], sm_l[stream][g] = l[g];
+#pragma unroll
+    for (int j = 0; j < 8; j++) sm_acc[stream][g][d0 + j] = acc[g][j];
+  }
+  __syncthreads();
+  for (int e = threadIdx.x; e < kHeads * hd; e += blockDim.x) {
+    const int g = e / hd, d = e % hd;
+    if (g0 + g >= group) break;
+    float mx = -INFINITY;
+    for (int st = 0; st < kStreams; st++) mx = fmaxf(mx, sm_m[st][g]);
+    float sum = 0.0f, o = 0.0f;
+    if (mx != -INFINITY) {
+      for (int st = 0; st < kStreams; st++) {
+        const float w = exp2f(sm_m[st][g] - mx);
+        sum += sm_l[st][g] * w;
+        o += sm_acc[st][g][d] * w;
+      }
+    }
+    const int h = kvh * group + g0 + g;
+    if (splits == 1) {
+      a.out[qi * q_stride + int64_t(h) * hd + d] = sum > 0.0f ? o / sum : 0.0f;
+    } else {
+      float* p = partial + ((qi * a.q_heads + h) * splits + split) * (hd + 2);
+      if (d == 0) p[0] = mx, p[1] = sum;
+      p[2 + d] = o;
+    }
+  }
+}
+
+// One block per (query head, query): out = sum_s o_s 2^(m_s - M) / sum_s l_s 2^(m_s - M).
+// The splits' weights are computed once into shared memory, then the output sum is spread
+// over kMergeThreads / head_dim slices of the splits, so each thread issues only a few
+// independent loads: a merge is a few microseconds of pure latency otherwise.
+__global__ void __launch_bounds__(kMergeThreads)
+    decode_merge_kernel(AttentionArgs a, int splits, const float* __restrict__ partial) {
+  __shared__ float weight[kMaxSplits];
+  __shared__ float warp_max[kMergeThreads / 32];
+  __shared__ float slice_sum[kMergeThreads];
+  const int h = blockIdx.x;
+  const int64_t qi = blockIdx.y;
+  const int hd = a.head_dim, stride = hd + 2, tid = threadIdx.x;
+  const float* p = partial + (qi * a.q_heads + h) * splits * stride;
+
+  const float m = tid < splits ? p[tid * stride] : -INFINITY;  // an empty split has m = -inf
+  float mx = m;
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(kFullMask, mx, o));
+  if (tid % 32 == 0) warp_max[tid / 32] = mx;
+  __syncthreads();
+  for (int w = 0; w < kMergeThreads / 32; w++) mx = fmaxf(mx, warp_max[w]);
+  const float wt = tid < splits && mx != -INFINITY ? exp2f(m - mx) : 0.0f;
+  if (tid < splits) weight[tid] = wt;
+  const float sum = block_sum(tid < splits ? p[tid * stride + 1] * wt : 0.0f);  // its barrier publishes weight
+
+  const int slices = kMergeThreads / hd, slice = tid / hd, d = tid % hd;
+  float o = 0.0f;
+  if (slice < slices) {
+#pragma unroll 4
+    for (int s = slice; s < splits; s += slices) o += weight[s] * p[s * stride + 2 + d];
+  }
+  slice_sum[tid] = o;
+  __syncthreads();
+  if (tid < hd) {
+    float out = 0.0f;
+    for (int k = 0; k < slices; k++) out += slice_sum[k * hd + tid];
+    a.out[qi * int64_t(a.q_heads) * hd + int64_t(h) * hd + tid] = sum > 0.0f ? out / sum : 0.0f;
+  }
+}
+
+bool uses_mma(int head_dim) { return head_dim == 64 || head_dim == 128; }
+int lanes_for(int head_dim) { return head_dim <= 64 ? 8 : head_dim <= 128 ? 16 : 32; }
+int heads_for(int group) { return group <= 1 ? 1 : group <= 2 ? 2 : group <= 4 ? 4 : 8; }
+
+template <int kHeadDim>
+cudaError_t set_mma_smem() {
+  return cudaFuncSetAttribute(decode_attention_mma_kernel<kHeadDim>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                              mma_smem_bytes<kHeadDim>());
+}
+
+// Blocks of the chosen kernel that one SM holds at once, and the blocks per split.
+void mma_shape(const AttentionArgs& a, int* per_sm, int64_t* per_split) {
+  const int group = a.q_heads / a.kv_heads;
+  const int64_t row_blocks = (a.n * group + kRows - 1) / kRows;
+  *per_split = a.kv_heads * row_blocks;
+  *per_sm = 0;
+  if (a.head_dim == 64 && set_mma_smem<64>() == cudaSuccess)
+    (void)cudaOccupancyMaxActiveBlocksPerMultiprocessor(per_sm, decode_attention_mma_kernel<64>, kMmaWarps * 32,
+                                                        mma_smem_bytes<64>());
+  if (a.head_dim == 128 && set_mma_smem<128>() == cudaSuccess)
+    (void)cudaOccupancyMaxActiveBlocksPerMultiprocessor(per_sm, decode_attention_mma_kernel<128>, kMmaWarps * 32,
+                                                        mma_smem_bytes<128>());
+}
+
+template <int kHeadDim>
+cudaError_t launch_mma(const AttentionArgs& a, int splits, float* partial, cudaStream_t stream) {
+  const cudaError_t err = set_mma_smem<kHeadDim>();
+  if (err != cudaSuccess) return err;
+  const int group = a.q_heads / a.kv_heads;
+  const int row_blocks = int((a.n * group + kRows - 1) / kRows);
+  const dim3 grid(unsigned(splits), unsigned(a.kv_heads * row_blocks));
+  decode_attention_mma_kernel<kHeadDim>
+      <<<grid, kMmaWarps * 32, mma_smem_bytes<kHeadDim>(), stream>>>(a, splits, row_blocks, partial);
+  return cudaSuccess;
+}
+
+template <int kLanes, int kHeads>
+void launch_simt(const AttentionArgs& a, int splits, float* partial, cudaStream_t stream) {
+  const int group = a.q_heads / a.kv_heads;
+  const int head_blocks = (group + kHeads - 1) / kHeads;
+  const dim3 grid(unsigned(splits), unsigned(a.kv_heads * head_blocks), unsigned(a.n));
+  decode_attention_simt_kernel<kLanes, kHeads><<<grid, kSimtWarps * 32, 0, stream>>>(a, splits, head_blocks, partial);
+}
+
+template <int kLanes>
+void launch_simt_lanes(const AttentionArgs& a, int splits, float* partial, cudaStream_t stream) {
+  switch (heads_for(a.q_heads / a.kv_heads)) {
+    case 1: launch_simt<kLanes, 1>(a, splits, partial, stream); break;
+    case 2: launch_simt<kLanes, 2>(a, splits, partial, stream); break;
+    case 4: launch_simt<kLanes, 4>(a, splits, partial, stream); break;
+    default: launch_simt<kLanes, 8>(a, splits, partial, stream); break;
+  }
+}
+
+}  // namespace
+
+bool decode_attention_supports(int head_dim) { return head_dim > 0 && head_dim % 8 == 0 && head_dim <= 256; }
+
+DecodePlan decode_attention_plan(const AttentionArgs& a, int sm_count) {
+  const int group = a.q_heads / a.kv_heads;
+  int per_sm = 2;  // the simt kernel's register use allows two blocks per SM
+  int64_t blocks = int64_t(a.kv_heads) * ((group + heads_for(group) - 1) / heads_for(group)) * a.n;
+  int keys_per_block_step = kSimtWarps * (32 / lanes_for(a.head_dim)) * kSimtUnroll;
+  if (uses_mma(a.head_dim)) {
+    mma_shape(a, &per_sm, &blocks);
+    per_sm = std::max(per_sm, 1);
+    keys_per_block_step = kTileKeys;
+  }
+  // Enough splits to fill every SM once, but none shorter than one step of keys when full.
+  const int64_t by_sms = (int64_t(per_sm) * sm_count + blocks - 1) / blocks;
+  const int64_t by_capacity = std::max<int64_t>(1, a.capacity / keys_per_block_step);
+  DecodePlan plan;
+  plan.splits = int(std::max<int64_t>(1, std::min({by_sms, by_capacity, int64_t(kMaxSplits)})));
+  if (plan.splits > 1)
+    plan.workspace_bytes = size_t(a.n) * a.q_heads * plan.splits * (a.head_dim + 2) * sizeof(float);
+  return plan;
+}
+
+cudaError_t decode_attention(const AttentionArgs& a, const DecodePlan& plan, void* workspace, cudaStream_t stream) {
+  if (a.n == 0) return cudaSuccess;
+  if (!decode_attention_supports(a.head_dim) || a.kv_heads <= 0 || a.q_heads % a.kv_heads != 0 ||
+      (plan.splits > 1 && !workspace))
+    return cudaErrorInvalidValue;
+  float* partial = static_cast<float*>(workspace);
+  cudaError_t err = cudaSuccess;
+  if (a.head_dim == 64) {
+    err = launch_mma<64>(a, plan.splits, partial, stream);
+  } else if (a.head_dim == 128) {
+    err = launch_mma<128>(a, plan.splits, partial, stream);
+  } else {
+    switch (lanes_for(a.head_dim)) {
+      case 8: launch_simt_lanes<8>(a, plan.splits, partial, stream); break;
+      case 16: launch_simt_lanes<16>(a, plan.splits, partial, stream); break;
+      default: launch_simt_lanes<32>(a, plan.splits, partial, stream); break;
+    }
+  }
+  if (err != cudaSuccess) return err;
+  if (plan.splits > 1)
+    decode_merge_kernel<<<dim3(unsigned(a.q_heads), unsigned(a.n)), kMergeThreads, 0, stream>>>(a, plan.splits,
+                                                                                                   partial);
+  return cudaGetLastError();
+}
+
+}  // namespace kvlab::kernels

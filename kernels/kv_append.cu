@@ -1,0 +1,46 @@
+#include "kv_append.cuh"
+
+namespace kvlab::kernels {
+namespace {
+
+constexpr int kTokensPerBlock = 64;
+
+// Grid: (token blocks, kv heads). When one block covers all n tokens of a head it also
+// advances that head's length, after its barrier: every thread has read the old length by then.
+__global__ void kv_append_kernel(KvAppendArgs a, bool advance_length) {
+  const int h = blockIdx.y;
+  const int64_t t0 = int64_t(blockIdx.x) * kTokensPerBlock;
+  const int64_t tokens = min(int64_t(kTokensPerBlock), a.n - t0);
+  const int32_t len = a.length[h];
+  const int64_t slot0 = int64_t(h) * a.capacity + len + t0;
+  const int64_t row_stride = int64_t(a.kv_heads) * a.head_dim;
+  for (int64_t e = threadIdx.x; e < tokens * a.head_dim; e += blockDim.x) {
+    const int64_t i = e / a.head_dim;
+    const int d = int(e % a.head_dim);
+    const int64_t src = (t0 + i) * row_stride + int64_t(h) * a.head_dim + d;
+    const int64_t dst = (slot0 + i) * a.head_dim + d;
+    a.cache_k[dst] = __float2bfloat16_rn(a.k[src]);
+    a.cache_v[dst] = __float2bfloat16_rn(a.v[src]);
+  }
+  for (int64_t i = threadIdx.x; i < tokens; i += blockDim.x) a.cache_position[slot0 + i] = a.positions[t0 + i];
+  if (advance_length) {
+    __syncthreads();
+    if (threadIdx.x == 0) a.length[h] = len + int32_t(a.n);
+  }
+}
+
+__global__ void advance_length_kernel(int32_t* length, int kv_heads, int32_t n) {
+  for (int h = threadIdx.x; h < kv_heads; h += blockDim.x) length[h] += n;
+}
+
+}  // namespace
+
+cudaError_t kv_append(const KvAppendArgs& a, cudaStream_t stream) {
+  if (a.n == 0) return cudaSuccess;
+  const unsigned token_blocks = unsigned((a.n + kTokensPerBlock - 1) / kTokensPerBlock);
+  kv_append_kernel<<<dim3(token_blocks, unsigned(a.kv_heads)), 256, 0, stream>>>(a, token_blocks == 1);
+  if (token_blocks > 1) advance_length_kernel<<<1, 32, 0, stream>>>(a.length, a.kv_heads, int32_t(a.n));
+  return cudaGetLastError();
+}
+
+}  // namespace kvlab::kernels

@@ -1,0 +1,41 @@
+#include "rope.cuh"
+
+namespace kvlab::kernels {
+namespace {
+
+// One thread per rotated pair (channel j with j + head_dim/2).
+__global__ void rope_kernel(float* x, const int32_t* __restrict__ positions, const float* __restrict__ inv_freq,
+                            float attention_scaling, int64_t pairs, int heads, int half) {
+  for (int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; idx < pairs;
+       idx += int64_t(gridDim.x) * blockDim.x) {
+    const int j = int(idx % half);
+    const int64_t token_head = idx / half;
+    const int64_t token = token_head / heads;
+    // fp32 angle as HF computes it; sincosf (not __sinf) because angles reach 1e5 radians.
+    const float angle = float(positions[token]) * inv_freq[j];
+    float s, c;
+    sincosf(angle, &s, &c);
+    c *= attention_scaling;
+    s *= attention_scaling;
+    float* v = x + token_head * (2 * half);
+    const float a = v[j], b = v[j + half];
+    v[j] = a * c - b * s;
+    v[j + half] = b * c + a * s;
+  }
+}
+
+}  // namespace
+
+cudaError_t rope(float* x, const int32_t* positions, const float* inv_freq, float attention_scaling, int64_t n,
+                 int heads, int head_dim, cudaStream_t stream) {
+  const int half = head_dim / 2;
+  const int64_t pairs = n * heads * half;
+  if (pairs == 0) return cudaSuccess;
+  const int threads = 256;
+  const int64_t blocks = (pairs + threads - 1) / threads;
+  rope_kernel<<<unsigned(blocks < 65536 ? blocks : 65536), threads, 0, stream>>>(x, positions, inv_freq,
+                                                                                attention_scaling, pairs, heads, half);
+  return cudaGetLastError();
+}
+
+}  // namespace kvlab::kernels

@@ -1,0 +1,391 @@
+// The CUDA backend: launchers only; the kernels live in kernels/*.cu.
+//
+// Activations are fp32, weights and the KV cache bf16, accumulation fp32 everywhere (the
+// llama.cpp arrangement). Decode is bound by streaming the weights and the cache, and a
+// token's activations are a few KB, so fp32 there costs nothing, while it keeps the residual
+// stream, norms, RoPE and softmax inputs in fp32, as the CPU oracle computes them.
+// Prefill rounds each matmul input to bf16 once, because the tensor cores (through cuBLAS)
+// need both operands in one type.
+#include "backend/cuda/cuda_backend.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+
+#include "argmax.cuh"
+#include "attention.cuh"
+#include "backend/cuda/cuda_check.h"
+#include "convert.cuh"
+#include "core/error.h"
+#include "embedding.cuh"
+#include "kv_append.cuh"
+#include "matmul.cuh"
+#include "rmsnorm.cuh"
+#include "rope.cuh"
+#include "swiglu.cuh"
+
+namespace kvlab {
+namespace {
+
+constexpr size_t kCublasWorkspaceBytes = size_t(32) << 20;
+// Up to this many queries attention takes the split-K decode kernels, which spread any cache
+// length over the whole GPU; beyond it the prefill kernel, which fills it with query tiles.
+constexpr int64_t kDecodeMaxQueries = 8;
+
+std::string gib(size_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f GiB", double(bytes) / double(size_t(1) << 30));
+  return buf;
+}
+
+void* device_malloc(size_t bytes) {
+  void* p = nullptr;
+  const cudaError_t err = cudaMalloc(&p, bytes);
+  if (err == cudaErrorMemoryAllocation) {
+    (void)cudaGetLastError();
+    size_t free = 0, total = 0;
+    (void)cudaMemGetInfo(&free, &total);
+    fail("CUDA: out of device memory: asked for " + std::to_string(bytes) + " bytes (" + gib(bytes) + "), " +
+             std::to_string(free) + " bytes (" + gib(free) + ") free of " + gib(total),
+         kExitNoMemory);
+  }
+  KVLAB_CUDA_CHECK(err);
+  return p;
+}
+
+// A device buffer that only grows; for per-call workspaces whose size depends on the shapes.
+// Growing waits for the stream, so that no queued kernel still uses the old buffer.
+class Scratch {
+ public:
+  ~Scratch() { (void)cudaFree(ptr_); }
+  void* get(size_t bytes, cudaStream_t stream) {
+    if (bytes <= bytes_) return ptr_;
+    KVLAB_CUDA_CHECK(cudaStreamSynchronize(stream));
+    KVLAB_CUDA_CHECK(cudaFree(ptr_));
+    ptr_ = nullptr;
+    bytes_ = 0;
+    const size_t rounded = (bytes + (size_t(2) << 20) - 1) / (size_t(2) << 20) * (size_t(2) << 20);
+    ptr_ = device_malloc(rounded);
+    bytes_ = rounded;
+    return ptr_;
+  }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+void require(bool ok, const std::string& what) {
+  if (!ok) fail("cuda backend: " + what, kExitInternal);
+}
+void require_tensor(const Tensor& t, DType dtype, const char* what) {
+  require(t.device == Device::CUDA && !t.empty(), std::string(what) + " must be a CUDA tensor");
+  require(t.dtype == dtype, std::string(what) + " must be " + dtype_name(dtype) + ", not " + dtype_name(t.dtype));
+}
+
+const __nv_bfloat16* bf16(const Tensor& t) { return static_cast<const __nv_bfloat16*>(t.data); }
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(int device_index) : device_(device_index) {
+    const int count = cuda_visible_devices();
+    if (device_index < 0 || device_index >= count)
+      fail("CUDA device " + std::to_string(device_index) + " does not exist (" + std::to_string(count) +
+           " visible)");
+    KVLAB_CUDA_CHECK(cudaSetDevice(device_));
+    KVLAB_CUDA_CHECK(cudaGetDeviceProperties(&prop_, device_));
+    KVLAB_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    KVLAB_CUBLAS_CHECK(cublasCreate(&cublas_));
+    KVLAB_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
+    // cuBLAS's workspace is given rather than allocated by it, so a GEMM never mallocs.
+    cublas_workspace_ = device_malloc(kCublasWorkspaceBytes);
+    KVLAB_CUBLAS_CHECK(cublasSetWorkspace(cublas_, cublas_workspace_, kCublasWorkspaceBytes));
+    void* flag = nullptr;
+    KVLAB_CUDA_CHECK(cudaHostAlloc(&flag, 4 * sizeof(int32_t), cudaHostAllocMapped));
+    bad_id_host_ = static_cast<int32_t*>(flag);
+    std::memset(bad_id_host_, 0, 4 * sizeof(int32_t));
+    void* dev = nullptr;
+    KVLAB_CUDA_CHECK(cudaHostGetDevicePointer(&dev, flag, 0));
+    bad_id_device_ = static_cast<int32_t*>(dev);
+  }
+
+  ~CudaBackend() override {
+    (void)cudaStreamSynchronize(stream_);
+    (void)cublasDestroy(cublas_);
+    (void)cudaFree(cublas_workspace_);
+    (void)cudaFreeHost(bad_id_host_);
+    (void)cudaStreamDestroy(stream_);
+  }
+
+  Device device() const override { return Device::CUDA; }
+  std::string description() const override {
+    int cublas_version = 0;
+    (void)cublasGetVersion(cublas_, &cublas_version);
+    return "cuda:" + std::to_string(device_) + ": " + std::string(prop_.name) + " (sm_" +
+           std::to_string(prop_.major) + std::to_string(prop_.minor) + ", " +
+           std::to_string(prop_.multiProcessorCount) + " SMs, " + gib(prop_.totalGlobalMem) + "), cuBLAS " +
+           std::to_string(cublas_version) + ", bf16 weights and KV, fp32 activations";
+  }
+  DType activation_dtype() const override { return DType::F32; }
+  DType kv_dtype() const override { return DType::BF16; }
+  DType weight_dtype(DType stored) const override { return stored == DType::I32 ? DType::I32 : DType::BF16; }
+  size_t free_memory() const override {
+    size_t free = 0, total = 0;
+    KVLAB_CUDA_CHECK(cudaMemGetInfo(&free, &total));
+    return free;
+  }
+
+  Tensor alloc(const std::vector<int64_t>& shape, DType dtype) override {
+    Tensor t;
+    t.shape = shape;
+    t.dtype = dtype;
+    t.device = Device::CUDA;
+    // Rounded up so that every tensor starts 256-byte aligned and an empty one still has an address.
+    const size_t bytes = std::max<size_t>(256, (t.bytes() + 255) / 256 * 256);
+    void* p = device_malloc(bytes);
+    t.storage = std::shared_ptr<void>(p, [](void* q) { (void)cudaFree(q); });
+    t.data = p;
+    return t;
+  }
+
+  Tensor upload_weight(const void* host, DType stored, const std::vector<int64_t>& shape) override {
+    Tensor t = alloc(shape, weight_dtype(stored));
+    const size_t n = size_t(t.numel());
+    if (t.dtype == stored) {
+      write(t, host, t.bytes());
+      return t;
+    }
+    std::vector<uint16_t> converted(n);
+    const uint16_t* h16 = static_cast<const uint16_t*>(host);
+    const float* h32 = static_cast<const float*>(host);
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++)
+      converted[i] = f32_to_bf16(stored == DType::F16 ? f16_to_f32(h16[i]) : h32[i]);
+    // From pageable memory the copy returns once `converted` is staged, so it may go now.
+    write(t, converted.data(), t.bytes());
+    return t;
+  }
+
+  void write(Tensor& dst, const void* host, size_t bytes) override {
+    KVLAB_ASSERT(dst.device == Device::CUDA && bytes <= dst.bytes());
+    KVLAB_CUDA_CHECK(cudaMemcpyAsync(dst.data, host, bytes, cudaMemcpyHostToDevice, stream_));
+  }
+  void read(const Tensor& src, void* host, size_t bytes) override {
+    KVLAB_ASSERT(src.device == Device::CUDA && bytes <= src.bytes());
+    KVLAB_CUDA_CHECK(cudaMemcpyAsync(host, src.data, bytes, cudaMemcpyDeviceToHost, stream_));
+    synchronize();
+  }
+  std::vector<float> to_host_f32(const Tensor& t) override {
+    std::vector<uint8_t> raw(t.bytes());
+    read(t, raw.data(), raw.size());
+    std::vector<float> out(size_t(t.numel()));
+    convert_to_f32(raw.data(), t.dtype, out.size(), out.data());
+    return out;
+  }
+  void synchronize() override {
+    KVLAB_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    // Errors the kernels could only record (see kernels/embedding.cuh) surface here.
+    volatile int32_t* e = bad_id_host_;
+    if (e[0]) {
+      const int32_t id = e[1], vocab = e[2];
+      e[0] = 0;
+      fail("token id " + std::to_string(id) + " is outside the vocabulary [0, " + std::to_string(vocab) + ")");
+    }
+  }
+
+  KVCache alloc_kv_cache(int layers, int kv_heads, int head_dim, int capacity) override {
+    KVCache c;
+    c.layers = layers;
+    c.kv_heads = kv_heads;
+    c.head_dim = head_dim;
+    c.capacity = capacity;
+    for (int l = 0; l < layers; l++) {
+      c.k.push_back(alloc({kv_heads, capacity, head_dim}, DType::BF16));
+      c.v.push_back(alloc({kv_heads, capacity, head_dim}, DType::BF16));
+    }
+    c.length = alloc({layers, kv_heads}, DType::I32);
+    KVLAB_CUDA_CHECK(cudaMemsetAsync(c.length.data, 0, c.length.bytes(), stream_));
+    c.position = alloc({layers, kv_heads, capacity}, DType::I32);
+    return c;
+  }
+
+  void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override {
+    require_tensor(table, DType::BF16, "embedding table");
+    require_tensor(ids, DType::I32, "embedding ids");
+    require_tensor(out, DType::F32, "embedding output");
+    require(out.numel() == ids.numel() * table.cols(), "embedding output shape " + out.shape_string());
+    KVLAB_CUDA_CHECK(kernels::embedding(bf16(table), table.rows(), int(table.cols()), ids.ptr<int32_t>(),
+                                        ids.numel(), out.ptr<float>(), bad_id_device_, stream_));
+  }
+
+  void rmsnorm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) override {
+    check_norm(x, weight, out);
+    KVLAB_CUDA_CHECK(kernels::rmsnorm(x.ptr<float>(), bf16(weight), eps, out.ptr<float>(),
+                                      x.numel() / weight.numel(), int(weight.numel()), stream_));
+  }
+
+  void add_rmsnorm(Tensor& residual, const Tensor& x, const Tensor& weight, float eps, Tensor& out) override {
+    check_norm(x, weight, out);
+    require_tensor(residual, DType::F32, "add_rmsnorm residual");
+    require(residual.numel() == x.numel(), "add_rmsnorm residual shape " + residual.shape_string());
+    KVLAB_CUDA_CHECK(kernels::add_rmsnorm(residual.ptr<float>(), x.ptr<float>(), bf16(weight), eps,
+                                          out.ptr<float>(), x.numel() / weight.numel(), int(weight.numel()),
+                                          stream_));
+  }
+
+  void matmul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) override {
+    require_tensor(x, DType::F32, "matmul input");
+    require_tensor(w, DType::BF16, "matmul weight");
+    require_tensor(out, DType::F32, "matmul output");
+    KVLAB_ASSERT(x.cols() == w.cols() && out.cols() == w.rows() && out.rows() == x.rows());
+    if (bias) {
+      require_tensor(*bias, DType::BF16, "matmul bias");
+      require(bias->numel() == w.rows(), "matmul bias shape " + bias->shape_string());
+    }
+    const int64_t n = x.rows(), in = w.cols(), outf = w.rows();
+    if (n == 0) return;
+    const __nv_bfloat16* b = bias ? bf16(*bias) : nullptr;
+    if (n <= kernels::kGemvMaxRows) {
+      KVLAB_CUDA_CHECK(kernels::gemv(x.ptr<float>(), bf16(w), b, out.ptr<float>(), int(n), outf, in, stream_));
+      return;
+    }
+    auto* xb = static_cast<__nv_bfloat16*>(gemm_input_.get(size_t(n * in) * 2, stream_));
+    KVLAB_CUDA_CHECK(kernels::convert_f32_to_bf16(x.ptr<float>(), xb, n * in, stream_));
+    // Row-major out[n, o] = x w^T is column-major out^T[o, n] = w^T(col-major [in, o])^T x^T.
+    const float one = 1.0f, zero = 0.0f;
+    KVLAB_CUBLAS_CHECK(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, int(outf), int(n), int(in), &one, w.data,
+                                    CUDA_R_16BF, int(in), xb, CUDA_R_16BF, int(in), &zero, out.data, CUDA_R_32F,
+                                    int(outf), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    if (b) KVLAB_CUDA_CHECK(kernels::add_bias(out.ptr<float>(), b, n, outf, stream_));
+  }
+
+  void rope(Tensor& x, const Tensor& positions, const RopeTable& rope, int head_dim) override {
+    require_tensor(x, DType::F32, "rope input");
+    require_tensor(positions, DType::I32, "rope positions");
+    require_tensor(rope.inv_freq, DType::F32, "rope inv_freq");
+    require(head_dim % 2 == 0 && rope.inv_freq.numel() == head_dim / 2, "rope inv_freq must have head_dim/2 elements");
+    const int64_t n = positions.numel();
+    if (n == 0) return;
+    require(x.numel() % (n * head_dim) == 0, "rope input shape " + x.shape_string());
+    KVLAB_CUDA_CHECK(kernels::rope(x.ptr<float>(), positions.ptr<int32_t>(), rope.inv_freq.ptr<float>(),
+                                   rope.attention_scaling, n, int(x.numel() / (n * head_dim)), head_dim, stream_));
+  }
+
+  void swiglu(const Tensor& gate, const Tensor& up, Tensor& out) override {
+    require_tensor(gate, DType::F32, "swiglu gate");
+    require_tensor(up, DType::F32, "swiglu up");
+    require_tensor(out, DType::F32, "swiglu output");
+    require(gate.numel() == up.numel() && out.numel() == gate.numel(), "swiglu shapes differ");
+    KVLAB_CUDA_CHECK(kernels::swiglu(gate.ptr<float>(), up.ptr<float>(), out.ptr<float>(), gate.numel(), stream_));
+  }
+
+  void kv_append(KVCache& cache, int layer, const Tensor& k, const Tensor& v, const Tensor& positions) override {
+    KVLAB_ASSERT(layer >= 0 && layer < cache.layers);
+    require_tensor(k, DType::F32, "kv_append k");
+    require_tensor(v, DType::F32, "kv_append v");
+    require_tensor(positions, DType::I32, "kv_append positions");
+    require_tensor(cache.k[size_t(layer)], DType::BF16, "KV cache");
+    const int64_t n = positions.numel();
+    const int64_t row = int64_t(cache.kv_heads) * cache.head_dim;
+    require(k.numel() == n * row && v.numel() == n * row, "kv_append k/v shape " + k.shape_string());
+    kernels::KvAppendArgs a;
+    a.k = k.ptr<float>();
+    a.v = v.ptr<float>();
+    a.positions = positions.ptr<int32_t>();
+    a.cache_k = static_cast<__nv_bfloat16*>(cache.k[size_t(layer)].data);
+    a.cache_v = static_cast<__nv_bfloat16*>(cache.v[size_t(layer)].data);
+    a.cache_position = cache.position.ptr<int32_t>() + int64_t(layer) * cache.kv_heads * cache.capacity;
+    a.length = cache.length.ptr<int32_t>() + int64_t(layer) * cache.kv_heads;
+    a.n = n;
+    a.kv_heads = cache.kv_heads;
+    a.head_dim = cache.head_dim;
+    a.capacity = cache.capacity;
+    KVLAB_CUDA_CHECK(kernels::kv_append(a, stream_));
+  }
+
+  void attention(const Tensor& q, const KVCache& cache, int layer, float scale, Tensor& out) override {
+    KVLAB_ASSERT(layer >= 0 && layer < cache.layers);
+    require_tensor(q, DType::F32, "attention q");
+    require_tensor(out, DType::F32, "attention output");
+    require_tensor(cache.k[size_t(layer)], DType::BF16, "KV cache");
+    const int hd = cache.head_dim;
+    require(q.cols() % hd == 0 && out.numel() == q.numel(), "attention q/out shape " + q.shape_string());
+    kernels::AttentionArgs a;
+    a.q = q.ptr<float>();
+    a.k = bf16(cache.k[size_t(layer)]);
+    a.v = bf16(cache.v[size_t(layer)]);
+    a.length = cache.length.ptr<int32_t>() + int64_t(layer) * cache.kv_heads;
+    a.out = out.ptr<float>();
+    a.n = q.rows();
+    a.q_heads = int(q.cols() / hd);
+    a.kv_heads = cache.kv_heads;
+    a.head_dim = hd;
+    a.capacity = cache.capacity;
+    a.scale = scale;
+    require(a.q_heads % a.kv_heads == 0, "attention: q heads must be a multiple of KV heads");
+    if (a.n == 0) return;
+    if (a.n > kDecodeMaxQueries && kernels::prefill_attention_supports(hd)) {
+      KVLAB_CUDA_CHECK(kernels::prefill_attention(a, stream_));
+      return;
+    }
+    if (!kernels::decode_attention_supports(hd))
+      fail("cuda backend: head_dim " + std::to_string(hd) + " is not supported (a multiple of 8 up to 256 is)");
+    require(a.n <= 65535, "attention: at most 65535 queries per call on this head_dim");
+    const kernels::DecodePlan plan = kernels::decode_attention_plan(a, prop_.multiProcessorCount);
+    void* workspace = plan.workspace_bytes ? attention_partial_.get(plan.workspace_bytes, stream_) : nullptr;
+    KVLAB_CUDA_CHECK(kernels::decode_attention(a, plan, workspace, stream_));
+  }
+
+  void argmax(const Tensor& logits, Tensor& out) override {
+    require_tensor(logits, DType::F32, "argmax logits");
+    require_tensor(out, DType::I32, "argmax output");
+    require(out.numel() == logits.rows(), "argmax output shape " + out.shape_string());
+    KVLAB_CUDA_CHECK(kernels::argmax(logits.ptr<float>(), logits.rows(), logits.cols(), out.ptr<int32_t>(), stream_));
+  }
+
+ private:
+  void check_norm(const Tensor& x, const Tensor& weight, const Tensor& out) {
+    require_tensor(x, DType::F32, "rmsnorm input");
+    require_tensor(weight, DType::BF16, "rmsnorm weight");
+    require_tensor(out, DType::F32, "rmsnorm output");
+    require(x.numel() % weight.numel() == 0 && out.numel() == x.numel(), "rmsnorm shape " + x.shape_string());
+  }
+
+  int device_;
+  cudaDeviceProp prop_{};
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+  void* cublas_workspace_ = nullptr;
+  int32_t* bad_id_host_ = nullptr;    // {flag, id, vocab}: pinned, mapped into the device
+  int32_t* bad_id_device_ = nullptr;  // the same memory as the device sees it
+  Scratch gemm_input_;                // bf16 copy of a prefill matmul's input
+  Scratch attention_partial_;         // split-K partial results of decode attention
+};
+
+}  // namespace
+
+int cuda_visible_devices() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return 0;
+  }
+  return n;
+}
+
+std::string cuda_unavailable_reason() {
+  int n = 0;
+  const cudaError_t err = cudaGetDeviceCount(&n);
+  if (err != cudaSuccess) {
+    (void)cudaGetLastError();
+    return cudaGetErrorString(err);
+  }
+  return n == 0 ? "no device visible" : "";
+}
+
+std::unique_ptr<Backend> make_cuda_backend(int device_index) { return std::make_unique<CudaBackend>(device_index); }
+
+}  // namespace kvlab

@@ -1,0 +1,536 @@
+// Every Backend op on the CUDA backend against the CPU backend (the fp32 oracle), over
+// awkward shapes: the pattern of llama.cpp's test-backend-ops.
+//
+// Each check draws fresh random inputs (never zeros), poisons the output with NaN first (so an
+// unwritten element fails), and compares by relative error ||cuda - cpu|| / ||cpu||.
+// Weights and KV are drawn already representable in bf16, so both backends start from identical
+// values and the error left is the CUDA path's own rounding:
+//   kExact  1e-5  fp32 on both sides, only the order of operations differs (~1e-7 seen);
+//   kBf16x  4e-3  one rounding of an operand to bf16 (the prefill GEMM input): 2^-9 at most per
+//                 element, ~1.1e-3 RMS, which averages to ~1e-3 over a dot product;
+//   kBf16p  1e-2  the prefill attention, which rounds q and the softmax weights to bf16.
+// An indexing or masking bug moves whole rows and gives errors near 1, far above these.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "backend/backend.h"
+#include "core/error.h"
+#ifdef KVLAB_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
+
+namespace kvlab {
+namespace {
+
+constexpr double kExact = 1e-5;
+constexpr double kBf16x = 4e-3;
+constexpr double kBf16p = 1e-2;
+// The split-K attention path (n <= 8 queries) keeps q and the softmax weights at ~fp32
+// precision (as bf16 high + low pairs on tensor cores, or fp32 on the fallback), so with
+// identical bf16 K/V it matches the CPU closely, which makes long-context checks sharp.
+constexpr double kDecodeAttention = 2e-4;
+
+std::string no_device_reason() {
+  if (!cuda_compiled()) return "kvlab was built without KVLAB_CUDA";
+#ifdef KVLAB_CUDA
+  if (cuda_device_count() == 0) return cuda_unavailable_reason();
+#endif
+  return "";
+}
+
+// Largest error seen per op, printed at the end so a run's log shows the margins.
+std::map<std::string, double>& worst() {
+  static std::map<std::string, double> m;
+  return m;
+}
+class ErrorReport : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    if (worst().empty()) return;
+    std::printf("\n| op | max relative error |\n| --- | --- |\n");
+    for (const auto& [op, err] : worst()) std::printf("| %s | %.3g |\n", op.c_str(), err);
+  }
+};
+const auto* const kReport = ::testing::AddGlobalTestEnvironment(new ErrorReport);
+
+std::mt19937& rng() {
+  static std::mt19937 r(20251124);
+  return r;
+}
+
+std::vector<float> random_floats(size_t n, float scale = 1.0f) {
+  std::uniform_real_distribution<float> d(-scale, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(rng());
+  return v;
+}
+
+// The same values, rounded to the nearest bf16, so that a bf16 copy holds them exactly.
+std::vector<float> bf16_exact(std::vector<float> v) {
+  for (float& x : v) x = bf16_to_f32(f32_to_bf16(x));
+  return v;
+}
+
+double rel_error(const std::vector<float>& got, const std::vector<float>& want) {
+  if (got.size() != want.size()) return std::numeric_limits<double>::infinity();
+  double diff = 0.0, norm = 0.0;
+  for (size_t i = 0; i < got.size(); i++) {
+    if (!std::isfinite(got[i])) return std::numeric_limits<double>::infinity();  // unwritten (NaN poison)
+    diff += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
+    norm += double(want[i]) * want[i];
+  }
+  return norm > 0.0 ? std::sqrt(diff / norm) : std::sqrt(diff);
+}
+
+// The same tensor on both backends.
+struct Both {
+  Tensor cpu, gpu;
+};
+
+class CudaOps : public ::testing::Test {
+ protected:
+  // One pair of backends for every suite of this file (CudaAttention derives from CudaOps).
+  static void SetUpTestSuite() {
+    if (gpu_ || !no_device_reason().empty()) return;
+    gpu_ = make_backend(BackendKind::CUDA).release();
+    cpu_ = make_backend(BackendKind::CPU).release();
+  }
+  void SetUp() override {
+    const std::string reason = no_device_reason();
+    if (!reason.empty()) GTEST_SKIP() << "no CUDA device: " << reason;
+  }
+
+  static Backend& cpu() { return *cpu_; }
+  static Backend& gpu() { return *gpu_; }
+
+  // An activation tensor holding `v` (in each backend's activation dtype).
+  static Tensor put(Backend& b, const std::vector<float>& v, const std::vector<int64_t>& shape) {
+    Tensor t = b.alloc(shape, b.activation_dtype());
+    KVLAB_ASSERT(size_t(t.numel()) == v.size());
+    if (t.dtype == DType::F32) {
+      b.write(t, v.data(), v.size() * 4);
+    } else {
+      KVLAB_ASSERT(t.dtype == DType::BF16);
+      std::vector<uint16_t> h(v.size());
+      for (size_t i = 0; i < v.size(); i++) h[i] = f32_to_bf16(v[i]);
+      b.write(t, h.data(), h.size() * 2);
+    }
+    return t;
+  }
+  static Both acts(const std::vector<float>& v, const std::vector<int64_t>& shape) {
+    return {put(cpu(), v, shape), put(gpu(), v, shape)};
+  }
+  static Both weights(const std::vector<float>& v, const std::vector<int64_t>& shape) {
+    return {cpu().upload_weight(v.data(), DType::F32, shape), gpu().upload_weight(v.data(), DType::F32, shape)};
+  }
+  static Both ints(const std::vector<int32_t>& v, const std::vector<int64_t>& shape) {
+    Both t{cpu().alloc(shape, DType::I32), gpu().alloc(shape, DType::I32)};
+    cpu().write(t.cpu, v.data(), v.size() * 4);
+    gpu().write(t.gpu, v.data(), v.size() * 4);
+    return t;
+  }
+  static Both f32(const std::vector<float>& v, const std::vector<int64_t>& shape) {
+    Both t{cpu().alloc(shape, DType::F32), gpu().alloc(shape, DType::F32)};
+    cpu().write(t.cpu, v.data(), v.size() * 4);
+    gpu().write(t.gpu, v.data(), v.size() * 4);
+    return t;
+  }
+  // An activation output filled with NaN, so that any element the op fails to write shows.
+  static Both poisoned(const std::vector<int64_t>& shape) {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    return acts(std::vector<float>(size_t(n), std::numeric_limits<float>::quiet_NaN()), shape);
+  }
+
+  static void expect_close(const std::string& op, const Tensor& got, const Tensor& want, double tol,
+                           const std::string& what) {
+    const double err = rel_error(gpu().to_host_f32(got), cpu().to_host_f32(want));
+    double& w = worst()[op];
+    w = std::max(w, err);
+    EXPECT_LE(err, tol) << op << " " << what;
+  }
+  static void expect_close(const std::string& op, const Both& t, double tol, const std::string& what) {
+    expect_close(op, t.gpu, t.cpu, tol, what);
+  }
+
+  static Backend* cpu_;
+  static Backend* gpu_;
+};
+Backend* CudaOps::cpu_ = nullptr;
+Backend* CudaOps::gpu_ = nullptr;
+
+std::string shape_name(std::initializer_list<int64_t> dims) {
+  std::string s;
+  for (int64_t d : dims) s += (s.empty() ? "" : "x") + std::to_string(d);
+  return s;
+}
+
+TEST_F(CudaOps, DescribesItself) {
+  EXPECT_EQ(gpu().device(), Device::CUDA);
+  EXPECT_NE(gpu().description().find("cuda"), std::string::npos) << gpu().description();
+  EXPECT_GT(gpu().free_memory(), size_t(1) << 30);
+  for (DType d : {DType::F32, DType::F16, DType::BF16}) {
+    float one = 1.0f;
+    uint16_t one16 = d == DType::F16 ? f32_to_f16(1.0f) : f32_to_bf16(1.0f);
+    const void* src = d == DType::F32 ? static_cast<const void*>(&one) : &one16;
+    Tensor t = gpu().upload_weight(src, d, {1});
+    EXPECT_EQ(t.dtype, gpu().weight_dtype(d));
+    EXPECT_EQ(gpu().to_host_f32(t)[0], 1.0f);
+  }
+  std::printf("%s\n", gpu().description().c_str());
+}
+
+TEST_F(CudaOps, AllocationFailureIsNoMemory) {
+  try {
+    gpu().alloc({int64_t(1) << 48}, DType::F32);
+    FAIL() << "a 1 PiB allocation succeeded";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), kExitNoMemory);
+    EXPECT_NE(std::string(e.what()).find("bytes"), std::string::npos) << e.what();
+  }
+  // The backend is still usable afterwards.
+  Both x = acts(random_floats(64), {64});
+  Both out = poisoned({64});
+  cpu().swiglu(x.cpu, x.cpu, out.cpu);
+  gpu().swiglu(x.gpu, x.gpu, out.gpu);
+  expect_close("swiglu", out, kExact, "after a failed allocation");
+}
+
+TEST_F(CudaOps, UploadWeightRoundsToBf16) {
+  for (DType stored : {DType::F32, DType::F16, DType::BF16}) {
+    const std::vector<float> v = random_floats(1001, 3.0f);
+    std::vector<uint16_t> h16(v.size());
+    std::vector<float> want(v.size());
+    for (size_t i = 0; i < v.size(); i++) {
+      h16[i] = stored == DType::F16 ? f32_to_f16(v[i]) : f32_to_bf16(v[i]);
+      const float as_stored =
+          stored == DType::F32 ? v[i] : stored == DType::F16 ? f16_to_f32(h16[i]) : bf16_to_f32(h16[i]);
+      want[i] = gpu().weight_dtype(stored) == DType::BF16 ? bf16_to_f32(f32_to_bf16(as_stored)) : as_stored;
+    }
+    const void* src = stored == DType::F32 ? static_cast<const void*>(v.data()) : h16.data();
+    Tensor t = gpu().upload_weight(src, stored, {7, 143});
+    EXPECT_EQ(gpu().to_host_f32(t), want) << dtype_name(stored);
+  }
+}
+
+TEST_F(CudaOps, Embedding) {
+  for (auto [vocab, hidden, n] : {std::tuple{1000, 4096, 1}, {1000, 4096, 300}, {37, 17, 7}, {5, 3584, 9}}) {
+    Both table = weights(bf16_exact(random_floats(size_t(vocab) * hidden)), {vocab, hidden});
+    std::uniform_int_distribution<int32_t> id(0, vocab - 1);
+    std::vector<int32_t> ids(static_cast<size_t>(n));
+    for (int32_t& i : ids) i = id(rng());
+    ids.front() = vocab - 1;  // the last row too
+    Both idt = ints(ids, {n});
+    Both out = poisoned({n, hidden});
+    cpu().embedding(table.cpu, idt.cpu, out.cpu);
+    gpu().embedding(table.gpu, idt.gpu, out.gpu);
+    expect_close("embedding", out, 0.0, shape_name({vocab, hidden, n}));
+  }
+}
+
+TEST_F(CudaOps, EmbeddingRejectsIdOutsideVocabulary) {
+  Both table = weights(bf16_exact(random_floats(10 * 64)), {10, 64});
+  for (int32_t bad : {10, -1}) {
+    Both idt = ints({3, bad, 4}, {3});
+    Both out = poisoned({3, 64});
+    try {
+      gpu().embedding(table.gpu, idt.gpu, out.gpu);
+      gpu().synchronize();
+      FAIL() << "id " << bad << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("outside the vocabulary"), std::string::npos) << e.what();
+    }
+  }
+  // A good lookup afterwards works and raises nothing.
+  Both idt = ints({3, 9, 0}, {3});
+  Both out = poisoned({3, 64});
+  cpu().embedding(table.cpu, idt.cpu, out.cpu);
+  gpu().embedding(table.gpu, idt.gpu, out.gpu);
+  expect_close("embedding", out, 0.0, "after a bad id");
+}
+
+TEST_F(CudaOps, RmsNorm) {
+  for (auto [rows, cols] : {std::pair{1, 4096}, {300, 3584}, {7, 17}, {5, 1}, {2, 5120}}) {
+    Both x = acts(random_floats(size_t(rows) * cols, 2.0f), {rows, cols});
+    Both w = weights(bf16_exact(random_floats(size_t(cols))), {cols});
+    Both out = poisoned({rows, cols});
+    cpu().rmsnorm(x.cpu, w.cpu, 1e-6f, out.cpu);
+    gpu().rmsnorm(x.gpu, w.gpu, 1e-6f, out.gpu);
+    expect_close("rmsnorm", out, kExact, shape_name({rows, cols}));
+  }
+}
+
+// Qwen3's q/k norm: the [n, heads * head_dim] activation seen as [n * heads, head_dim], in place.
+TEST_F(CudaOps, RmsNormPerHeadInPlace) {
+  for (auto [n, heads, hd] : {std::tuple{3, 28, 128}, {1, 8, 64}, {300, 4, 128}}) {
+    Both x = acts(random_floats(size_t(n) * heads * hd, 3.0f), {n, heads * hd});
+    Both w = weights(bf16_exact(random_floats(size_t(hd))), {hd});
+    Tensor xc = x.cpu.reshape({int64_t(n) * heads, hd}), xg = x.gpu.reshape({int64_t(n) * heads, hd});
+    cpu().rmsnorm(xc, w.cpu, 1e-6f, xc);
+    gpu().rmsnorm(xg, w.gpu, 1e-6f, xg);
+    expect_close("rmsnorm", x, kExact, "in place " + shape_name({n, heads, hd}));
+  }
+}
+
+TEST_F(CudaOps, AddRmsNorm) {
+  for (auto [rows, cols] : {std::pair{1, 4096}, {300, 3584}, {7, 17}, {9, 896}}) {
+    Both residual = acts(random_floats(size_t(rows) * cols, 2.0f), {rows, cols});
+    Both x = acts(random_floats(size_t(rows) * cols, 2.0f), {rows, cols});
+    Both w = weights(bf16_exact(random_floats(size_t(cols))), {cols});
+    Both out = poisoned({rows, cols});
+    cpu().add_rmsnorm(residual.cpu, x.cpu, w.cpu, 1e-5f, out.cpu);
+    gpu().add_rmsnorm(residual.gpu, x.gpu, w.gpu, 1e-5f, out.gpu);
+    expect_close("add_rmsnorm", out, kExact, "out " + shape_name({rows, cols}));
+    expect_close("add_rmsnorm", residual, kExact, "residual " + shape_name({rows, cols}));
+  }
+}
+
+TEST_F(CudaOps, Matmul) {
+  struct Case {
+    int n, in, out;
+    bool bias;
+  };
+  // n <= 8 takes the GEMV (fp32 input, exact up to order); larger n cuBLAS on a bf16 copy of x.
+  // in % 8 != 0 takes the GEMV's unaligned path.
+  const Case cases[] = {{1, 4096, 14336, false}, {1, 14336, 4096, true}, {3, 5, 3, true},  {1, 17, 1, false},
+                        {8, 3584, 512, true},    {2, 4100, 33, true},    {5, 8, 7, false}, {9, 3584, 640, true},
+                        {300, 4096, 1024, false}, {17, 1, 17, true},     {64, 896, 4864, true}};
+  for (const Case& c : cases) {
+    Both x = acts(random_floats(size_t(c.n) * c.in), {c.n, c.in});
+    Both w = weights(bf16_exact(random_floats(size_t(c.out) * c.in)), {c.out, c.in});
+    Both b = weights(bf16_exact(random_floats(size_t(c.out))), {c.out});
+    Both out = poisoned({c.n, c.out});
+    cpu().matmul(x.cpu, w.cpu, c.bias ? &b.cpu : nullptr, out.cpu);
+    gpu().matmul(x.gpu, w.gpu, c.bias ? &b.gpu : nullptr, out.gpu);
+    expect_close(c.n <= 8 ? "matmul (gemv)" : "matmul (cublas)", out, c.n <= 8 ? kExact : kBf16x,
+                 shape_name({c.n, c.in, c.out}) + (c.bias ? " +bias" : ""));
+  }
+}
+
+TEST_F(CudaOps, MatmulOnLastRowSlice) {
+  // lm_head on the last row only: the input is a slice that starts mid-allocation.
+  Both x = acts(random_floats(5 * 3584), {5, 3584});
+  Both w = weights(bf16_exact(random_floats(2000 * 3584)), {2000, 3584});
+  Both out = poisoned({1, 2000});
+  cpu().matmul(x.cpu.slice(4, 1), w.cpu, nullptr, out.cpu);
+  gpu().matmul(x.gpu.slice(4, 1), w.gpu, nullptr, out.gpu);
+  expect_close("matmul (gemv)", out, kExact, "last-row slice");
+}
+
+std::vector<float> inv_freq(int head_dim, double theta) {
+  std::vector<float> f(size_t(head_dim / 2));
+  for (int i = 0; i < head_dim / 2; i++) f[size_t(i)] = 1.0f / std::pow(float(theta), float(2 * i) / float(head_dim));
+  return f;
+}
+
+TEST_F(CudaOps, Rope) {
+  for (auto [n, heads, hd, theta, scaling] :
+       {std::tuple{1, 28, 128, 1e6, 1.0f}, {5, 4, 128, 5e5, 1.0f}, {300, 14, 64, 1e4, 1.0f}, {3, 2, 96, 1e6, 0.8f}}) {
+    Both x = acts(random_floats(size_t(n) * heads * hd, 2.0f), {n, heads * hd});
+    std::uniform_int_distribution<int32_t> pos(0, 131071);  // far positions: large fp32 angles
+    std::vector<int32_t> p(static_cast<size_t>(n));
+    for (int32_t& v : p) v = pos(rng());
+    Both positions = ints(p, {n});
+    Both f = f32(inv_freq(hd, theta), {hd / 2});
+    RopeTable rc{f.cpu, scaling}, rg{f.gpu, scaling};
+    cpu().rope(x.cpu, positions.cpu, rc, hd);
+    gpu().rope(x.gpu, positions.gpu, rg, hd);
+    expect_close("rope", x, kExact, shape_name({n, heads, hd}));
+  }
+}
+
+TEST_F(CudaOps, Swiglu) {
+  for (int64_t count : {int64_t(1), int64_t(17), int64_t(3) * 18944}) {
+    Both gate = acts(random_floats(size_t(count), 6.0f), {count});
+    Both up = acts(random_floats(size_t(count), 2.0f), {count});
+    Both out = poisoned({count});
+    cpu().swiglu(gate.cpu, up.cpu, out.cpu);
+    gpu().swiglu(gate.gpu, up.gpu, out.gpu);
+    expect_close("swiglu", out, kExact, std::to_string(count));
+  }
+}
+
+TEST_F(CudaOps, Argmax) {
+  for (auto [rows, cols] : {std::pair{1, 152064}, {3, 17}, {2, 1}, {4, 128256}}) {
+    std::vector<float> v = random_floats(size_t(rows) * cols, 10.0f);
+    if (cols > 2) {  // a tie in row 0: the first index must win
+      const float top = *std::max_element(v.begin(), v.begin() + cols) + 1.0f;
+      v[size_t(cols) / 3] = top;
+      v[size_t(cols) / 2] = top;
+    }
+    Both logits = f32(v, {rows, cols});
+    Both out = ints(std::vector<int32_t>(size_t(rows), -7), {rows});
+    cpu().argmax(logits.cpu, out.cpu);
+    gpu().argmax(logits.gpu, out.gpu);
+    std::vector<int32_t> want(static_cast<size_t>(rows)), got(static_cast<size_t>(rows));
+    cpu().read(out.cpu, want.data(), want.size() * 4);
+    gpu().read(out.gpu, got.data(), got.size() * 4);
+    EXPECT_EQ(got, want) << shape_name({rows, cols});
+  }
+}
+
+// The same KV cache on both backends.
+struct BothCache {
+  KVCache cpu, gpu;
+};
+
+class CudaAttention : public CudaOps {
+ protected:
+  static BothCache new_cache(int layers, int kv_heads, int hd, int capacity) {
+    return {cpu().alloc_kv_cache(layers, kv_heads, hd, capacity), gpu().alloc_kv_cache(layers, kv_heads, hd, capacity)};
+  }
+  // Appends n random tokens (bf16-exact, so both caches hold the same values) to `layer`.
+  static void append(BothCache& c, int layer, int n, int first_position) {
+    for (int done = 0; done < n;) {
+      const int chunk = std::min(n - done, 2048);
+      const int64_t row = int64_t(c.cpu.kv_heads) * c.cpu.head_dim;
+      Both k = acts(bf16_exact(random_floats(size_t(chunk * row))), {chunk, row});
+      Both v = acts(bf16_exact(random_floats(size_t(chunk * row))), {chunk, row});
+      std::vector<int32_t> p(static_cast<size_t>(chunk));
+      for (int i = 0; i < chunk; i++) p[size_t(i)] = first_position + done + i;
+      Both pos = ints(p, {chunk});
+      cpu().kv_append(c.cpu, layer, k.cpu, v.cpu, pos.cpu);
+      gpu().kv_append(c.gpu, layer, k.gpu, v.gpu, pos.gpu);
+      done += chunk;
+    }
+  }
+  static std::vector<int32_t> lengths(const KVCache& c) {
+    std::vector<int32_t> h(size_t(c.layers * c.kv_heads));
+    (c.length.device == Device::CPU ? cpu() : gpu()).read(c.length, h.data(), h.size() * 4);
+    return h;
+  }
+  static void set_lengths(BothCache& c, const std::vector<int32_t>& h) {
+    cpu().write(c.cpu.length, h.data(), h.size() * 4);
+    gpu().write(c.gpu.length, h.data(), h.size() * 4);
+  }
+
+  // `prefix` tokens in the cache (per head a random shorter length when ragged, as after a
+  // cache policy evicted some), then n new tokens appended and attended. Layer 1 of two, so
+  // the per-layer offsets are exercised; layer 0 holds other data.
+  static void check(int q_heads, int kv_heads, int hd, int prefix, int n, bool ragged) {
+    const int capacity = prefix + n + 3;
+    BothCache c = new_cache(2, kv_heads, hd, capacity);
+    append(c, 0, prefix + n, 0);
+    append(c, 1, prefix, 0);
+    if (ragged) {
+      std::vector<int32_t> len = lengths(c.cpu);
+      std::uniform_int_distribution<int32_t> keep(0, prefix);
+      for (int h = 0; h < kv_heads; h++) len[size_t(kv_heads + h)] = keep(rng());
+      len[size_t(kv_heads)] = prefix;  // one head keeps everything
+      set_lengths(c, len);
+    }
+    append(c, 1, n, prefix);
+    // Queries scaled so the softmax is peaked: a wrong key then moves the output visibly. Not
+    // bf16-exact: the split-K path carries q's low bits separately, and that must be exercised.
+    Both q = acts(random_floats(size_t(n) * q_heads * hd, 3.0f), {n, q_heads * hd});
+    Both out = poisoned({n, q_heads * hd});
+    const float scale = 1.0f / std::sqrt(float(hd));
+    cpu().attention(q.cpu, c.cpu, 1, scale, out.cpu);
+    gpu().attention(q.gpu, c.gpu, 1, scale, out.gpu);
+    const bool split_k = n <= 8;
+    expect_close(split_k ? "attention (split-K)" : "attention (prefill)", out, split_k ? kDecodeAttention : kBf16p,
+                 "q_heads " + std::to_string(q_heads) + " kv_heads " + std::to_string(kv_heads) + " head_dim " +
+                     std::to_string(hd) + " prefix " + std::to_string(prefix) + " n " + std::to_string(n) +
+                     (ragged ? " ragged" : ""));
+  }
+};
+
+TEST_F(CudaAttention, KvAppend) {
+  for (auto [kv_heads, hd] : {std::pair{4, 128}, {8, 64}, {2, 96}}) {
+    BothCache c = new_cache(2, kv_heads, hd, 200);
+    int pos = 0;
+    for (int n : {3, 65, 1, 64}) {  // 65 spans two of the kernel's token blocks
+      append(c, 1, n, pos);
+      pos += n;
+    }
+    append(c, 0, 5, 1000);
+    EXPECT_EQ(lengths(c.gpu), lengths(c.cpu));
+    const std::vector<int32_t> len = lengths(c.cpu);
+    for (int layer = 0; layer < 2; layer++) {
+      for (const auto* name : {"k", "v"}) {
+        const Tensor& tc = name[0] == 'k' ? c.cpu.k[size_t(layer)] : c.cpu.v[size_t(layer)];
+        const Tensor& tg = name[0] == 'k' ? c.gpu.k[size_t(layer)] : c.gpu.v[size_t(layer)];
+        const std::vector<float> want = cpu().to_host_f32(tc), got = gpu().to_host_f32(tg);
+        for (int h = 0; h < kv_heads; h++) {
+          const size_t begin = size_t(h) * 200 * size_t(hd);
+          const size_t end = begin + size_t(len[size_t(layer * kv_heads + h)]) * size_t(hd);
+          EXPECT_TRUE(std::equal(got.begin() + long(begin), got.begin() + long(end), want.begin() + long(begin)))
+              << name << " layer " << layer << " head " << h;
+        }
+      }
+      std::vector<int32_t> pc(size_t(c.cpu.position.numel())), pg(pc.size());
+      cpu().read(c.cpu.position, pc.data(), pc.size() * 4);
+      gpu().read(c.gpu.position, pg.data(), pg.size() * 4);
+      for (int h = 0; h < kv_heads; h++) {
+        const size_t begin = (size_t(layer) * kv_heads + h) * 200;
+        const size_t end = begin + size_t(len[size_t(layer * kv_heads + h)]);
+        EXPECT_TRUE(std::equal(pg.begin() + long(begin), pg.begin() + long(end), pc.begin() + long(begin)))
+            << "positions layer " << layer << " head " << h;
+      }
+    }
+  }
+}
+
+TEST_F(CudaAttention, KvAppendRoundsToBf16) {
+  BothCache c = new_cache(1, 2, 64, 8);
+  const std::vector<float> raw = random_floats(2 * 2 * 64);  // not bf16-exact
+  Both k = acts(raw, {2, 128}), v = acts(raw, {2, 128});
+  Both pos = ints({0, 1}, {2});
+  gpu().kv_append(c.gpu, 0, k.gpu, v.gpu, pos.gpu);
+  const std::vector<float> got = gpu().to_host_f32(c.gpu.k[0]);
+  for (int t = 0; t < 2; t++)
+    for (int h = 0; h < 2; h++)
+      for (int d = 0; d < 64; d++)
+        EXPECT_EQ(got[size_t((h * 8 + t) * 64 + d)], bf16_to_f32(f32_to_bf16(raw[size_t((t * 2 + h) * 64 + d)])));
+}
+
+// One new token over caches of 1, 17 and 4097 slots; GQA groups of 7 (Qwen2.5-7B), 4 (Llama-3),
+// 1, 16 (a full 16-row tile) and 24 (two tiles); head_dims 128, 64 and 96 (no tensor-core path).
+TEST_F(CudaAttention, Decode) {
+  for (auto [q_heads, kv_heads, hd] : {std::tuple{28, 4, 128}, {32, 8, 128}, {14, 2, 64}, {8, 8, 64}, {32, 2, 128},
+                                       {24, 1, 64}, {16, 1, 96}}) {
+    for (int context : {1, 17, 4097}) {
+      check(q_heads, kv_heads, hd, context - 1, 1, false);
+      if (context > 1) check(q_heads, kv_heads, hd, context - 1, 1, true);
+    }
+  }
+}
+
+TEST_F(CudaAttention, DecodeLongContext) {
+  for (auto [q_heads, kv_heads, hd] : {std::tuple{28, 4, 128}, {32, 8, 128}}) {
+    check(q_heads, kv_heads, hd, 32770, 1, false);
+    check(q_heads, kv_heads, hd, 32770, 1, true);
+  }
+}
+
+// A chunk of n new tokens after `prefix` cached ones: n = 3 (split-K path), 9, 65, 300, 1000
+// (tensor cores, partial 64-row tiles), head_dim 96 for the fallback.
+TEST_F(CudaAttention, Prefill) {
+  struct Case {
+    int q_heads, kv_heads, hd, prefix, n;
+    bool ragged;
+  };
+  const Case cases[] = {{28, 4, 128, 0, 1, false},   {28, 4, 128, 0, 3, false},   {28, 4, 128, 100, 3, true},
+                        {28, 4, 128, 0, 300, false}, {28, 4, 128, 100, 300, true}, {28, 4, 128, 0, 1000, false},
+                        {14, 2, 64, 0, 9, false},    {14, 2, 64, 37, 65, true},   {32, 8, 128, 4097, 300, true},
+                        {14, 2, 64, 4097, 300, false}, {16, 4, 96, 50, 20, true}, {8, 8, 64, 0, 64, false}};
+  for (const Case& c : cases) check(c.q_heads, c.kv_heads, c.hd, c.prefix, c.n, c.ragged);
+}
+
+TEST_F(CudaAttention, PrefillLong) {
+  check(28, 4, 128, 4097, 1000, false);
+  check(28, 4, 128, 4097, 1000, true);
+}
+
+}  // namespace
+}  // namespace kvlab
