@@ -51,8 +51,7 @@ int bench_main(int argc, char** argv) {
   std::string name;
   if (!shape.empty()) {
     kvlab::ModelConfig cfg = kvlab::shape_config(shape);
-    kvlab::require_fits(kvlab::plan_memory(cfg, planned, chunk, kvlab::plan_dtypes(*backend, cfg)),
-                        backend->free_memory(), backend->description());
+    kvlab::require_fits(kvlab::plan_memory(cfg, planned, chunk, kvlab::plan_dtypes(*backend, cfg)), *backend);
     model = std::make_unique<kvlab::Transformer>(cfg, *backend, kvlab::random_weights(cfg, *backend, 1), chunk);
     name = shape + " (random)";
   } else {

@@ -2,20 +2,24 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "core/environment.h"
 #include "core/error.h"
-#include "run/cli.h"
+#include "core/interrupt.h"
+#include "core/json_input.h"
 #include "model/loaded_model.h"
 #include "model/tokenizer.h"
 #include "run/cache_options.h"
+#include "run/cli.h"
 #include "run/report.h"
-#include "tasks/passkey.h"
+#include "tasks/registry.h"
+#include "tasks/text_file.h"
 
 namespace {
 
+namespace fs = std::filesystem;
 using nlohmann::json;
 
 struct EvalOptions {
@@ -24,21 +28,24 @@ struct EvalOptions {
   std::string task = "passkey";
   std::string backend = "cpu";
   std::string out;
-  kvlab::PasskeyOptions passkey;
   kvlab::CacheFlags cache;
 };
 
-// A config file holds the same settings as the flags; flags given on the command line win.
-void apply_config_file(const std::string& path, EvalOptions& o, const CLI::App& app) {
-  std::ifstream f(path);
-  if (!f) kvlab::fail(path + ": cannot open config file");
-  json j = json::parse(f, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) kvlab::fail(path + ": not a JSON object");
+// A config file holds the same settings as the flags; flags given on the command line win. Keys
+// that are not general settings go to the task, which rejects those it does not take.
+void apply_config_file(const std::string& path, EvalOptions& o, kvlab::TaskOptionSources& task, const CLI::App& app) {
+  json j = kvlab::parse_json_input(kvlab::read_file_bytes(path, "config"), path);
+  if (!j.is_object()) kvlab::fail(path + ": not a JSON object");
   auto given = [&](const char* flag) { return app.count(flag) > 0; };
+  // Relative paths in a config are relative to its directory's parent (the repository root for
+  // configs/), so a config works from any working directory.
+  const fs::path base = fs::absolute(path).parent_path().parent_path();
+  task.config_path = path;
+  task.config_base = base.string();
   for (auto& [key, value] : j.items()) {
     try {
       if (key == "model") {
-        if (!given("--model")) o.model = value.get<std::string>();
+        if (!given("--model")) o.model = (base / value.get<std::string>()).lexically_normal().string();
       } else if (key == "tokenizer") {
         if (!given("--tokenizer")) o.tokenizer = value.get<std::string>();
       } else if (key == "task") {
@@ -47,14 +54,6 @@ void apply_config_file(const std::string& path, EvalOptions& o, const CLI::App& 
         if (!given("--backend")) o.backend = value.get<std::string>();
       } else if (key == "out") {
         if (!given("--out")) o.out = value.get<std::string>();
-      } else if (key == "context") {
-        if (!given("--context")) o.passkey.context_tokens = value.get<int>();
-      } else if (key == "depths") {
-        if (!given("--depths")) o.passkey.depths = value.get<std::vector<double>>();
-      } else if (key == "samples") {
-        if (!given("--samples")) o.passkey.samples_per_depth = value.get<int>();
-      } else if (key == "seed") {
-        if (!given("--seed")) o.passkey.seed = value.get<uint64_t>();
       } else if (key == "cache") {
         if (!given("--cache")) o.cache.policy = value.get<std::string>();
       } else if (key == "budget") {
@@ -68,87 +67,119 @@ void apply_config_file(const std::string& path, EvalOptions& o, const CLI::App& 
       } else if (key == "streaming_prefill") {
         if (!given("--streaming-prefill")) o.cache.streaming_prefill = value.get<bool>();
       } else {
-        kvlab::fail(path + ": unknown key \"" + key +
-                    "\" (known: model, tokenizer, task, backend, out, context, depths, samples, seed, cache, "
-                    "budget, cache_params, interval, streaming_prefill)");
+        task.config[key] = value;
       }
     } catch (const json::exception&) {
       kvlab::fail(path + ": key \"" + key + "\" has the wrong type: " + value.dump());
     }
   }
-  // Relative model paths in a config are relative to the config file's directory's parent
-  // (the repository root for configs/), so a config works from any working directory.
-  std::filesystem::path base = std::filesystem::path(path).parent_path().parent_path();
-  if (!given("--model") && j.contains("model") && std::filesystem::path(o.model).is_relative())
-    o.model = (base / o.model).lexically_normal().string();
+}
+
+// How --help shows a task option's value.
+std::string value_name(const kvlab::TaskOption& t) {
+  switch (t.kind) {
+    case kvlab::TaskOption::Int: return "INT";
+    case kvlab::TaskOption::Float: return "NUM";
+    case kvlab::TaskOption::IntList: return "INT,...";
+    case kvlab::TaskOption::FloatList: return "NUM,...";
+    case kvlab::TaskOption::Path: return "FILE";
+    case kvlab::TaskOption::Bool: break;
+    case kvlab::TaskOption::String: {
+      std::string s;
+      for (const std::string& c : t.choices) s += (s.empty() ? "" : "|") + c;
+      return s.empty() ? "TEXT" : s;
+    }
+  }
+  return "";
 }
 
 std::string default_out(const EvalOptions& o) {
   std::string stamp = kvlab::utc_timestamp();
   for (char& c : stamp)
     if (c == ':') c = '-';
-  return "results/eval-" + o.task + "-" + std::filesystem::path(o.model).filename().string() + "-" + stamp + ".json";
+  return "results/eval-" + o.task + "-" + fs::path(o.model).filename().string() + "-" + stamp + ".json";
 }
 
 int eval_main(int argc, char** argv) {
   CLI::App app{"Run one long-context task on one model and write a JSON report.", "kvlab-eval"};
   EvalOptions o;
   std::string config_path;
-  std::string depths;
   app.add_option("--config", config_path, "JSON file with any of the settings below (flags override it)");
   app.add_option("--model", o.model, "Hugging Face model directory (default: the embedded tiny model)");
   app.add_option("--tokenizer", o.tokenizer, "tokenizer.json (default: the one in the model directory)");
-  app.add_option("--task", o.task, "Task to run")->check(CLI::IsMember({"passkey"}));
+  app.add_option("--task", o.task, "Task to run: passkey, niah, perplexity or qa (see --help-tasks)");
   app.add_option("--backend", o.backend, "cpu (Eigen reference) or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
-  app.add_option("--context", o.passkey.context_tokens, "Prompt length in tokens")->check(CLI::PositiveNumber);
-  app.add_option("--depths", depths, "Needle depths as fractions, comma-separated (default 0,0.25,0.5,0.75,1)");
-  app.add_option("--samples", o.passkey.samples_per_depth, "Samples per depth")->check(CLI::PositiveNumber);
-  app.add_option("--seed", o.passkey.seed, "Seed for the hidden numbers");
   app.add_option("--out", o.out, "Report path (default results/eval-<task>-<model>-<time>.json)");
   kvlab::add_cache_flags(app, o.cache);
+  // Every task's options as flags; the chosen task rejects those it does not take.
+  const std::vector<kvlab::TaskOption> task_options = kvlab::all_task_options();
+  std::map<std::string, std::string> task_text;
+  std::map<std::string, bool> task_switch;
+  for (const kvlab::TaskOption& t : task_options) {
+    if (t.kind == kvlab::TaskOption::Bool)
+      app.add_flag(kvlab::option_flag(t.name), task_switch[t.name], t.help);
+    else
+      app.add_option(kvlab::option_flag(t.name), task_text[t.name], t.help)->type_name(value_name(t));
+  }
+  app.add_flag_callback(
+      "--help-tasks",
+      [] {
+        std::printf("Tasks, how each builds its prompt, generates and scores, and its options:\n\n%s",
+                    kvlab::tasks_help().c_str());
+        throw CLI::Success();
+      },
+      "Describe every task and its options with defaults, then exit");
   if (int rc = kvlab::parse_command_line(app, argc, argv); rc >= 0) return rc;
 
-  if (!config_path.empty()) apply_config_file(config_path, o, app);
-  if (!depths.empty()) {
-    o.passkey.depths.clear();
-    std::stringstream ss(depths);
-    std::string item;
-    while (std::getline(ss, item, ',')) {
-      try {
-        o.passkey.depths.push_back(std::stod(item));
-      } catch (const std::exception&) {
-        kvlab::fail("--depths: \"" + item + "\" is not a number");
-      }
-    }
-  }
-  if (o.task != "passkey") kvlab::fail("unknown task \"" + o.task + "\" (available: passkey)");
+  kvlab::TaskOptionSources sources;
+  // The embedded model sits in the repository's datasets/models/; default data paths are
+  // relative to that repository.
+  sources.default_base = fs::path(KVLAB_DEFAULT_MODEL).parent_path().parent_path().parent_path().string();
+  if (!config_path.empty()) apply_config_file(config_path, o, sources, app);
+  for (const kvlab::TaskOption& t : task_options)
+    if (app.count(kvlab::option_flag(t.name)))
+      sources.flags[t.name] = t.kind == kvlab::TaskOption::Bool ? "true" : task_text[t.name];
+  const kvlab::TaskInfo& task = kvlab::find_task(o.task);
+  const json task_options_json = kvlab::resolve_task_options(task, sources);
   const kvlab::CacheSpec cache = kvlab::cache_spec_from_flags(o.cache);
   if (o.out.empty()) o.out = default_out(o);
   if (o.tokenizer.empty()) o.tokenizer = o.model + "/tokenizer.json";
 
+  // Data and prompts are checked before the weights load; the task then sizes the memory check.
   auto backend = kvlab::make_backend(kvlab::backend_kind_from_name(o.backend));
-  kvlab::LoadedModel m = kvlab::load_model(o.model, *backend, o.passkey.context_tokens);
+  const kvlab::ModelConfig model_config = kvlab::load_model_config(o.model);
   kvlab::Tokenizer tok = kvlab::Tokenizer::load(o.tokenizer);
-  if (tok.vocab_size() > m.config.vocab_size)
+  if (tok.vocab_size() > model_config.vocab_size)
     kvlab::fail(o.tokenizer + ": tokenizer has " + std::to_string(tok.vocab_size()) + " tokens but the model's " +
-                "vocab_size is " + std::to_string(m.config.vocab_size));
+                "vocab_size is " + std::to_string(model_config.vocab_size));
+  const size_t kv_bytes_per_token = size_t(model_config.num_layers) * 2 * size_t(model_config.kv_dim()) *
+                                    kvlab::dtype_size(backend->kv_dtype());
+  kvlab::PreparedTask prepared = task.prepare(task_options_json, {tok, model_config, cache, kv_bytes_per_token});
+  kvlab::LoadedModel m = kvlab::load_model(o.model, *backend, prepared.context_tokens);
+  kvlab::install_interrupt_handlers();  // from here on SIGINT/SIGTERM end the run after the current sample
+  kvlab::TaskResult result = prepared.run(*m.model);
 
-  json metrics = kvlab::run_passkey(*m.model, tok, o.passkey, cache);
   json config = {{"task", o.task},
                  {"backend", o.backend},
                  {"tokenizer", o.tokenizer},
                  {"cache", kvlab::to_json(cache)},
-                 {"passkey", kvlab::to_json(o.passkey)}};
-  kvlab::MemoryPlan plan = kvlab::plan_memory(m.config, o.passkey.context_tokens, m.model->max_chunk(),
+                 {o.task, prepared.config}};
+  kvlab::MemoryPlan plan = kvlab::plan_memory(m.config, prepared.context_tokens, m.model->max_chunk(),
                                               kvlab::plan_dtypes(*backend, m.config));
-  kvlab::write_report(o.out, kvlab::make_report(m, backend->description(), o.task, config, plan, metrics));
-  std::printf("%s on %s, cache %s: accuracy %.3f over %d samples (context %d tokens); KV kept %s; decode %.1f "
-              "tokens/s\nreport: %s\n",
-              o.task.c_str(), m.dir.c_str(), cache.policy.c_str(), metrics["accuracy"].get<double>(),
-              metrics["samples"].get<int>(), o.passkey.context_tokens,
-              kvlab::format_bytes(metrics["kv_bytes_kept_peak"].get<size_t>()).c_str(),
-              metrics["decode_tokens_per_s"].get<double>(), o.out.c_str());
-  return 0;
+  json report = kvlab::make_report(m, backend->description(), o.task, config, plan, result.metrics,
+                                  {tok.path(), prepared.data_files});
+  if (kvlab::interrupted()) kvlab::mark_incomplete(report, kvlab::interrupt_reason());
+  kvlab::write_report(o.out, report);
+  const json& mt = result.metrics;
+  std::printf("%s\n  model %s, cache %s: KV kept at peak %s, host memory peak %s, decode %.1f tokens/s\nreport: %s\n",
+              result.summary.c_str(), m.dir.c_str(), cache.policy.c_str(),
+              kvlab::format_bytes(mt["kv_cache"]["peak"]["kv_bytes"].get<size_t>()).c_str(),
+              kvlab::format_bytes(mt["host_memory_peak_bytes"].get<size_t>()).c_str(),
+              mt["decode_tokens_per_s"].get<double>(), o.out.c_str());
+  if (!kvlab::interrupted()) return 0;
+  std::fprintf(stderr, "kvlab-eval: %s; the report covers the samples completed before it\n",
+               kvlab::interrupt_reason().c_str());
+  return kvlab::kExitInterrupted;
 }
 
 }  // namespace

@@ -65,7 +65,7 @@ std::string process_line(const std::string& line, Mode mode, const kvlab::Tokeni
   json in;
   try {
     in = json::parse(line);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
     fail(std::string("malformed JSON: ") + e.what());
   }
   if (!in.is_object()) fail("expected a JSON object");

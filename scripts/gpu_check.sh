@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Runs the CUDA backend's checks on a GPU machine, from the repository root, against a build
 # made elsewhere (build-cuda/, carried along): what the machine is, missing shared libraries,
-# the op tests against the CPU oracle, compute-sanitizer memcheck over the quick tests and
-# racecheck over the attention tests, and the bandwidth table. Logs go to $OUT (when set).
+# the op, cache-op and model tests against the CPU oracle, compute-sanitizer memcheck over the
+# cache-op and graph tests and racecheck over the shared-memory score kernels, then the op
+# benchmarks (speed is measured there, never asserted in tests). Logs go to $OUT (when set).
+# Each step has its own time limit, so the whole stays under about 260 s.
 #   bash scripts/gpu_check.sh [build dir]
 set -uo pipefail
 build=${1:-build-cuda}
 out=${OUT:-/tmp/gpu_check}
 mkdir -p "$out"
 export KVLAB_SOURCE_DIR=$PWD KVLAB_BIN_DIR=$PWD/$build/bin KVLAB_TOKENIZER_DIR=$PWD/third_party/tokenizers
+# Shared libraries the build machine had and this one may not (see the carry list of the call).
+[[ -d $build/carried-lib ]] && export LD_LIBRARY_PATH=$PWD/$build/carried-lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 status=0
 
 echo "== device"
@@ -16,31 +21,45 @@ nvidia-smi -L
 nvidia-smi --query-gpu=driver_version,clocks.sm,clocks.mem,temperature.gpu,power.draw --format=csv
 
 echo "== shared libraries not found"
-for t in "$build"/tests/test_cuda_*; do
+for t in "$build"/tests/test_cuda_* "$build"/bin/bench_cuda_ops "$build"/bin/kvlab-bench; do
   [[ -x $t ]] && ldd "$t" | grep 'not found' && status=1
 done
 echo "(end)"
 
-echo "== op tests"
-"$build"/tests/test_cuda_ops 2>&1 | tee "$out/ops.log" |
-  grep -E '^\[  (FAILED|SKIPPED|PASSED) |^\| |Failure|error:|Expected|Which is|rel|^cuda' || true
-grep -q '^\[  PASSED  \]' "$out/ops.log" && ! grep -q '^\[  FAILED  \]' "$out/ops.log" || status=1
+# gtest binary, time limit, log name, extra arguments.
+run_tests() {
+  local bin=$1 limit=$2 log=$3
+  shift 3
+  echo "== $log"
+  timeout "$limit" "$build/tests/$bin" "$@" >"$out/$log.log" 2>&1
+  echo "exit $?"
+  grep -E '^\[  (FAILED|SKIPPED|PASSED) |^\| |Failure|error:|Expected|Which is|: max|same slots|keeps the same|checkable|^cuda' \
+    "$out/$log.log" | head -60
+  grep -q '^\[  PASSED  \]' "$out/$log.log" && ! grep -q '^\[  FAILED  \]' "$out/$log.log" || status=1
+}
+run_tests test_cuda_ops 45 ops
+run_tests test_cuda_cache_ops 60 cache_ops
+run_tests test_cuda_model 60 model
 
-echo "== compute-sanitizer memcheck (quick tests)"
-sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-timeout 120 "$sanitizer" --tool memcheck --leak-check no --print-limit 20 \
-  "$build"/tests/test_cuda_ops --gtest_filter='-*Long*:*AllocationFailure*' >"$out/memcheck.log" 2>&1
+echo "== compute-sanitizer memcheck (cache ops; graph replay)"
+timeout 60 "$sanitizer" --tool memcheck --leak-check no --print-limit 20 \
+  "$build"/tests/test_cuda_cache_ops >"$out/memcheck_cache_ops.log" 2>&1
 echo "exit $?"
-grep -E 'ERROR SUMMARY|Invalid|out of bounds|^\[  (FAILED|PASSED) ' "$out/memcheck.log" | head -30
+grep -E 'ERROR SUMMARY|Invalid|out of bounds|^\[  (FAILED|PASSED) ' "$out/memcheck_cache_ops.log" | head -20
+timeout 40 "$sanitizer" --tool memcheck --leak-check no --print-limit 20 \
+  "$build"/tests/test_cuda_model --gtest_filter='CudaModel.GraphReplayIsBitwiseEager' >"$out/memcheck_model.log" 2>&1
+echo "exit $?"
+grep -E 'ERROR SUMMARY|Invalid|out of bounds|^\[  (FAILED|PASSED) ' "$out/memcheck_model.log" | head -20
 
-echo "== compute-sanitizer racecheck (shared-memory kernels: attention)"
-timeout 90 "$sanitizer" --tool racecheck --print-limit 20 \
-  "$build"/tests/test_cuda_ops --gtest_filter='CudaAttention.Decode:CudaAttention.Prefill' >"$out/racecheck.log" 2>&1
+echo "== compute-sanitizer racecheck (score kernels: shared memory)"
+timeout 40 "$sanitizer" --tool racecheck --print-limit 20 \
+  "$build"/tests/test_cuda_cache_ops --gtest_filter='CudaScores.PrefillWindows' >"$out/racecheck.log" 2>&1
 echo "exit $?"
 grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|hazard|^\[  (FAILED|PASSED) ' "$out/racecheck.log" | head -20
 
-echo "== bandwidth"
-"$build"/tests/test_cuda_bandwidth 2>&1 | tee "$out/bandwidth.log" |
-  grep -E '^\||copy|prefill|FAILED|Failure|Expected' || true
+echo "== op benchmarks"
+timeout 40 "$build"/bin/bench_cuda_ops --benchmark_min_time=0.05 >"$out/bench_cuda_ops.log" 2>&1
+echo "exit $?"
+grep -E '^BM_|^[-]+$|^Benchmark' "$out/bench_cuda_ops.log" | cut -c1-150
 
 exit $status

@@ -21,3 +21,4 @@ if [[ ${KVLAB_SKIP_SANITIZE:-0} != 1 ]]; then
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build-asan --output-on-failure -j "$jobs" -L cpu
 fi
+

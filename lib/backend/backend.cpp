@@ -10,18 +10,7 @@
 
 namespace kvlab {
 
-// TODO(cache-policies-cuda): make these pure once the CUDA backend implements them.
-void Backend::accumulate_attention(const Tensor&, KVCache&, int, float, int) {
-  fail(description() + ": accumulate_attention is not implemented", kExitInternal);
-}
-void Backend::kv_compact(KVCache&, int, const Tensor&, const Tensor&, const RopeTable*) {
-  fail(description() + ": kv_compact is not implemented", kExitInternal);
-}
-
-size_t Backend::allocated_bytes() const { fail(description() + ": allocation tracking is not implemented", kExitInternal); }
-size_t Backend::peak_allocated_bytes() const { fail(description() + ": allocation tracking is not implemented", kExitInternal); }
-void Backend::reset_peak() { fail(description() + ": allocation tracking is not implemented", kExitInternal); }
-double Backend::measure_copy_bandwidth() { fail(description() + ": copy bandwidth is not implemented", kExitInternal); }
+void Backend::capture_or_replay(std::unique_ptr<Recording>&, const std::function<void()>& ops) { ops(); }
 
 void AllocationCounter::add(size_t bytes) {
   current_ += bytes;

@@ -6,6 +6,7 @@
 // Conventions: tensors are row-major; a "matrix" is [rows, cols] over the last dim.
 // Activations are in activation_dtype(); weights in whatever upload_weight() chose.
 // Ops are asynchronous on devices that queue work; read() and to_host_f32() synchronise.
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,6 +23,12 @@ struct RopeTable {
   float attention_scaling = 1.0f;
 };
 
+// Device work a backend recorded for replay (a CUDA graph); opaque to its callers, who own it.
+class Recording {
+ public:
+  virtual ~Recording() = default;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -32,12 +39,12 @@ class Backend {
   virtual DType kv_dtype() const = 0;
   virtual DType weight_dtype(DType stored) const = 0;  // what upload_weight turns `stored` into
   virtual size_t free_memory() const = 0;              // bytes it can still allocate
-  // Bytes held by live tensors now, and the most held since the last reset_peak().
-  virtual size_t allocated_bytes() const;
-  virtual size_t peak_allocated_bytes() const;
-  virtual void reset_peak();
+  // Bytes held by live tensors and workspaces now, and the most held since the last reset_peak().
+  virtual size_t allocated_bytes() const = 0;
+  virtual size_t peak_allocated_bytes() const = 0;
+  virtual void reset_peak() = 0;
   // Bytes read + written per second by a large device-to-device copy: the bandwidth roofline.
-  virtual double measure_copy_bandwidth();
+  virtual double measure_copy_bandwidth() = 0;
 
   // Memory.
   virtual Tensor alloc(const std::vector<int64_t>& shape, DType dtype) = 0;
@@ -79,14 +86,22 @@ class Backend {
   // For cache policies that rank tokens by attention (H2O, SnapKV): adds to cache.score[layer]
   // the softmax probability that queries [first_query, n) of the n newest tokens, over all query
   // heads of each KV group, give every kept slot. Same masking as attention().
-  virtual void accumulate_attention(const Tensor& q, KVCache& cache, int layer, float scale, int first_query);
+  virtual void accumulate_attention(const Tensor& q, KVCache& cache, int layer, float scale, int first_query) = 0;
   // Moves, for each KV head h of `layer`, slots keep[h, 0..count[h]) (ascending slot indices)
   // to the front in order, with their positions and scores; length[layer, h] = count[h].
   // With `renumber`, the cache holds keys rotated at their slot index (StreamingLLM-style
   // position shift), so each moved key is re-rotated from its old slot to its new one.
   // keep: I32 [kv_heads, capacity]; count: I32 [kv_heads].
   virtual void kv_compact(KVCache& cache, int layer, const Tensor& keep, const Tensor& count,
-                          const RopeTable* renumber);
+                          const RopeTable* renumber) = 0;
+
+  // Runs `ops`, a sequence of this backend's ops with no host reads or writes inside. A backend
+  // that can record device work (CUDA graphs) runs them eagerly on the first call with an empty
+  // `slot`, records them into it on the next and replays the recording from then on, so that
+  // the whole sequence costs one launch. The caller guarantees that every call with the same
+  // slot enqueues the same ops on the same tensors with the same shapes; what changes from call
+  // to call must live in device memory (written before the call). The default runs `ops`.
+  virtual void capture_or_replay(std::unique_ptr<Recording>& slot, const std::function<void()>& ops);
 };
 
 enum class BackendKind { CPU, CUDA };

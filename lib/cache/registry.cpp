@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/json_excerpt.h"
 
 namespace kvlab {
 
@@ -52,19 +53,19 @@ nlohmann::json resolve_params(const PolicyInfo& info, const nlohmann::json& give
     if (!spec) fail(where + " does not exist (valid: " + param_names(info) + ")");
     switch (spec->kind) {
       case ParamSpec::Int:
-        if (!value.is_number_integer()) fail(where + " must be an integer, got " + value.dump());
+        if (!value.is_number_integer()) fail(where + " must be an integer, got " + json_excerpt(value));
         break;
       case ParamSpec::Float:
-        if (!value.is_number()) fail(where + " must be a number, got " + value.dump());
+        if (!value.is_number()) fail(where + " must be a number, got " + json_excerpt(value));
         break;
       case ParamSpec::String: {
-        if (!value.is_string()) fail(where + " must be a string, got " + value.dump());
+        if (!value.is_string()) fail(where + " must be a string, got " + json_excerpt(value));
         bool ok = spec->choices.empty();
         for (const std::string& c : spec->choices) ok |= c == value.get<std::string>();
         if (!ok) {
           std::string choices;
           for (const std::string& c : spec->choices) choices += (choices.empty() ? "" : ", ") + c;
-          fail(where + " is " + value.dump() + " (choose one of: " + choices + ")");
+          fail(where + " is " + json_excerpt(value) + " (choose one of: " + choices + ")");
         }
         break;
       }
@@ -74,7 +75,7 @@ nlohmann::json resolve_params(const PolicyInfo& info, const nlohmann::json& give
       if (v < spec->min || v > spec->max) {
         std::ostringstream range;
         range << "[" << spec->min << ", " << spec->max << "]";
-        fail(where + " = " + value.dump() + " is outside " + range.str());
+        fail(where + " = " + json_excerpt(value) + " is outside " + range.str());
       }
     }
     out[key] = value;

@@ -88,13 +88,22 @@ void convert_to_f32(const void* src, DType t, size_t n, float* dst) {
       std::memcpy(dst, src, n * 4);
       return;
     case DType::BF16: {
-      const uint16_t* s = static_cast<const uint16_t*>(src);
-      for (size_t i = 0; i < n; i++) dst[i] = bf16_to_f32(s[i]);
+      // Element-wise memcpy: a tensor's offset in a safetensors file need not be 2-aligned.
+      const char* s = static_cast<const char*>(src);
+      for (size_t i = 0; i < n; i++) {
+        uint16_t h;
+        std::memcpy(&h, s + 2 * i, 2);
+        dst[i] = bf16_to_f32(h);
+      }
       return;
     }
     case DType::F16: {
-      const uint16_t* s = static_cast<const uint16_t*>(src);
-      for (size_t i = 0; i < n; i++) dst[i] = f16_to_f32(s[i]);
+      const char* s = static_cast<const char*>(src);
+      for (size_t i = 0; i < n; i++) {
+        uint16_t h;
+        std::memcpy(&h, s + 2 * i, 2);
+        dst[i] = f16_to_f32(h);
+      }
       return;
     }
     case DType::I32:

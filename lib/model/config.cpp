@@ -1,9 +1,11 @@
 #include "model/config.h"
 
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json_excerpt.h"
 
 namespace kvlab {
 
@@ -35,7 +37,7 @@ struct Reader {
     const json* v = find(field);
     if (!v) bad(field, "is missing");
     if (!v->is_number_integer() || v->get<long long>() <= 0 || v->get<long long>() > (1LL << 30))
-      bad(field, "must be a positive integer, got " + v->dump());
+      bad(field, "must be a positive integer, got " + json_excerpt(*v));
     return v->get<int>();
   }
   int positive_int_or(const std::string& field, int fallback) const {
@@ -44,13 +46,13 @@ struct Reader {
   double positive_number_or(const std::string& field, double fallback) const {
     const json* v = find(field);
     if (!v) return fallback;
-    if (!v->is_number() || v->get<double>() <= 0) bad(field, "must be a positive number, got " + v->dump());
+    if (!v->is_number() || v->get<double>() <= 0) bad(field, "must be a positive number, got " + json_excerpt(*v));
     return v->get<double>();
   }
   bool bool_or(const std::string& field, bool fallback) const {
     const json* v = find(field);
     if (!v) return fallback;
-    if (!v->is_boolean()) bad(field, "must be true or false, got " + v->dump());
+    if (!v->is_boolean()) bad(field, "must be true or false, got " + json_excerpt(*v));
     return v->get<bool>();
   }
 };
@@ -85,7 +87,7 @@ std::vector<int> parse_token_ids(const json* v, const std::string& field, const 
   if (!v) return ids;
   auto one = [&](const json& x) {
     if (!x.is_number_integer() || x.get<long long>() < 0)
-      fail(source + ": field \"" + field + "\" must hold token ids, got " + x.dump());
+      fail(source + ": field \"" + field + "\" must hold token ids, got " + json_excerpt(x));
     ids.push_back(x.get<int>());
   };
   if (v->is_array()) {
@@ -141,6 +143,11 @@ ModelConfig parse_model_config(const json& j, const std::string& source) {
     c.head_dim = c.hidden_size / c.num_heads;
   }
   if (c.head_dim % 2 != 0) r.bad("head_dim", "must be even for rotary embeddings");
+  // Dimensions multiply into int and int64 sizes downstream (q_dim, parameter and byte counts).
+  if (double(c.num_heads) * c.head_dim > (1 << 30) ||
+      double(c.num_layers) * c.hidden_size * (4.0 * c.num_heads * c.head_dim + 3.0 * c.intermediate_size) +
+              2.0 * c.vocab_size * c.hidden_size > 1e15)
+    r.bad("hidden_size", "and the other dimensions describe more than 10^15 parameters; no checkpoint is that large");
 
   // transformers 5 moved rope settings into rope_parameters; accept both spellings.
   const json* rope_params = r.find("rope_parameters");
@@ -168,7 +175,7 @@ ModelConfig parse_model_config(const json& j, const std::string& source) {
       break;
   }
   if (const json* act = r.find("hidden_act"); act && *act != "silu")
-    r.bad("hidden_act", "is " + act->dump() + "; kvlab supports \"silu\"");
+    r.bad("hidden_act", "is " + json_excerpt(*act) + "; kvlab supports \"silu\"");
   // Sliding-window attention changes which tokens a layer sees; kvlab does not model it.
   if (r.bool_or("use_sliding_window", false))
     r.bad("use_sliding_window", "is true; kvlab supports full attention only");
@@ -181,6 +188,7 @@ ModelConfig parse_model_config(const json& j, const std::string& source) {
 
 ModelConfig load_model_config(const std::string& model_dir) {
   std::string path = model_dir + "/config.json";
+  if (std::error_code ec; std::filesystem::is_directory(path, ec)) fail(path + ": is a directory, not a JSON file");
   std::ifstream f(path);
   if (!f) fail(path + ": cannot open (is " + model_dir + " a Hugging Face model directory?)");
   json j = json::parse(f, nullptr, false);

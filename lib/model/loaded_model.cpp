@@ -24,8 +24,7 @@ LoadedModel load_model(const std::string& dir, Backend& backend, int context, bo
   Checkpoint ckpt = Checkpoint::open(dir);
   m.checkpoint_bytes = ckpt.total_bytes();
   constexpr int kChunk = 512;
-  require_fits(plan_memory(m.config, context, kChunk, plan_dtypes(backend, m.config)), backend.free_memory(),
-               backend.description());
+  require_fits(plan_memory(m.config, context, kChunk, plan_dtypes(backend, m.config)), backend);
   if (hash) m.sha256 = ckpt.content_sha256();
   m.model = std::make_unique<Transformer>(m.config, backend, load_weights(m.config, ckpt, backend), kChunk);
   return m;

@@ -1,8 +1,12 @@
 #include "model/memory_plan.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 
+#include "backend/backend.h"
 #include "core/error.h"
 
 namespace kvlab {
@@ -63,6 +67,52 @@ void require_fits(const MemoryPlan& p, size_t available, const std::string& devi
            format_bytes(p.kv_bytes) + " for " + std::to_string(p.context) + " tokens + workspace " +
            format_bytes(p.workspace_bytes) + ") but only " + format_bytes(available) + " is free on " + device,
        kExitNoMemory);
+}
+
+namespace {
+
+constexpr const char* kLimitVariable = "KVLAB_MEMORY_LIMIT";
+
+// "512MiB" -> 536870912; anything else, or less than one byte, is an Error naming the variable.
+size_t parse_size(const std::string& text) {
+  auto bad = [&] {
+    fail(std::string(kLimitVariable) + "=\"" + text +
+         "\" is not a size (examples: 64GiB, 512MiB, 1.5GB, 1000000)");
+  };
+  size_t pos = 0;
+  while (pos < text.size() && (std::isdigit(static_cast<unsigned char>(text[pos])) || text[pos] == '.')) pos++;
+  const std::string number = text.substr(0, pos);
+  char* end = nullptr;
+  const double value = std::strtod(number.c_str(), &end);
+  if (pos == 0 || end != number.c_str() + number.size()) bad();
+  std::string unit = text.substr(pos);
+  for (char& c : unit) c = char(std::toupper(static_cast<unsigned char>(c)));
+  static const std::pair<const char*, double> kUnits[] = {
+      {"", 1},         {"B", 1},          {"K", 0x1p10},    {"KIB", 0x1p10}, {"KB", 1e3},
+      {"M", 0x1p20},   {"MIB", 0x1p20},   {"MB", 1e6},      {"G", 0x1p30},   {"GIB", 0x1p30},
+      {"GB", 1e9},     {"T", 0x1p40},     {"TIB", 0x1p40},  {"TB", 1e12}};
+  double scale = 0;
+  for (const auto& [name, factor] : kUnits)
+    if (unit == name) scale = factor;
+  const double bytes = value * scale;
+  if (scale == 0 || !(bytes >= 1) || bytes > 1e18) bad();
+  return size_t(bytes);
+}
+
+}  // namespace
+
+size_t available_memory(const Backend& backend) {
+  const size_t free = backend.free_memory();
+  const char* limit = std::getenv(kLimitVariable);
+  if (!limit || !*limit) return free;
+  return std::min(free, parse_size(limit));
+}
+
+void require_fits(const MemoryPlan& p, const Backend& backend) {
+  std::string device = backend.description();
+  if (const char* limit = std::getenv(kLimitVariable); limit && *limit)
+    device += " (capped by " + std::string(kLimitVariable) + "=" + limit + ")";
+  require_fits(p, available_memory(backend), device);
 }
 
 }  // namespace kvlab

@@ -33,4 +33,13 @@ std::string format_bytes(size_t bytes);  // "1.50 GiB"
 // Error (exit code 3) with predicted and available numbers when the plan does not fit.
 void require_fits(const MemoryPlan& p, size_t available, const std::string& device);
 
+class Backend;
+// What a run may use on `backend`: its free memory, capped by the environment variable
+// KVLAB_MEMORY_LIMIT when set ("64GiB", "512MiB", "1.5GB", "1000000"; K/M/G/T and KiB..TiB are
+// powers of 1024, KB..TB of 1000), to keep headroom on a shared machine or to test the refusal.
+// Error (exit code 2) naming the variable when its value is not a size.
+size_t available_memory(const Backend& backend);
+// require_fits against available_memory(backend); the message names the limit when it applied.
+void require_fits(const MemoryPlan& p, const Backend& backend);
+
 }  // namespace kvlab

@@ -13,6 +13,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/json_excerpt.h"
 #include "core/sha256.h"
 
 namespace kvlab {
@@ -99,7 +100,15 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
   };
   std::vector<Span> spans;
   for (auto& [name, entry] : header.items()) {
-    if (name == "__metadata__") continue;
+    if (name == "__metadata__") {
+      if (!entry.is_object()) fail(path + ": __metadata__ is not a JSON object of strings");
+      for (auto& [key, value] : entry.items()) {
+        if (!value.is_string())
+          fail(path + ": __metadata__ entry \"" + key + "\" is " + json_excerpt(value) + ", not a string");
+        f->metadata_.emplace(key, value.get<std::string>());
+      }
+      continue;
+    }
     std::string where = path + ": tensor \"" + name + "\"";
     if (!entry.is_object() || !entry.contains("dtype") || !entry.contains("shape") ||
         !entry.contains("data_offsets"))
@@ -114,10 +123,10 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
     uint64_t numel = 1;
     for (const json& d : shape) {
       if (!d.is_number_unsigned() || d.get<uint64_t>() > (1ull << 40))
-        fail(where + ": shape " + shape.dump() + " has an invalid dimension");
+        fail(where + ": shape " + json_excerpt(shape) + " has an invalid dimension");
       t.shape.push_back(d.get<int64_t>());
       numel *= d.get<uint64_t>();
-      if (numel > (1ull << 40)) fail(where + ": shape " + shape.dump() + " is impossibly large");
+      if (numel > (1ull << 40)) fail(where + ": shape " + json_excerpt(shape) + " is impossibly large");
     }
     const json& off = entry["data_offsets"];
     if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
@@ -145,11 +154,13 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
 Checkpoint Checkpoint::open(const std::string& model_dir) {
   Checkpoint c;
   c.dir_ = model_dir;
-  if (!fs::is_directory(model_dir)) fail(model_dir + ": not a directory");
+  std::error_code ec;  // the throwing overloads would turn a path too long or unreadable into a non-Error
   std::string index_path = model_dir + "/model.safetensors.index.json";
   std::map<std::string, std::string> weight_map;  // tensor -> file, for sharded checkpoints
-  if (fs::exists(index_path)) {
+  if (!fs::is_directory(model_dir, ec)) fail(model_dir + ": not a directory");
+  if (fs::exists(index_path, ec)) {
     std::ifstream in(index_path);
+    if (!in) fail(index_path + ": cannot open: " + std::strerror(errno));
     json index = json::parse(in, nullptr, false);
     if (index.is_discarded() || !index.is_object() || !index.contains("weight_map") ||
         !index["weight_map"].is_object())
@@ -158,13 +169,13 @@ Checkpoint Checkpoint::open(const std::string& model_dir) {
     for (auto& [name, file] : index["weight_map"].items()) {
       if (!file.is_string()) fail(index_path + ": weight_map entry \"" + name + "\" is not a file name");
       std::string fname = file.get<std::string>();
-      if (fname.find('/') != std::string::npos || fname.find("..") != std::string::npos)
+      if (fname.find_first_of(std::string("/\0", 2)) != std::string::npos || fname.find("..") != std::string::npos)
         fail(index_path + ": weight_map entry \"" + name + "\" names a path outside the model directory");
       weight_map[name] = fname;
       files.insert(fname);
     }
     c.files_.assign(files.begin(), files.end());
-  } else if (fs::exists(model_dir + "/model.safetensors")) {
+  } else if (fs::exists(model_dir + "/model.safetensors", ec)) {
     c.files_.push_back("model.safetensors");
   } else {
     fail(model_dir + ": no model.safetensors or model.safetensors.index.json");
@@ -172,7 +183,7 @@ Checkpoint Checkpoint::open(const std::string& model_dir) {
 
   for (const std::string& fname : c.files_) {
     std::string path = model_dir + "/" + fname;
-    if (!fs::exists(path)) fail(path + ": shard named by the index is missing");
+    if (!fs::exists(path, ec)) fail(path + ": shard named by the index is missing" + (ec ? " (" + ec.message() + ")" : ""));
     auto shard = std::shared_ptr<SafetensorsFile>(SafetensorsFile::open(path));
     for (auto& [name, rec] : shard->tensors()) {
       if (!weight_map.empty()) {

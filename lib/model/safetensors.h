@@ -36,6 +36,8 @@ class SafetensorsFile {
   const std::string& path() const { return path_; }
   size_t file_size() const { return size_; }
   const std::map<std::string, TensorRecord>& tensors() const { return tensors_; }
+  // The header's "__metadata__" (free-form string pairs); empty when the file has none.
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
 
  private:
   SafetensorsFile() = default;
@@ -43,6 +45,7 @@ class SafetensorsFile {
   void* map_ = nullptr;
   size_t size_ = 0;
   std::map<std::string, TensorRecord> tensors_;
+  std::map<std::string, std::string> metadata_;
 };
 
 // All tensors of a model directory: model.safetensors, or the shards an index names.

@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "core/error.h"
+#include "core/json_input.h"
 #include "model/added_tokens.h"
 #include "model/byte_level.h"
 
@@ -33,14 +34,7 @@ std::string read_text_file(const std::string& path) {
   return ss.str();
 }
 
-json parse_json_file(const std::string& path) {
-  std::string text = read_text_file(path);
-  try {
-    return json::parse(text);
-  } catch (const json::parse_error& e) {
-    fail(path + ": malformed JSON: " + e.what());
-  }
-}
+json parse_json_file(const std::string& path) { return parse_json_input(read_text_file(path), path); }
 
 class JsonFields {
  public:
@@ -852,6 +846,10 @@ Tokenizer Tokenizer::load(const std::string& path) {
     t->bytes_of_id[id] = std::move(bytes);
     t->known_id[id] = true;
   }
+  for (const std::vector<int32_t>* ids : {&t->special_prefix, &t->special_suffix})
+    for (int32_t id : *ids)
+      if (id < 0 || size_t(id) >= t->known_id.size() || !t->known_id[id])
+        f.fail_at("post_processor", "special token id " + std::to_string(id) + " is not in the vocabulary");
 
   Tokenizer tokenizer;
   tokenizer.impl_ = t;

@@ -1,11 +1,12 @@
 #include "model/transformer.h"
 
+#include <algorithm>
 #include <cmath>
-#include <random>
 
 #include "core/error.h"
 #include "model/rope.h"
 #include "model/safetensors.h"
+#include "model/weight_check.h"
 
 namespace kvlab {
 
@@ -60,6 +61,7 @@ ModelWeights load_weights(const ModelConfig& c, const Checkpoint& ckpt, Backend&
   std::vector<const TensorRecord*> records;
   for (const Need& n : needs) records.push_back(&ckpt.require(n.name, n.shape));
   for (size_t i = 0; i < needs.size(); i++) {
+    check_weight_values(*records[i]);
     *needs[i].slot = backend.upload_weight(records[i]->data, records[i]->dtype, needs[i].shape);
     w.bytes += needs[i].slot->bytes();
   }
@@ -67,18 +69,42 @@ ModelWeights load_weights(const ModelConfig& c, const Checkpoint& ckpt, Backend&
   return w;
 }
 
+namespace {
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+// Roughly normal(mean, std) bf16 values: a sum of four 16-bit uniforms from one hash of
+// (seed, index). Billions are needed for an 8B shape, so they are made in parallel and the
+// result does not depend on the thread count.
+void fill_random_bf16(uint16_t* out, int64_t n, uint64_t seed, float mean, float std) {
+  constexpr double kSumMean = 2.0 * 65535.0, kSumStd = 37837.2;  // 65536 * sqrt(4 / 12)
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; i++) {
+    const uint64_t r = splitmix64(seed ^ splitmix64(uint64_t(i)));
+    const double sum = double(r & 0xffff) + double((r >> 16) & 0xffff) + double((r >> 32) & 0xffff) + double(r >> 48);
+    out[i] = f32_to_bf16(mean + std * float((sum - kSumMean) / kSumStd));
+  }
+}
+
+}  // namespace
+
 ModelWeights random_weights(const ModelConfig& c, Backend& backend, uint64_t seed) {
   ModelWeights w;
   std::vector<Need> needs = needed_tensors(c, w);
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 0.02f);
-  for (const Need& n : needs) {
+  for (size_t t = 0; t < needs.size(); t++) {
+    const Need& n = needs[t];
     // Norm weights near 1, everything else small, as an initialised model has them.
     const bool is_norm = n.shape.size() == 1 && n.name.find("bias") == std::string::npos;
     int64_t numel = 1;
     for (int64_t d : n.shape) numel *= d;
     std::vector<uint16_t> host(static_cast<size_t>(numel));
-    for (uint16_t& x : host) x = f32_to_bf16(is_norm ? 1.0f + normal(rng) : normal(rng));
+    const uint64_t tensor_seed = splitmix64(seed) ^ splitmix64(~uint64_t(t));
+    fill_random_bf16(host.data(), numel, tensor_seed, is_norm ? 1.0f : 0.0f, 0.02f);
     *n.slot = backend.upload_weight(host.data(), DType::BF16, n.shape);
     w.bytes += n.slot->bytes();
   }
@@ -161,49 +187,87 @@ Tensor Transformer::forward(const std::vector<int32_t>& ids, const std::vector<i
   }
   const Tensor& rope_positions = renumbered ? w.rope_positions : w.positions;
 
-  b.embedding(weights_.embed, w.ids, w.x);
-  b.rmsnorm(w.x, weights_.layers[0].input_norm, eps, w.norm);
-  for (int li = 0; li < c.num_layers; li++) {
-    const LayerWeights& l = weights_.layers[size_t(li)];
-    b.matmul(w.norm, l.q, l.q_bias.empty() ? nullptr : &l.q_bias, w.q);
-    b.matmul(w.norm, l.k, l.k_bias.empty() ? nullptr : &l.k_bias, w.k);
-    b.matmul(w.norm, l.v, l.v_bias.empty() ? nullptr : &l.v_bias, w.v);
-    if (c.qk_norm) {
-      Tensor q_heads = w.q.reshape({int64_t(n) * c.num_heads, c.head_dim});
-      Tensor k_heads = w.k.reshape({int64_t(n) * c.num_kv_heads, c.head_dim});
-      b.rmsnorm(q_heads, l.q_norm, eps, q_heads);
-      b.rmsnorm(k_heads, l.k_norm, eps, k_heads);
+  const bool scores = extras.score_first_query >= 0 && extras.score_first_query < n;
+  Tensor out;
+  if (logits == Logits::Last || (logits == Logits::All && n == 1)) out = w.logits_last;
+  if (logits == Logits::All && n > 1) out = w.logits_all;
+
+  auto run = [&] {
+    b.embedding(weights_.embed, w.ids, w.x);
+    b.rmsnorm(w.x, weights_.layers[0].input_norm, eps, w.norm);
+    for (int li = 0; li < c.num_layers; li++) {
+      const LayerWeights& l = weights_.layers[size_t(li)];
+      b.matmul(w.norm, l.q, l.q_bias.empty() ? nullptr : &l.q_bias, w.q);
+      b.matmul(w.norm, l.k, l.k_bias.empty() ? nullptr : &l.k_bias, w.k);
+      b.matmul(w.norm, l.v, l.v_bias.empty() ? nullptr : &l.v_bias, w.v);
+      if (c.qk_norm) {
+        Tensor q_heads = w.q.reshape({int64_t(n) * c.num_heads, c.head_dim});
+        Tensor k_heads = w.k.reshape({int64_t(n) * c.num_kv_heads, c.head_dim});
+        b.rmsnorm(q_heads, l.q_norm, eps, q_heads);
+        b.rmsnorm(k_heads, l.k_norm, eps, k_heads);
+      }
+      b.rope(w.q, rope_positions, rope_, c.head_dim);
+      b.rope(w.k, rope_positions, rope_, c.head_dim);
+      if (extras.observe_qk) extras.observe_qk(li, w.q, w.k);
+      b.kv_append(cache, li, w.k, w.v, w.positions);
+      b.attention(w.q, cache, li, scale, w.attn);
+      if (scores) b.accumulate_attention(w.q, cache, li, scale, extras.score_first_query);
+      b.matmul(w.attn, l.o, nullptr, w.o);
+      b.add_rmsnorm(w.x, w.o, l.post_attention_norm, eps, w.norm);
+      b.matmul(w.norm, l.gate, nullptr, w.gate);
+      b.matmul(w.norm, l.up, nullptr, w.up);
+      b.swiglu(w.gate, w.up, w.act);
+      b.matmul(w.act, l.down, nullptr, w.mlp);
+      const Tensor& next_norm =
+          li + 1 < c.num_layers ? weights_.layers[size_t(li) + 1].input_norm : weights_.final_norm;
+      b.add_rmsnorm(w.x, w.mlp, next_norm, eps, w.norm);
     }
-    b.rope(w.q, rope_positions, rope_, c.head_dim);
-    b.rope(w.k, rope_positions, rope_, c.head_dim);
-    b.kv_append(cache, li, w.k, w.v, w.positions);
-    b.attention(w.q, cache, li, scale, w.attn);
-    if (extras.score_first_query >= 0 && extras.score_first_query < n)
-      b.accumulate_attention(w.q, cache, li, scale, extras.score_first_query);
-    b.matmul(w.attn, l.o, nullptr, w.o);
-    b.add_rmsnorm(w.x, w.o, l.post_attention_norm, eps, w.norm);
-    b.matmul(w.norm, l.gate, nullptr, w.gate);
-    b.matmul(w.norm, l.up, nullptr, w.up);
-    b.swiglu(w.gate, w.up, w.act);
-    b.matmul(w.act, l.down, nullptr, w.mlp);
-    const Tensor& next_norm = li + 1 < c.num_layers ? weights_.layers[size_t(li) + 1].input_norm : weights_.final_norm;
-    b.add_rmsnorm(w.x, w.mlp, next_norm, eps, w.norm);
+    if (logits != Logits::None)
+      b.matmul(logits == Logits::All ? w.norm : w.norm.slice(n - 1, 1), weights_.lm_head, nullptr, out);
+  };
+  // A decode step is a few hundred small launches with its inputs already on the device:
+  // recorded once per cache and mode, replayed as one graph launch.
+  if (n == 1 && !extras.observe_qk) {
+    b.capture_or_replay(decode_recording(cache, logits != Logits::None, scores, renumbered), run);
+  } else {
+    run();
   }
   for (int32_t& len : cache.host_length) len += n;
+  return out;
+}
 
-  switch (logits) {
-    case Logits::None:
-      return Tensor();
-    case Logits::Last:
-      b.matmul(w.norm.slice(n - 1, 1), weights_.lm_head, nullptr, w.logits_last);
-      return w.logits_last;
-    case Logits::All: {
-      Tensor out = n == 1 ? w.logits_last : w.logits_all;
-      b.matmul(w.norm, weights_.lm_head, nullptr, out);
-      return out;
+std::unique_ptr<Recording>& Transformer::decode_recording(const KVCache& cache, bool logits, bool scores,
+                                                          bool renumbered) {
+  // Everything a recorded step reads or writes besides the model's own buffers: the cache's
+  // tensors (compaction changes only their contents and lengths), its capacity and the mode.
+  std::vector<uintptr_t> key = {uintptr_t(cache.length.data), uintptr_t(cache.position.data),
+                                uintptr_t(cache.score.data), uintptr_t(cache.capacity),
+                                uintptr_t(logits) | uintptr_t(scores) << 1 | uintptr_t(renumbered) << 2};
+  for (int l = 0; l < cache.layers; l++) {
+    key.push_back(uintptr_t(cache.k[size_t(l)].data));
+    key.push_back(uintptr_t(cache.v[size_t(l)].data));
+  }
+  decode_steps_++;
+  for (DecodeRecording& r : decode_recordings_) {
+    if (r.key == key) {
+      r.last_use = decode_steps_;
+      return r.recording;
     }
   }
-  return Tensor();
+  // A new cache: keep the few most recently used recordings, as a caller may alternate a couple.
+  constexpr size_t kKept = 4;
+  if (decode_recordings_.size() < kKept) {
+    decode_recordings_.push_back({});
+  } else {
+    auto oldest =
+        std::min_element(decode_recordings_.begin(), decode_recordings_.end(),
+                         [](const DecodeRecording& a, const DecodeRecording& b) { return a.last_use < b.last_use; });
+    std::rotate(oldest, oldest + 1, decode_recordings_.end());
+    decode_recordings_.back() = DecodeRecording{};
+  }
+  decode_recordings_.back().key = std::move(key);
+  decode_recordings_.back().last_use = decode_steps_;
+  return decode_recordings_.back().recording;
 }
 
 }  // namespace kvlab

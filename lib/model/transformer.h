@@ -1,6 +1,7 @@
 #pragma once
 // The decoder-only transformer of Llama-3 / Qwen2 / Qwen3, written once against Backend.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -43,6 +44,9 @@ struct ForwardExtras {
   std::vector<int32_t> rope_positions;
   // >= 0: accumulate the attention of queries [score_first_query, n) into cache.score.
   int score_first_query = -1;
+  // Called in every layer right after RoPE with q [n, q_dim] and k [n, kv_dim] on the backend
+  // (calibration: lib/leank/estimate.cpp). A forward with an observer is never recorded.
+  std::function<void(int layer, const Tensor& q, const Tensor& k)> observe_qk;
 };
 
 class Transformer {
@@ -71,6 +75,14 @@ class Transformer {
     Workspace rows_prefix(int n) const;
   };
   Workspace make_workspace(int rows);
+  // The recording slot of decode steps on `cache` in this mode.
+  std::unique_ptr<Recording>& decode_recording(const KVCache& cache, bool logits, bool scores, bool renumbered);
+
+  struct DecodeRecording {
+    std::vector<uintptr_t> key;
+    uint64_t last_use = 0;
+    std::unique_ptr<Recording> recording;
+  };
 
   ModelConfig config_;
   Backend& backend_;
@@ -79,6 +91,8 @@ class Transformer {
   int max_chunk_;
   Workspace decode_ws_;  // one token: kept apart so decode never touches the big buffers
   Workspace chunk_ws_;   // max_chunk tokens, made on the first prefill
+  std::vector<DecodeRecording> decode_recordings_;  // the few most recently used
+  uint64_t decode_steps_ = 0;
 };
 
 }  // namespace kvlab

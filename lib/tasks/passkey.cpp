@@ -2,16 +2,19 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
 
 #include "cache/cached_sequence.h"
 #include "core/error.h"
-#include "core/stats.h"
+#include "core/interrupt.h"
 #include "model/generate.h"
 #include "model/tokenizer.h"
 #include "model/transformer.h"
+#include "tasks/run_stats.h"
+#include "tasks/task.h"
 
 namespace kvlab {
 
@@ -42,15 +45,24 @@ PasskeyPrompt build_passkey_prompt(const Tokenizer& tok, int context_tokens, dou
   if (fixed > context_tokens)
     fail("passkey: --context " + std::to_string(context_tokens) + " is shorter than the bare prompt (" +
          std::to_string(fixed) + " tokens)");
-  int reps = (context_tokens - fixed) / per_rep;
-  // Token counts of joined filler differ slightly from per_rep * reps; trim until it fits.
+  // Joined filler tokenizes differently from per_rep * reps: start from the estimate, then take
+  // the most repetitions whose prompt fits.
   PasskeyPrompt p;
   p.passkey = passkey;
-  p.answer_tokens = int(tok.encode(std::to_string(passkey)).size());
-  for (; reps >= 0; reps--) {
+  // The answer follows "The pass key is", so the model's first token carries the space.
+  p.answer_tokens = int(tok.encode(" " + std::to_string(passkey)).size());
+  auto prompt_with = [&](int reps) {
     int prefix = int(std::lround(depth * reps));
-    p.ids = tok.encode(passkey_text(prefix, reps - prefix, passkey), true);
-    if (int(p.ids.size()) <= context_tokens) break;
+    return tok.encode(passkey_text(prefix, reps - prefix, passkey), true);
+  };
+  int reps = (context_tokens - fixed) / per_rep;
+  p.ids = prompt_with(reps);
+  while (int(p.ids.size()) > context_tokens && reps > 0) p.ids = prompt_with(--reps);
+  for (;;) {
+    std::vector<int32_t> longer = prompt_with(reps + 1);
+    if (int(longer.size()) > context_tokens) break;
+    p.ids = std::move(longer);
+    reps++;
   }
   return p;
 }
@@ -70,10 +82,7 @@ nlohmann::json run_passkey(Transformer& model, const Tokenizer& tok, const Passk
          "max_position_embeddings (" + std::to_string(model.config().max_position_embeddings) + ")");
   nlohmann::json samples = nlohmann::json::array();
   std::map<double, std::pair<int, int>> by_depth;  // depth -> (correct, total)
-  std::vector<double> prefill_s, token_s, prefill_tps;
-  size_t peak_kept_bytes = 0, allocated_bytes = 0;
-  double compaction_s = 0;
-  std::vector<size_t> kept_per_layer;
+  RunStats stats;
   std::mt19937_64 rng(options.seed);
   std::uniform_int_distribution<int32_t> key_dist(1, 99999);
   int correct = 0, total = 0;
@@ -83,46 +92,74 @@ nlohmann::json run_passkey(Transformer& model, const Tokenizer& tok, const Passk
       CachedSequence seq(model, cache, int(p.ids.size()), p.answer_tokens);
       GenerateOptions g;
       g.max_new_tokens = p.answer_tokens;
+      g.on_step = [&](int) { stats.sample_kv(seq); };
       GenerateResult r = generate_greedy(seq, p.ids, g);
-      kept_per_layer = seq.kept_kv_bytes_per_layer();
-      size_t kept_bytes = 0;
-      for (size_t b : kept_per_layer) kept_bytes += b;
-      peak_kept_bytes = std::max(peak_kept_bytes, kept_bytes);
-      allocated_bytes = std::max(allocated_bytes, seq.allocated_bytes());
-      compaction_s += seq.compaction_seconds();
+      stats.add_generation(r, p.ids.size());
+      stats.end_sequence(seq);
       std::string answer = tok.decode(r.tokens);
       bool ok = answer.find(std::to_string(p.passkey)) != std::string::npos;
       correct += ok;
       total++;
       by_depth[depth].first += ok;
       by_depth[depth].second++;
-      prefill_s.push_back(r.prefill_seconds);
-      prefill_tps.push_back(double(p.ids.size()) / r.prefill_seconds);
-      token_s.insert(token_s.end(), r.token_seconds.begin(), r.token_seconds.end());
       samples.push_back({{"depth", depth},
                          {"prompt_tokens", p.ids.size()},
                          {"passkey", p.passkey},
                          {"answer", answer},
                          {"correct", ok},
-                         {"kv_bytes_kept_at_end", kept_bytes}});
+                         {"kv_bytes_kept_at_end", RunStats::kv_bytes(seq)}});
+      if (interrupted()) break;
     }
+    if (interrupted()) break;
   }
   nlohmann::json depth_rows = nlohmann::json::array();
   for (auto& [depth, ct] : by_depth)
     depth_rows.push_back({{"depth", depth}, {"accuracy", double(ct.first) / ct.second}, {"samples", ct.second}});
-  return {{"accuracy", double(correct) / total},
-          {"samples", total},
-          {"by_depth", depth_rows},
-          {"ttft_s_mean", mean(prefill_s)},
-          {"prefill_tokens_per_s_mean", mean(prefill_tps)},
-          {"decode_tokens_per_s", token_s.empty() ? 0.0 : 1.0 / mean(token_s)},
-          {"token_latency_s_p50", percentile(token_s, 50)},
-          {"token_latency_s_p99", percentile(token_s, 99)},
-          {"kv_bytes_kept_peak", peak_kept_bytes},
-          {"kv_bytes_kept_per_layer_last_sample", kept_per_layer},
-          {"kv_bytes_allocated_peak", allocated_bytes},
-          {"compaction_s_total", compaction_s},
-          {"per_sample", samples}};
+  nlohmann::json metrics = {{"accuracy", double(correct) / total}, {"samples", total}, {"by_depth", depth_rows}};
+  metrics.update(stats.to_json());
+  metrics["per_sample"] = samples;
+  return metrics;
 }
+
+namespace {
+
+PreparedTask prepare_passkey(const nlohmann::json& o, const TaskSetup& setup) {
+  PasskeyOptions options;
+  options.context_tokens = o["context"].get<int>();
+  options.depths = o["depths"].get<std::vector<double>>();
+  options.samples_per_depth = o["samples"].get<int>();
+  options.seed = o["seed"].get<uint64_t>();
+  if (options.context_tokens > setup.model.max_position_embeddings)
+    fail("passkey: --context " + std::to_string(options.context_tokens) + " exceeds the model's " +
+         "max_position_embeddings (" + std::to_string(setup.model.max_position_embeddings) + ")");
+  PreparedTask t;
+  t.config = to_json(options);
+  t.context_tokens = options.context_tokens;
+  t.run = [options, &tok = setup.tokenizer, &cache = setup.cache](Transformer& model) {
+    nlohmann::json m = run_passkey(model, tok, options, cache);
+    char line[160];
+    std::snprintf(line, sizeof line, "passkey: accuracy %.3f over %d samples (context %d tokens)",
+                  m["accuracy"].get<double>(), m["samples"].get<int>(), options.context_tokens);
+    return TaskResult{m, line};
+  };
+  return t;
+}
+
+}  // namespace
+
+extern const TaskInfo kPasskeyTask{
+    "passkey",
+    "passkey retrieval: a number (up to 5 digits) hidden in repeated filler (landmark-attention style)",
+    "Raw prompt (no chat template), as docs/methods.md 4.1 builds it: the instruction, filler sentences, \"The pass "
+    "key is K. Remember it. K is the pass key.\" at the depth, more filler, then \"What is the pass key? The pass "
+    "key is\"; as many filler repetitions as fit in --context tokens. Generates as many tokens as the digits of K "
+    "take, greedily, without stopping at end-of-sequence. Correct when the decoded output contains K. K is uniform "
+    "in [1, 99999] from std::mt19937_64(--seed), drawn depth by depth, sample by sample.",
+    {{"context", TaskOption::Int, 512, "prompt length in tokens", 1, 1 << 24, {}},
+     {"depths", TaskOption::FloatList, {0.0, 0.25, 0.5, 0.75, 1.0}, "needle depths as fractions of the filler, "
+      "comma-separated (0 = start)", 0, 1, {}},
+     {"samples", TaskOption::Int, 2, "samples per depth", 1, 1 << 20, {}},
+     {"seed", TaskOption::Int, 0, "seed of the hidden numbers", 0, 9.2e18, {}}},
+    prepare_passkey};
 
 }  // namespace kvlab

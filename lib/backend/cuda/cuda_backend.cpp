@@ -13,15 +13,19 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "argmax.cuh"
 #include "attention.cuh"
+#include "attention_scores.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "convert.cuh"
 #include "core/error.h"
 #include "embedding.cuh"
 #include "kv_append.cuh"
+#include "kv_compact.cuh"
 #include "matmul.cuh"
 #include "rmsnorm.cuh"
 #include "rope.cuh"
@@ -34,6 +38,11 @@ constexpr size_t kCublasWorkspaceBytes = size_t(32) << 20;
 // Up to this many queries attention takes the split-K decode kernels, which spread any cache
 // length over the whole GPU; beyond it the prefill kernel, which fills it with query tiles.
 constexpr int64_t kDecodeMaxQueries = 8;
+// Scratch a compaction pass may use; larger caches take more passes.
+constexpr size_t kCompactWorkspaceBytes = size_t(32) << 20;
+// Host writes up to this size go through pinned staging, so they never wait for the stream.
+constexpr size_t kStagedWriteMax = size_t(64) << 10;
+constexpr size_t kStagingHalfBytes = size_t(1) << 20;
 
 std::string gib(size_t bytes) {
   char buf[32];
@@ -56,26 +65,95 @@ void* device_malloc(size_t bytes) {
   return p;
 }
 
+bool capturing(cudaStream_t stream) {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  KVLAB_CUDA_CHECK(cudaStreamIsCapturing(stream, &status));
+  return status != cudaStreamCaptureStatusNone;
+}
+
+// Device memory shared by a backend's scratch buffers: what they hold counts with the tensors,
+// and every regrowth moves `generation`, so recordings that baked in the old address re-record.
+struct ScratchState {
+  std::shared_ptr<AllocationCounter> counter;
+  uint64_t generation = 0;
+};
+
 // A device buffer that only grows; for per-call workspaces whose size depends on the shapes.
 // Growing waits for the stream, so that no queued kernel still uses the old buffer.
 class Scratch {
  public:
-  ~Scratch() { (void)cudaFree(ptr_); }
+  explicit Scratch(ScratchState* state) : state_(state) {}
+  ~Scratch() {
+    (void)cudaFree(ptr_);
+    state_->counter->remove(bytes_);
+  }
   void* get(size_t bytes, cudaStream_t stream) {
     if (bytes <= bytes_) return ptr_;
+    // A recording's first call runs eagerly and sizes every buffer, so this means misuse.
+    if (capturing(stream)) fail("cuda backend: a workspace grew while recording a graph", kExitInternal);
     KVLAB_CUDA_CHECK(cudaStreamSynchronize(stream));
     KVLAB_CUDA_CHECK(cudaFree(ptr_));
+    state_->counter->remove(bytes_);
     ptr_ = nullptr;
     bytes_ = 0;
     const size_t rounded = (bytes + (size_t(2) << 20) - 1) / (size_t(2) << 20) * (size_t(2) << 20);
     ptr_ = device_malloc(rounded);
     bytes_ = rounded;
+    state_->counter->add(bytes_);
+    state_->generation++;
     return ptr_;
   }
 
  private:
+  ScratchState* state_;
   void* ptr_ = nullptr;
   size_t bytes_ = 0;
+};
+
+// Pinned host memory that small writes are staged through, so that cudaMemcpyAsync neither
+// waits for the stream (as it may from pageable memory) nor leaves the caller's buffer in use.
+// Two halves: before reuse of a half, an event recorded when the writes moved on from it says
+// that its copies are done, which they long are by then.
+class PinnedStaging {
+ public:
+  PinnedStaging() {
+    KVLAB_CUDA_CHECK(cudaHostAlloc(&base_, 2 * kStagingHalfBytes, cudaHostAllocDefault));
+    for (cudaEvent_t& e : left_) KVLAB_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  }
+  ~PinnedStaging() {
+    for (cudaEvent_t e : left_) (void)cudaEventDestroy(e);
+    (void)cudaFreeHost(base_);
+  }
+  // A pinned copy of `bytes` (at most kStagedWriteMax) from `host`, valid for one async copy on `stream`.
+  const void* stage(const void* host, size_t bytes, cudaStream_t stream) {
+    if (offset_ + bytes > kStagingHalfBytes) {
+      KVLAB_CUDA_CHECK(cudaEventRecord(left_[half_], stream));
+      used_[half_] = true;
+      half_ ^= 1;
+      if (used_[half_]) KVLAB_CUDA_CHECK(cudaEventSynchronize(left_[half_]));
+      offset_ = 0;
+    }
+    char* p = static_cast<char*>(base_) + half_ * kStagingHalfBytes + offset_;
+    std::memcpy(p, host, bytes);
+    offset_ += (bytes + 255) / 256 * 256;
+    return p;
+  }
+
+ private:
+  void* base_ = nullptr;
+  cudaEvent_t left_[2] = {};
+  bool used_[2] = {false, false};
+  int half_ = 0;
+  size_t offset_ = 0;
+};
+
+// A recorded op sequence: empty (no exec) after the eager first run, then a CUDA graph.
+struct CudaRecording final : Recording {
+  cudaGraphExec_t exec = nullptr;
+  uint64_t generation = 0;  // of the scratch buffers when recorded
+  ~CudaRecording() override {
+    if (exec) (void)cudaGraphExecDestroy(exec);
+  }
 };
 
 void require(bool ok, const std::string& what) {
@@ -110,12 +188,21 @@ class CudaBackend final : public Backend {
     void* dev = nullptr;
     KVLAB_CUDA_CHECK(cudaHostGetDevicePointer(&dev, flag, 0));
     bad_id_device_ = static_cast<int32_t*>(dev);
+    compact_error_host_ = bad_id_host_ + 3;
+    compact_error_device_ = bad_id_device_ + 3;
+    scratch_.counter->add(kCublasWorkspaceBytes);
+    // KVLAB_CUDA_GRAPH=0 runs recorded sequences eagerly, to measure what graphs gain.
+    const char* graphs = std::getenv("KVLAB_CUDA_GRAPH");
+    graphs_ = !(graphs && std::string(graphs) == "0");
+    staging_ = std::make_unique<PinnedStaging>();
   }
 
   ~CudaBackend() override {
     (void)cudaStreamSynchronize(stream_);
+    staging_.reset();
     (void)cublasDestroy(cublas_);
     (void)cudaFree(cublas_workspace_);
+    scratch_.counter->remove(kCublasWorkspaceBytes);
     (void)cudaFreeHost(bad_id_host_);
     (void)cudaStreamDestroy(stream_);
   }
@@ -127,7 +214,8 @@ class CudaBackend final : public Backend {
     return "cuda:" + std::to_string(device_) + ": " + std::string(prop_.name) + " (sm_" +
            std::to_string(prop_.major) + std::to_string(prop_.minor) + ", " +
            std::to_string(prop_.multiProcessorCount) + " SMs, " + gib(prop_.totalGlobalMem) + "), cuBLAS " +
-           std::to_string(cublas_version) + ", bf16 weights and KV, fp32 activations";
+           std::to_string(cublas_version) + ", bf16 weights and KV, fp32 activations" +
+           (graphs_ ? "" : ", CUDA graphs off");
   }
   DType activation_dtype() const override { return DType::F32; }
   DType kv_dtype() const override { return DType::BF16; }
@@ -138,6 +226,46 @@ class CudaBackend final : public Backend {
     return free;
   }
 
+  size_t allocated_bytes() const override { return scratch_.counter->current(); }
+  size_t peak_allocated_bytes() const override { return scratch_.counter->peak(); }
+  void reset_peak() override { scratch_.counter->reset_peak(); }
+
+  // Median over repeats of one event-timed copy of up to 1 GiB (a quarter of what is free at
+  // most), after a warm-up; the buffers are not counted as tensors.
+  double measure_copy_bandwidth() override {
+    size_t free = 0, total = 0;
+    KVLAB_CUDA_CHECK(cudaMemGetInfo(&free, &total));
+    const size_t bytes = std::max<size_t>(size_t(1) << 20, std::min(size_t(1) << 30, free / 4) / 256 * 256);
+    void* a = device_malloc(bytes);
+    void* b = nullptr;
+    try {
+      b = device_malloc(bytes);
+    } catch (...) {
+      (void)cudaFree(a);
+      throw;
+    }
+    cudaEvent_t start, stop;
+    KVLAB_CUDA_CHECK(cudaEventCreate(&start));
+    KVLAB_CUDA_CHECK(cudaEventCreate(&stop));
+    KVLAB_CUDA_CHECK(cudaMemsetAsync(a, 1, bytes, stream_));
+    std::vector<float> ms;
+    for (int rep = 0; rep < 12; rep++) {
+      KVLAB_CUDA_CHECK(cudaEventRecord(start, stream_));
+      KVLAB_CUDA_CHECK(cudaMemcpyAsync(rep % 2 ? a : b, rep % 2 ? b : a, bytes, cudaMemcpyDeviceToDevice, stream_));
+      KVLAB_CUDA_CHECK(cudaEventRecord(stop, stream_));
+      KVLAB_CUDA_CHECK(cudaEventSynchronize(stop));
+      float t = 0;
+      KVLAB_CUDA_CHECK(cudaEventElapsedTime(&t, start, stop));
+      if (rep >= 2) ms.push_back(t);
+    }
+    (void)cudaEventDestroy(start);
+    (void)cudaEventDestroy(stop);
+    (void)cudaFree(a);
+    (void)cudaFree(b);
+    std::sort(ms.begin(), ms.end());
+    return 2.0 * double(bytes) / (double(ms[ms.size() / 2]) * 1e-3);
+  }
+
   Tensor alloc(const std::vector<int64_t>& shape, DType dtype) override {
     Tensor t;
     t.shape = shape;
@@ -146,7 +274,13 @@ class CudaBackend final : public Backend {
     // Rounded up so that every tensor starts 256-byte aligned and an empty one still has an address.
     const size_t bytes = std::max<size_t>(256, (t.bytes() + 255) / 256 * 256);
     void* p = device_malloc(bytes);
-    t.storage = std::shared_ptr<void>(p, [](void* q) { (void)cudaFree(q); });
+    scratch_.counter->add(bytes);
+    // The counter is shared with the deleter, so tensors outliving the backend count down safely.
+    std::shared_ptr<AllocationCounter> counter = scratch_.counter;
+    t.storage = std::shared_ptr<void>(p, [counter, bytes](void* q) {
+      counter->remove(bytes);
+      (void)cudaFree(q);
+    });
     t.data = p;
     return t;
   }
@@ -171,10 +305,13 @@ class CudaBackend final : public Backend {
 
   void write(Tensor& dst, const void* host, size_t bytes) override {
     KVLAB_ASSERT(dst.device == Device::CUDA && bytes <= dst.bytes());
+    require(!capturing(stream_), "write() inside a recorded sequence (write its inputs before it)");
+    if (bytes <= kStagedWriteMax) host = staging_->stage(host, bytes, stream_);
     KVLAB_CUDA_CHECK(cudaMemcpyAsync(dst.data, host, bytes, cudaMemcpyHostToDevice, stream_));
   }
   void read(const Tensor& src, void* host, size_t bytes) override {
     KVLAB_ASSERT(src.device == Device::CUDA && bytes <= src.bytes());
+    require(!capturing(stream_), "read() inside a recorded sequence");
     KVLAB_CUDA_CHECK(cudaMemcpyAsync(host, src.data, bytes, cudaMemcpyDeviceToHost, stream_));
     synchronize();
   }
@@ -193,6 +330,13 @@ class CudaBackend final : public Backend {
       const int32_t id = e[1], vocab = e[2];
       e[0] = 0;
       fail("token id " + std::to_string(id) + " is outside the vocabulary [0, " + std::to_string(vocab) + ")");
+    }
+    volatile int32_t* compact_error = compact_error_host_;
+    if (*compact_error) {
+      *compact_error = 0;
+      fail("cuda backend: kv_compact was given a keep list that is not ascending slots below the head's length, "
+           "or a count above it",
+           kExitInternal);
     }
   }
 
@@ -339,6 +483,90 @@ class CudaBackend final : public Backend {
     KVLAB_CUDA_CHECK(kernels::decode_attention(a, plan, workspace, stream_));
   }
 
+  void accumulate_attention(const Tensor& q, KVCache& cache, int layer, float scale, int first_query) override {
+    KVLAB_ASSERT(layer >= 0 && layer < cache.layers);
+    require_tensor(q, DType::F32, "accumulate_attention q");
+    require_tensor(cache.k[size_t(layer)], DType::BF16, "KV cache");
+    require_tensor(cache.score, DType::F32, "KV cache scores");
+    const int hd = cache.head_dim;
+    require(q.cols() % hd == 0, "accumulate_attention q shape " + q.shape_string());
+    require(kernels::attention_scores_supports(hd), "accumulate_attention: head_dim " + std::to_string(hd) +
+                                                        " is not supported (a multiple of 8 up to 256 is)");
+    kernels::AttentionScoreArgs a;
+    a.q = q.ptr<float>();
+    a.k = bf16(cache.k[size_t(layer)]);
+    a.length = cache.length.ptr<int32_t>() + int64_t(layer) * cache.kv_heads;
+    a.score = cache.score.ptr<float>() + int64_t(layer) * cache.kv_heads * cache.capacity;
+    a.n = q.rows();
+    a.first_query = first_query;
+    a.q_heads = int(q.cols() / hd);
+    a.kv_heads = cache.kv_heads;
+    a.head_dim = hd;
+    a.capacity = cache.capacity;
+    a.scale = scale;
+    require(a.q_heads % a.kv_heads == 0, "accumulate_attention: q heads must be a multiple of KV heads");
+    require(first_query >= 0, "accumulate_attention: first_query must not be negative");
+    if (first_query >= a.n) return;
+    const kernels::AttentionScorePlan plan = kernels::attention_scores_plan(a, prop_.multiProcessorCount);
+    void* workspace = score_partial_.get(plan.workspace_bytes, stream_);
+    KVLAB_CUDA_CHECK(kernels::accumulate_attention_scores(a, plan, workspace, stream_));
+  }
+
+  void kv_compact(KVCache& cache, int layer, const Tensor& keep, const Tensor& count,
+                  const RopeTable* renumber) override {
+    KVLAB_ASSERT(layer >= 0 && layer < cache.layers);
+    require_tensor(cache.k[size_t(layer)], DType::BF16, "KV cache");
+    require_tensor(keep, DType::I32, "kv_compact keep");
+    require_tensor(count, DType::I32, "kv_compact count");
+    require(keep.numel() == int64_t(cache.kv_heads) * cache.capacity && count.numel() == cache.kv_heads,
+            "kv_compact keep/count shape " + keep.shape_string() + " / " + count.shape_string());
+    require(kernels::kv_compact_supports(cache.head_dim), "kv_compact: head_dim must be even");
+    const int64_t head_slots = int64_t(layer) * cache.kv_heads * cache.capacity;
+    kernels::KvCompactArgs a;
+    a.k = static_cast<__nv_bfloat16*>(cache.k[size_t(layer)].data);
+    a.v = static_cast<__nv_bfloat16*>(cache.v[size_t(layer)].data);
+    a.position = cache.position.ptr<int32_t>() + head_slots;
+    a.score = nullptr;
+    if (!cache.score.empty()) {
+      require_tensor(cache.score, DType::F32, "KV cache scores");
+      a.score = cache.score.ptr<float>() + head_slots;
+    }
+    a.length = cache.length.ptr<int32_t>() + int64_t(layer) * cache.kv_heads;
+    a.keep = keep.ptr<int32_t>();
+    a.count = count.ptr<int32_t>();
+    a.inv_freq = nullptr;
+    if (renumber) {
+      require_tensor(renumber->inv_freq, DType::F32, "kv_compact inv_freq");
+      require(renumber->inv_freq.numel() == cache.head_dim / 2, "kv_compact inv_freq must have head_dim/2 elements");
+      a.inv_freq = renumber->inv_freq.ptr<float>();
+    }
+    a.error = compact_error_device_;
+    a.kv_heads = cache.kv_heads;
+    a.head_dim = cache.head_dim;
+    a.capacity = cache.capacity;
+    const kernels::KvCompactPlan plan =
+        kernels::kv_compact_plan(cache.kv_heads, cache.head_dim, cache.capacity, kCompactWorkspaceBytes);
+    void* workspace = compact_scratch_.get(plan.workspace_bytes, stream_);
+    KVLAB_CUDA_CHECK(kernels::kv_compact(a, plan, workspace, stream_));
+  }
+
+  void capture_or_replay(std::unique_ptr<Recording>& slot, const std::function<void()>& ops) override {
+    if (!graphs_) {
+      ops();
+      return;
+    }
+    if (!slot) {
+      // Eager first: it sizes every workspace, so that nothing allocates while recording.
+      slot = std::make_unique<CudaRecording>();
+      ops();
+      return;
+    }
+    auto* r = dynamic_cast<CudaRecording*>(slot.get());
+    require(r != nullptr, "capture_or_replay: the recording belongs to another backend");
+    if (!r->exec || r->generation != scratch_.generation) record(*r, ops);
+    KVLAB_CUDA_CHECK(cudaGraphLaunch(r->exec, stream_));
+  }
+
   void argmax(const Tensor& logits, Tensor& out) override {
     require_tensor(logits, DType::F32, "argmax logits");
     require_tensor(out, DType::I32, "argmax output");
@@ -347,6 +575,34 @@ class CudaBackend final : public Backend {
   }
 
  private:
+  void record(CudaRecording& r, const std::function<void()>& ops) {
+    // Relaxed: the launchers' cudaFuncSetAttribute and occupancy queries are fine to call.
+    KVLAB_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed));
+    cudaGraph_t graph = nullptr;
+    try {
+      ops();
+    } catch (...) {
+      (void)cudaStreamEndCapture(stream_, &graph);
+      if (graph) (void)cudaGraphDestroy(graph);
+      (void)cudaGetLastError();
+      throw;
+    }
+    KVLAB_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
+    if (r.exec) {
+      // Same topology with new addresses (a workspace moved): update in place when CUDA can.
+      cudaGraphExecUpdateResultInfo info{};
+      if (cudaGraphExecUpdate(r.exec, graph, &info) != cudaSuccess) {
+        (void)cudaGetLastError();
+        (void)cudaGraphExecDestroy(r.exec);
+        r.exec = nullptr;
+      }
+    }
+    const cudaError_t err = r.exec ? cudaSuccess : cudaGraphInstantiate(&r.exec, graph, 0);
+    (void)cudaGraphDestroy(graph);
+    KVLAB_CUDA_CHECK(err);
+    r.generation = scratch_.generation;
+  }
+
   void check_norm(const Tensor& x, const Tensor& weight, const Tensor& out) {
     require_tensor(x, DType::F32, "rmsnorm input");
     require_tensor(weight, DType::BF16, "rmsnorm weight");
@@ -359,10 +615,17 @@ class CudaBackend final : public Backend {
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   void* cublas_workspace_ = nullptr;
-  int32_t* bad_id_host_ = nullptr;    // {flag, id, vocab}: pinned, mapped into the device
+  int32_t* bad_id_host_ = nullptr;    // {flag, id, vocab, -}: pinned, mapped into the device
   int32_t* bad_id_device_ = nullptr;  // the same memory as the device sees it
-  Scratch gemm_input_;                // bf16 copy of a prefill matmul's input
-  Scratch attention_partial_;         // split-K partial results of decode attention
+  int32_t* compact_error_host_ = nullptr;    // kv_compact's error flag: the block's 4th word
+  int32_t* compact_error_device_ = nullptr;
+  bool graphs_ = true;                // capture_or_replay records CUDA graphs
+  ScratchState scratch_{std::make_shared<AllocationCounter>(), 0};
+  Scratch gemm_input_{&scratch_};         // bf16 copy of a prefill matmul's input
+  Scratch attention_partial_{&scratch_};  // split-K partial results of decode attention
+  Scratch score_partial_{&scratch_};      // row statistics of accumulate_attention
+  Scratch compact_scratch_{&scratch_};    // kv_compact's staging rows
+  std::unique_ptr<PinnedStaging> staging_;
 };
 
 }  // namespace

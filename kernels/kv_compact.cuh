@@ -1,0 +1,41 @@
+#pragma once
+// Compaction of one layer of the bf16 KV cache after a cache policy chose what stays: per KV
+// head, slots keep[h, 0..count[h]) move to the front in order with their positions and scores
+// (scores past count become 0), and length[h] becomes count[h]. With inv_freq, each moved key
+// is re-rotated by (new slot - old slot) * inv_freq (pairs i, i + head_dim/2; fp32 math, bf16
+// storage), for policies whose keys sit rotated at their slot index.
+#include <cuda_bf16.h>
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace kvlab::kernels {
+
+struct KvCompactArgs {
+  __nv_bfloat16* k;       // this layer: [kv_heads, capacity, head_dim]
+  __nv_bfloat16* v;       // this layer: [kv_heads, capacity, head_dim]
+  int32_t* position;      // this layer: [kv_heads, capacity]
+  float* score;           // this layer: [kv_heads, capacity], or null when no policy scores
+  int32_t* length;        // this layer: [kv_heads]; read, then set to count
+  const int32_t* keep;    // [kv_heads, capacity]: strictly ascending source slots below length
+  const int32_t* count;   // [kv_heads]
+  const float* inv_freq;  // [head_dim / 2] to re-rotate moved keys, or null
+  // Set to 1 when a keep list breaks its contract (a bad row is left where it was), as
+  // host-mapped memory, because keep lists live on the device.
+  int32_t* error;
+  int kv_heads, head_dim, capacity;
+};
+
+// The launches move the kept slots in passes of `rows_per_pass` destination slots per head,
+// through a scratch buffer of that many rows, so the scratch stays bounded at any capacity.
+struct KvCompactPlan {
+  int rows_per_pass = 0;
+  int passes = 0;
+  size_t workspace_bytes = 0;
+};
+bool kv_compact_supports(int head_dim);  // even head_dim
+KvCompactPlan kv_compact_plan(int kv_heads, int head_dim, int capacity, size_t max_workspace_bytes);
+cudaError_t kv_compact(const KvCompactArgs& a, const KvCompactPlan& plan, void* workspace, cudaStream_t stream);
+
+}  // namespace kvlab::kernels
