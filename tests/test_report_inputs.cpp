@@ -39,13 +39,15 @@ TEST(ReportInputs, UnreadableDatasetIsAnError) {
 
 TEST(ReportInputs, EvalReportCarriesThem) {
   const std::string out = testing::temp_dir() + "/report.json";
-  auto r = testing::run_command(testing::bin_dir() + "/kvlab-eval --context 256 --depths 0.5 --samples 1 --out " + out);
+  const std::string model = testing::source_dir() + "/datasets/models/tiny-random-llama";
+  auto r = testing::run_command(testing::bin_dir() + "/kvlab-eval --model " + model +
+                                " --context 256 --depths 0.5 --samples 1 --out " + out);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const nlohmann::json report = nlohmann::json::parse(testing::read_file(out));
   const nlohmann::json& in = report["inputs"];
   EXPECT_EQ(in["model_sha256"], report["model"]["sha256"]);
   EXPECT_EQ(in["tokenizer_sha256"],
-            sha256_file(testing::source_dir() + "/datasets/models/tiny-random-llama/tokenizer.json"));
+            sha256_file(model + "/tokenizer.json"));
   EXPECT_EQ(in["config_sha256"], sha256_hex(report["config"].dump()));
   EXPECT_TRUE(in["datasets"].is_object());
 }

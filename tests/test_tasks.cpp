@@ -419,7 +419,9 @@ struct EvalRun {
 
 EvalRun eval(const std::string& flags) {
   std::string out = testing::temp_dir() + "/report.json";
-  EvalRun r{run_command(testing::bin_dir() + "/kvlab-eval --out " + out + " " + flags), json()};
+  EvalRun r{run_command(testing::bin_dir() + "/kvlab-eval --model " + testing::source_dir() +
+                            "/datasets/models/tiny-random-llama --out " + out + " " + flags),
+            json()};
   if (std::filesystem::exists(out)) r.report = json::parse(testing::read_file(out));
   return r;
 }
