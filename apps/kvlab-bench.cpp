@@ -10,6 +10,7 @@
 #include "model/loaded_model.h"
 #include "model/memory_plan.h"
 #include "model/shapes.h"
+#include "run/cache_options.h"
 #include "run/cli.h"
 #include "run/speed_bench.h"
 
@@ -20,6 +21,7 @@ int bench_main(int argc, char** argv) {
                "kvlab-bench"};
   std::string model_dir, shape, backend_name = "cuda", out_json, out_md;
   kvlab::SpeedBenchOptions o;
+  kvlab::CacheFlags cache;
   int chunk = 512;
   auto* m = app.add_option("--model", model_dir, "Hugging Face model directory");
   auto* s = app.add_option("--shape", shape, "Named shape with random bf16 weights (see --list-shapes)");
@@ -31,6 +33,7 @@ int bench_main(int argc, char** argv) {
   app.add_option("--warmup-tokens", o.warmup_tokens, "Untimed decode steps before timing")->check(CLI::NonNegativeNumber);
   app.add_option("--chunk", chunk, "Prefill chunk in tokens")->check(CLI::PositiveNumber);
   app.add_option("--backend", backend_name, "cuda or cpu")->check(CLI::IsMember({"cpu", "cuda"}));
+  kvlab::add_cache_flags(app, cache);
   app.add_option("--json", out_json, "Write the results as JSON here");
   app.add_option("--markdown", out_md, "Write the results as a Markdown table here");
   app.add_flag_callback(
@@ -42,6 +45,7 @@ int bench_main(int argc, char** argv) {
       "List the named shapes and exit");
   if (int rc = kvlab::parse_command_line(app, argc, argv); rc >= 0) return rc;
   if (model_dir.empty() && shape.empty()) kvlab::fail("give --model DIR or --shape NAME");
+  o.cache = kvlab::cache_spec_from_flags(cache);
 
   auto backend = kvlab::make_backend(kvlab::backend_kind_from_name(backend_name));
   int max_context = 0;
@@ -66,10 +70,12 @@ int bench_main(int argc, char** argv) {
                       {"schema_version", 1},
                       {"environment", kvlab::environment_json(backend->description())},
                       {"model", name},
+                      {"cache", kvlab::to_json(o.cache)},
                       {"copy_bandwidth_bytes_per_s", bandwidth},
                       {"weight_bytes_read_per_token", kvlab::decode_weight_bytes(*model)},
                       {"rows", nlohmann::json::array()}};
   for (const auto& r : rows) j["rows"].push_back(kvlab::to_json(r));
+  if (o.cache.policy != "full") name += ", " + o.cache.policy + " budget " + o.cache.budget;
   std::string table = kvlab::markdown_table(name, backend_name, rows);
   std::printf("copy bandwidth %.1f GB/s (read + write)\n%s", bandwidth / 1e9, table.c_str());
   if (!out_json.empty()) kvlab::write_file_atomically(out_json, j.dump(2) + "\n");

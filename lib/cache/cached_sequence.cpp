@@ -112,9 +112,18 @@ std::vector<float> CachedSequence::step(int32_t id) {
   return logits;
 }
 
+namespace {
+// Adds the scope's wall time to `total`, however the scope is left.
+struct AddElapsed {
+  double& total;
+  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+  ~AddElapsed() { total += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); }
+};
+}  // namespace
+
 void CachedSequence::apply_policy(CachePhase phase) {
   if (policy_->max_kept_tokens() == 0) return;
-  const auto t0 = std::chrono::steady_clock::now();
+  AddElapsed timer{policy_seconds_};
   const ModelConfig& c = model_.config();
   Backend& b = model_.backend();
   std::vector<float> scores;
@@ -165,7 +174,6 @@ void CachedSequence::apply_policy(CachePhase phase) {
   }
   b.synchronize();
   compactions_++;
-  compaction_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 std::vector<size_t> CachedSequence::kept_kv_bytes_per_layer() const {

@@ -50,7 +50,9 @@ class CachedSequence {
   size_t allocated_bytes() const { return cache_.bytes(); }
   // {"tokens_seen", "layers": [[positions of head 0], [head 1], ...], ...} for --dump-cache.
   nlohmann::json snapshot() const;
-  double compaction_seconds() const { return compaction_seconds_; }
+  // Wall time in policy calls (reading scores, selecting, compacting), decided or not, and
+  // how many of them changed the store.
+  double policy_seconds() const { return policy_seconds_; }
   int compactions() const { return compactions_; }
 
  private:
@@ -67,7 +69,7 @@ class CachedSequence {
   int64_t tokens_seen_ = 0;
   int64_t decode_steps_ = 0;
   Tensor keep_, count_;  // staging for compaction plans
-  double compaction_seconds_ = 0;
+  double policy_seconds_ = 0;
   int compactions_ = 0;
 };
 

@@ -11,6 +11,7 @@ enum ExitCode : int {
   kExitInternal = 1,   // a bug in kvlab (assertion, unexpected exception)
   kExitBadInput = 2,   // the user's files, flags or data are wrong
   kExitNoMemory = 3,   // the plan does not fit in device or host memory
+  kExitRunsFailed = 4, // kvlab-sweep finished but some runs failed (see failures.jsonl)
   kExitInterrupted = 130,
 };
 

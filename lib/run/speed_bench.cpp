@@ -1,7 +1,9 @@
 #include "run/speed_bench.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <memory>
 #include <random>
 
 #include "core/error.h"
@@ -23,6 +25,70 @@ double decode_weight_bytes(const Transformer& model) {
   return double(w.bytes) - (tied ? 0.0 : double(w.embed.bytes()) - embed_row);
 }
 
+namespace {
+
+// How a row feeds tokens: straight into the model (the full cache, nothing added), or through a
+// CachedSequence under a policy.
+class Feeder {
+ public:
+  Feeder(Transformer& model, const CacheSpec& spec, int context, int steps) : model_(model) {
+    if (spec.policy == "full") {
+      cache_ = model.new_cache(context + steps);
+    } else {
+      seq_ = std::make_unique<CachedSequence>(model, spec, context, steps);
+    }
+    next_ = model.backend().alloc({1}, DType::I32);
+  }
+  // The prompt in, the greedy next token out.
+  int32_t prefill(const std::vector<int32_t>& ids) {
+    if (seq_) return host_argmax(seq_->prefill(ids));
+    Tensor logits;
+    for (int begin = 0; begin < int(ids.size()); begin += model_.max_chunk()) {
+      const int n = std::min(model_.max_chunk(), int(ids.size()) - begin);
+      std::vector<int32_t> chunk(ids.begin() + begin, ids.begin() + begin + n), pos(static_cast<size_t>(n));
+      for (int i = 0; i < n; i++) pos[size_t(i)] = begin + i;
+      logits = model_.forward(chunk, pos, cache_, begin + n == int(ids.size()) ? Logits::Last : Logits::None);
+    }
+    position_ = int(ids.size());
+    return device_argmax(logits);
+  }
+  int32_t step(int32_t id) {
+    if (seq_) return host_argmax(seq_->step(id));
+    return device_argmax(model_.forward({id}, {position_++}, cache_, Logits::Last));
+  }
+  size_t allocated_bytes() const { return seq_ ? seq_->allocated_bytes() : cache_.bytes(); }
+  size_t kept_bytes() const {
+    if (!seq_) {
+      const ModelConfig& c = model_.config();
+      return size_t(position_) * size_t(2 * c.num_layers * c.kv_dim()) * dtype_size(model_.backend().kv_dtype());
+    }
+    size_t total = 0;
+    for (size_t b : seq_->kept_kv_bytes_per_layer()) total += b;
+    return total;
+  }
+  double policy_seconds() const { return seq_ ? seq_->policy_seconds() : 0.0; }
+  int compactions() const { return seq_ ? seq_->compactions() : 0; }
+
+ private:
+  int32_t device_argmax(const Tensor& logits) {
+    model_.backend().argmax(logits, next_);
+    int32_t id = 0;
+    model_.backend().read(next_, &id, sizeof id);
+    return id;
+  }
+  static int32_t host_argmax(const std::vector<float>& logits) {
+    return int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  }
+
+  Transformer& model_;
+  KVCache cache_;
+  std::unique_ptr<CachedSequence> seq_;
+  Tensor next_;
+  int position_ = 0;
+};
+
+}  // namespace
+
 std::vector<SpeedRow> run_speed_bench(Transformer& model, const SpeedBenchOptions& o, double copy_bytes_per_s) {
   Backend& b = model.backend();
   const ModelConfig& c = model.config();
@@ -30,48 +96,46 @@ std::vector<SpeedRow> run_speed_bench(Transformer& model, const SpeedBenchOption
   const double kv_bytes_per_token = 2.0 * c.num_layers * c.kv_dim() * double(dtype_size(b.kv_dtype()));
   std::mt19937_64 rng(o.seed);
   std::uniform_int_distribution<int32_t> token(0, c.vocab_size - 1);
-  Tensor next = b.alloc({1}, DType::I32);
   std::vector<SpeedRow> rows;
   for (int context : o.contexts) {
     if (context < 1) fail("bench: context lengths must be positive");
     b.reset_peak();
     SpeedRow r;
     r.context = context;
-    KVCache cache = model.new_cache(context + o.warmup_tokens + o.decode_tokens);
-    r.kv_bytes = cache.bytes();
-    std::vector<int32_t> ids(static_cast<size_t>(context)), pos(static_cast<size_t>(context));
-    for (int i = 0; i < context; i++) {
-      ids[size_t(i)] = token(rng);
-      pos[size_t(i)] = i;
-    }
+    Feeder feeder(model, o.cache, context, o.warmup_tokens + o.decode_tokens);
+    r.kv_bytes = feeder.allocated_bytes();
+    std::vector<int32_t> ids(static_cast<size_t>(context));
+    for (int32_t& id : ids) id = token(rng);
     b.synchronize();
     auto t0 = Clock::now();
-    Tensor logits;
-    for (int begin = 0; begin < context; begin += model.max_chunk()) {
-      const int n = std::min(model.max_chunk(), context - begin);
-      std::vector<int32_t> chunk(ids.begin() + begin, ids.begin() + begin + n);
-      std::vector<int32_t> chunk_pos(pos.begin() + begin, pos.begin() + begin + n);
-      logits = model.forward(chunk, chunk_pos, cache, begin + n == context ? Logits::Last : Logits::None);
-    }
-    b.argmax(logits, next);
-    int32_t id = 0;
-    b.read(next, &id, sizeof id);
+    int32_t id = feeder.prefill(ids);
     r.ttft_s = seconds_since(t0);
     r.prefill_tokens_per_s = context / r.ttft_s;
 
     std::vector<double> step_s;
+    double policy_before = 0;
+    int compactions_before = 0;
     for (int step = 0; step < o.warmup_tokens + o.decode_tokens; step++) {
+      if (step == o.warmup_tokens) {
+        policy_before = feeder.policy_seconds();
+        compactions_before = feeder.compactions();
+      }
       auto t = Clock::now();
-      b.argmax(model.forward({id}, {context + step}, cache, Logits::Last), next);
-      b.read(next, &id, sizeof id);
+      id = feeder.step(id);
       if (step >= o.warmup_tokens) step_s.push_back(seconds_since(t));
     }
     r.decode_tokens_per_s = step_s.empty() ? 0 : 1.0 / mean(step_s);
     r.latency_ms_p50 = percentile(step_s, 50) * 1e3;
     r.latency_ms_p90 = percentile(step_s, 90) * 1e3;
     r.latency_ms_p99 = percentile(step_s, 99) * 1e3;
+    r.kept_kv_bytes = feeder.kept_bytes();
+    r.compactions = feeder.compactions() - compactions_before;
+    if (!step_s.empty()) r.policy_fraction = (feeder.policy_seconds() - policy_before) / (mean(step_s) * step_s.size());
+    // The roofline reads what the step reads: every weight once and the KV the cache holds.
     const double mid_context = context + o.warmup_tokens + o.decode_tokens / 2.0;
-    r.bytes_per_token = weights + kv_bytes_per_token * mid_context;
+    const double kv_read = o.cache.policy == "full" ? kv_bytes_per_token * mid_context
+                                                                               : double(r.kept_kv_bytes);
+    r.bytes_per_token = weights + kv_read;
     r.roofline_tokens_per_s = copy_bytes_per_s / r.bytes_per_token;
     r.roofline_fraction = r.decode_tokens_per_s / r.roofline_tokens_per_s;
     r.peak_bytes = b.peak_allocated_bytes();
@@ -92,19 +156,24 @@ nlohmann::json to_json(const SpeedRow& r) {
           {"roofline_tokens_per_s", r.roofline_tokens_per_s},
           {"roofline_fraction", r.roofline_fraction},
           {"peak_bytes", r.peak_bytes},
-          {"kv_bytes", r.kv_bytes}};
+          {"kv_bytes", r.kv_bytes},
+          {"kept_kv_bytes", r.kept_kv_bytes},
+          {"compactions", r.compactions},
+          {"policy_fraction", r.policy_fraction}};
 }
 
 std::string markdown_table(const std::string& model_name, const std::string& backend, const std::vector<SpeedRow>& rows) {
   std::string s =
-      "| model | backend | context | prefill tok/s | TTFT s | decode tok/s | p50 ms | p90 ms | p99 ms | % roofline | peak GiB |\n"
-      "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+      "| model | backend | context | prefill tok/s | TTFT s | decode tok/s | p50 ms | p90 ms | p99 ms | % roofline | KV GiB "
+      "| policy % | peak GiB |\n"
+      "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
   char buf[512];
   for (const SpeedRow& r : rows) {
-    std::snprintf(buf, sizeof buf, "| %s | %s | %d | %.0f | %.3f | %.1f | %.2f | %.2f | %.2f | %.1f%% | %.2f |\n",
+    std::snprintf(buf, sizeof buf, "| %s | %s | %d | %.0f | %.3f | %.1f | %.2f | %.2f | %.2f | %.1f%% | %.3f | %.2f%% | %.2f |\n",
                   model_name.c_str(), backend.c_str(), r.context, r.prefill_tokens_per_s, r.ttft_s,
                   r.decode_tokens_per_s, r.latency_ms_p50, r.latency_ms_p90, r.latency_ms_p99,
-                  100 * r.roofline_fraction, double(r.peak_bytes) / double(1 << 30));
+                  100 * r.roofline_fraction, double(r.kept_kv_bytes) / double(1 << 30), 100 * r.policy_fraction,
+                  double(r.peak_bytes) / double(1 << 30));
     s += buf;
   }
   return s;

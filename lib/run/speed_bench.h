@@ -7,6 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cache/cached_sequence.h"
+
 namespace kvlab {
 
 class Transformer;
@@ -16,6 +18,9 @@ struct SpeedBenchOptions {
   int decode_tokens = 128;  // timed decode steps after the context is in
   int warmup_tokens = 8;    // untimed decode steps first
   uint64_t seed = 0;        // random prompt ids
+  // Not "full": the sequence runs under this policy (CachedSequence), which adds a host copy of
+  // each step's logits; the row then records what the policy keeps and the time its calls take.
+  CacheSpec cache;
 };
 
 struct SpeedRow {
@@ -29,6 +34,9 @@ struct SpeedRow {
   double roofline_fraction = 0;
   size_t peak_bytes = 0;        // most bytes held by the backend during this row
   size_t kv_bytes = 0;          // the KV cache as allocated
+  size_t kept_kv_bytes = 0;     // what the policy keeps after the last step (= kv in use for full)
+  int compactions = 0;          // policy calls that changed the store during the timed steps
+  double policy_fraction = 0;   // share of the timed decode time spent in policy calls
 };
 
 // Weight bytes a decode step reads: every matrix once, one embedding row.

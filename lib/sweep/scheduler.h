@@ -13,9 +13,6 @@
 
 namespace kvlab {
 
-// The sweep's exit code when it finished but some runs failed (see failures.jsonl).
-constexpr int kExitRunsFailed = 4;
-
 struct SchedulerSettings {
   ExecSettings exec;
   // One worker per entry, whose runs see CUDA_VISIBLE_DEVICES=<entry>; empty: one worker and

@@ -54,7 +54,7 @@ void RunStats::end_sequence(const CachedSequence& seq) {
   max_into(end_per_layer_, per_layer);
   end_total_ = std::max(end_total_, std::accumulate(per_layer.begin(), per_layer.end(), size_t(0)));
   allocated_peak_ = std::max(allocated_peak_, seq.allocated_bytes());
-  compaction_s_ += seq.compaction_seconds();
+  policy_s_ += seq.policy_seconds();
   compactions_ += seq.compactions();
 }
 
@@ -84,7 +84,7 @@ nlohmann::json RunStats::to_json() const {
             {"end", end},
             {"allocated_bytes_peak", allocated_peak_},
             {"compactions", compactions_},
-            {"compaction_s_total", compaction_s_},
+            {"policy_s_total", policy_s_},
             {"sampled", "kept slots after the prompt's policy call and after every later token; peak = max over "
                         "samples, end = max over sequence ends; allocated = the store's capacity"}}},
           {"host_memory_peak_bytes", peak_host_memory_bytes()}};

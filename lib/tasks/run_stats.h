@@ -32,7 +32,7 @@ class RunStats {
   std::vector<double> prefill_s_, prefill_tps_, token_s_;
   std::vector<size_t> peak_per_layer_, end_per_layer_;  // K+V, elementwise max over samples / sequence ends
   size_t peak_total_ = 0, end_total_ = 0, allocated_peak_ = 0;
-  double compaction_s_ = 0;
+  double policy_s_ = 0;  // in policy calls, compaction included
   long compactions_ = 0;
 };
 
