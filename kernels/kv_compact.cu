@@ -92,11 +92,16 @@ __global__ void __launch_bounds__(kThreads)
   __nv_bfloat16* sk = s.k[p % 2] + srow * a.head_dim;
   __nv_bfloat16* sv = s.v[p % 2] + srow * a.head_dim;
   const int count = a.count[h];
+  const int32_t* keep = a.keep + int64_t(h) * a.keep_stride;
 
   if (gather) {
     if (dst >= count) return;
-    const int src = a.keep[head_slots + dst];
-    const bool ok = src >= dst && src < a.length[h] && (dst == 0 || a.keep[head_slots + dst - 1] < src);
+    if (count > a.keep_stride) {
+      if (c == 0) *a.error = 1;
+      return;
+    }
+    const int src = keep[dst];
+    const bool ok = src >= dst && src < a.length[h] && (dst == 0 || keep[dst - 1] < src);
     if (!ok && c == 0) *a.error = 1;
     if (!ok || src == dst) {
       if (c == 0) s.position[p % 2][srow] = kNoMove;

@@ -192,6 +192,15 @@ TEST(Registry, ErrorsListTheValidChoices) {
             std::string::npos);
 }
 
+TEST(CacheSpec, AutoIntervalIsAThirtySecondOfTheBudgetWithinOneToSixtyFour) {
+  EXPECT_EQ(resolve_interval(0, 8192), 64);
+  EXPECT_EQ(resolve_interval(0, 1024), 32);
+  EXPECT_EQ(resolve_interval(0, 256), 8);
+  EXPECT_EQ(resolve_interval(0, 20), 1);
+  EXPECT_EQ(resolve_interval(0, 0), 1);  // no budget: the policy is called after every step
+  EXPECT_EQ(resolve_interval(5, 8192), 5);
+}
+
 // Whole-model tests on the tiny checkpoints, CPU backend.
 class TinyModel : public ::testing::Test {
  protected:

@@ -35,7 +35,7 @@ json line(const std::string& id, const std::string& task, const std::string& pol
   json cache = {{"policy", policy},
                 {"budget", budget},
                 {"params", json::object()},
-                {"interval", 1},
+                {"interval", "auto"},
                 {"streaming_prefill", false}};
   json report = {{"schema", "kvlab.report"},
                  {"schema_version", 1},

@@ -48,6 +48,7 @@ TEST_F(SpeedBench, UnderAPolicyTheRowRecordsWhatItKeepsAndWhatItsCallsCost) {
   options_.cache.policy = "streaming";
   options_.cache.budget = "64";
   options_.cache.params = {{"sinks", 4}, {"window", 60}};
+  options_.cache.interval = 1;
   std::vector<SpeedRow> rows = run_speed_bench(*model_.model, options_, 1e10);
   for (const SpeedRow& r : rows) {
     EXPECT_EQ(r.kept_kv_bytes, 64 * kv_bytes_per_token()) << r.context;

@@ -503,7 +503,7 @@ TEST(EvalTasks, NiahOnTheTinyModel) {
 }
 
 TEST(EvalTasks, PerplexityKeepsMemoryFlatUnderABoundedCache) {
-  EvalRun r = eval("--task perplexity --max-tokens 1500 --window 250 --cache streaming --budget 64");
+  EvalRun r = eval("--task perplexity --max-tokens 1500 --window 250 --cache streaming --budget 64 --interval 1");
   ASSERT_EQ(r.result.exit_code, 0) << r.result.err;
   const json& m = r.report["metrics"];
   EXPECT_EQ(m["tokens"], 1500);

@@ -11,19 +11,20 @@ namespace kvlab {
 
 nlohmann::json to_json(const CacheSpec& s) {
   return {{"policy", s.policy},       {"budget", s.budget},
-          {"params", s.params},       {"interval", s.interval},
+          {"params", s.params},       {"interval", s.interval == 0 ? nlohmann::json("auto") : nlohmann::json(s.interval)},
           {"streaming_prefill", s.streaming_prefill}, {"chunk", s.chunk}};
 }
 
 CachedSequence::CachedSequence(Transformer& model, const CacheSpec& spec, int prompt_tokens, int max_new_tokens)
     : model_(model), spec_(spec), prompt_tokens_(prompt_tokens) {
   const ModelConfig& c = model.config();
-  if (spec_.interval < 1) fail("cache interval must be at least 1");
+  if (spec_.interval < 0) fail("cache interval must be at least 1 (or 0 for auto)");
   if (spec_.chunk <= 0 || spec_.chunk > model.max_chunk()) spec_.chunk = model.max_chunk();
   const int context = prompt_tokens + max_new_tokens;
   const size_t kv_bytes_per_token =
       size_t(c.num_layers) * 2 * size_t(c.kv_dim()) * dtype_size(model.backend().kv_dtype());
   if (!spec_.budget.empty()) budget_ = resolve_budget(spec_.budget, context, kv_bytes_per_token);
+  spec_.interval = resolve_interval(spec_.interval, budget_);
   policy_ = make_policy(spec_.policy, spec_.params, c.num_layers, c.num_kv_heads, budget_);
   if (spec_.streaming_prefill && policy_->score_need() == ScoreNeed::PromptWindow)
     fail("cache policy " + spec_.policy + " compresses the whole prompt once; it cannot run with streaming prefill");
@@ -48,9 +49,14 @@ CachedSequence::CachedSequence(Transformer& model, const CacheSpec& spec, int pr
     b.write(cache_.score, zeros.data(), zeros.size() * sizeof(float));
   }
   if (kept > 0) {
-    keep_ = b.alloc({c.num_layers, c.num_kv_heads, capacity}, DType::I32);
+    keep_ = b.alloc({int64_t(c.num_layers) * c.num_kv_heads * capacity}, DType::I32);
     count_ = b.alloc({c.num_layers, c.num_kv_heads}, DType::I32);
   }
+}
+
+int resolve_interval(int interval, int budget) {
+  if (interval > 0) return interval;
+  return std::clamp(budget / 32, 1, 64);
 }
 
 const std::vector<int32_t>& CachedSequence::kept(int layer, int head) const {
@@ -108,7 +114,7 @@ std::vector<float> CachedSequence::step(int32_t id) {
   const int score_from = policy_->score_need() == ScoreNeed::AllQueries ? 0 : -1;
   std::vector<float> logits = model_.backend().to_host_f32(feed({id}, Logits::Last, score_from));
   decode_steps_++;
-  if (decode_steps_ % spec_.interval == 0) apply_policy(CachePhase::Decode);
+  if (policy_->evicts_during_decode() && decode_steps_ % spec_.interval == 0) apply_policy(CachePhase::Decode);
   return logits;
 }
 
@@ -142,28 +148,45 @@ void CachedSequence::apply_policy(CachePhase phase) {
   std::optional<KeepPlan> plan = policy_->select(state);
   if (!plan) return;
 
-  const int heads = c.num_kv_heads, cap = cache_.capacity;
-  std::vector<int32_t> keep(size_t(keep_.numel()), 0), count(size_t(count_.numel()));
-  for (size_t lh = 0; lh < plan->size(); lh++) {
-    const std::vector<int32_t>& slots = (*plan)[lh];
-    const std::vector<int32_t>& held = positions_[lh];
-    for (size_t i = 0; i < slots.size(); i++) {
-      KVLAB_ASSERT(slots[i] >= 0 && size_t(slots[i]) < held.size() && (i == 0 || slots[i] > slots[i - 1]));
-      keep[lh * size_t(cap) + i] = slots[i];
-    }
-    count[lh] = int32_t(slots.size());
-  }
-  b.write(keep_, keep.data(), keep.size() * sizeof(int32_t));
-  b.write(count_, count.data(), count.size() * sizeof(int32_t));
-  const RopeTable* renumber = policy_->renumbers_positions() ? &model_.rope() : nullptr;
+  // The plan goes up as one write: per changed layer, its heads' lists packed at the width of
+  // its longest, so a call uploads what is kept, not the store's capacity.
+  const int heads = c.num_kv_heads;
+  std::vector<int32_t> packed, count(size_t(count_.numel()));
+  std::vector<std::pair<int, int64_t>> changed;  // (layer, offset in packed)
+  std::vector<int> width(size_t(c.num_layers), 0);
   for (int l = 0; l < c.num_layers; l++) {
-    bool unchanged = true;
-    for (int h = 0; h < heads && unchanged; h++) {
+    bool unchanged = true;  // ascending and the same size: the identity
+    for (int h = 0; h < heads; h++) {
       const size_t lh = size_t(l * heads + h);
-      unchanged = (*plan)[lh].size() == positions_[lh].size();
+      const std::vector<int32_t>& slots = (*plan)[lh];
+      count[lh] = int32_t(slots.size());
+      width[size_t(l)] = std::max(width[size_t(l)], int(slots.size()));
+      unchanged = unchanged && slots.size() == positions_[lh].size();
     }
-    if (unchanged) continue;  // ascending and same size: the identity
-    b.kv_compact(cache_, l, keep_.slice(l, 1).reshape({heads, cap}), count_.slice(l, 1).reshape({heads}), renumber);
+    if (unchanged) continue;
+    width[size_t(l)] = std::max(width[size_t(l)], 1);
+    changed.emplace_back(l, int64_t(packed.size()));
+    packed.resize(packed.size() + size_t(heads) * size_t(width[size_t(l)]), 0);
+    for (int h = 0; h < heads; h++) {
+      const size_t lh = size_t(l * heads + h);
+      const std::vector<int32_t>& slots = (*plan)[lh];
+      const std::vector<int32_t>& held = positions_[lh];
+      int32_t* row = packed.data() + changed.back().second + int64_t(h) * width[size_t(l)];
+      for (size_t i = 0; i < slots.size(); i++) {
+        KVLAB_ASSERT(slots[i] >= 0 && size_t(slots[i]) < held.size() && (i == 0 || slots[i] > slots[i - 1]));
+        row[i] = slots[i];
+      }
+    }
+  }
+  if (!changed.empty()) {
+    b.write(keep_, packed.data(), packed.size() * sizeof(int32_t));
+    b.write(count_, count.data(), count.size() * sizeof(int32_t));
+  }
+  const RopeTable* renumber = policy_->renumbers_positions() ? &model_.rope() : nullptr;
+  for (auto [l, offset] : changed) {
+    const int w = width[size_t(l)];
+    b.kv_compact(cache_, l, keep_.slice(offset, int64_t(heads) * w).reshape({heads, w}),
+                 count_.slice(l, 1).reshape({heads}), renumber);
   }
   for (size_t lh = 0; lh < plan->size(); lh++) {
     std::vector<int32_t> kept;

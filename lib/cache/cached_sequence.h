@@ -18,7 +18,10 @@ struct CacheSpec {
   std::string policy = "full";
   std::string budget;                                  // tokens | fraction of context | bytes
   nlohmann::json params = nlohmann::json::object();    // the policy's parameters
-  int interval = 1;                                    // decode steps between policy calls
+  // Decode steps between policy calls; 0 = auto: budget / 32 within [1, 64], so the store
+  // overshoots the budget by at most ~3% between calls while each call's fixed cost (reading
+  // scores, uploading the plan, launching the moves) is shared by many steps.
+  int interval = 0;
   // false: the whole prompt goes in, then the policy runs once (LongBench/NIAH protocol);
   // true: the policy runs after every prefill chunk, so memory never exceeds budget + chunk.
   bool streaming_prefill = false;
@@ -26,6 +29,8 @@ struct CacheSpec {
 };
 
 nlohmann::json to_json(const CacheSpec& spec);
+// The decode steps between policy calls that `interval` (0 = auto) means at `budget` tokens.
+int resolve_interval(int interval, int budget);
 
 class CachedSequence {
  public:
@@ -41,6 +46,7 @@ class CachedSequence {
 
   const CachePolicy& policy() const { return *policy_; }
   int budget() const { return budget_; }
+  int interval() const { return spec_.interval; }  // as resolved (never 0)
   int capacity() const { return cache_.capacity; }
   int64_t tokens_seen() const { return tokens_seen_; }
   // Original positions of the kept slots of (layer, head), in slot order.

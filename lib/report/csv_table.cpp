@@ -55,7 +55,7 @@ std::string summary_csv(const Summary& s) {
                                       r.method,
                                       r.policy,
                                       r.budget,
-                                      std::to_string(r.interval),
+                                      r.interval,
                                       r.streaming_prefill ? "true" : "false",
                                       s.settings[i],
                                       r.quality_metric};

@@ -42,13 +42,14 @@ RunRow make_row(const ResultRecord& r) {
   row.policy = cache.value("policy", "full");
   row.budget = cache.value("budget", "");
   row.cache_params = cache.value("params", json::object());
-  row.interval = cache.value("interval", 1);
+  const json interval = cache.value("interval", json("auto"));
+  row.interval = interval.is_string() ? interval.get<std::string>() : interval.dump();
   row.streaming_prefill = cache.value("streaming_prefill", false);
   row.method = row.policy;
   if (!row.budget.empty() && row.policy != "full") row.method += " budget=" + row.budget;
   for (auto& [name, v] : row.cache_params.items())
     row.method += " " + name + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
-  if (row.interval != 1) row.method += " interval=" + std::to_string(row.interval);
+  if (row.interval != "auto" && row.policy != "full") row.method += " interval=" + row.interval;
   if (row.streaming_prefill) row.method += " streaming-prefill";
 
   const json& m = rep["metrics"];

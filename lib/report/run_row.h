@@ -18,7 +18,7 @@ struct RunRow {
   std::string policy;
   std::string budget;           // as given ("" for none)
   nlohmann::json cache_params;  // as given
-  int interval = 1;
+  std::string interval = "auto";  // decode steps between policy calls, as the report gave it
   bool streaming_prefill = false;
   std::string method;          // "lacache budget=32 span=2": policy and its settings
   std::string quality_metric;  // accuracy (passkey, niah), score (qa) or ppl (perplexity)

@@ -10,8 +10,10 @@ void add_cache_flags(CLI::App& app, CacheFlags& f) {
                  "Tokens kept per layer and KV head: a count (2048), a fraction of the context (0.25) or K+V "
                  "bytes over all layers (512MiB)");
   app.add_option("--cache-param", f.params, "Policy parameter as name=value (repeatable), e.g. span=16");
-  app.add_option("--interval", f.interval, "Decode steps between policy calls (compaction interval)")
-      ->check(CLI::Range(1, 1 << 20));
+  app.add_option("--interval", f.interval,
+                 "Decode steps between policy calls (compaction interval); 0 = auto: budget/32 within [1, 64] "
+                 "(1 = the papers' evict-every-step)")
+      ->check(CLI::Range(0, 1 << 20));
   app.add_flag("--streaming-prefill", f.streaming_prefill,
                "Run the policy after every prefill chunk so memory never exceeds budget + chunk "
                "(default: whole prompt in, then one compaction)");

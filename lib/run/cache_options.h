@@ -13,7 +13,7 @@ struct CacheFlags {
   std::string policy = "full";
   std::string budget;
   std::vector<std::string> params;  // name=value
-  int interval = 1;
+  int interval = 0;  // auto
   bool streaming_prefill = false;
 };
 

@@ -98,7 +98,7 @@ int held_tokens(const TaskSetup& setup, int tokens) {
   int budget = resolve_budget(c.budget, tokens, setup.kv_bytes_per_token);
   auto policy = make_policy(c.policy, c.params, setup.model.num_layers, setup.model.num_kv_heads, budget);
   if (policy->max_kept_tokens() == 0 || !policy->evicts_during_decode()) return tokens;
-  return std::min(tokens, policy->max_kept_tokens() + c.interval + 1);
+  return std::min(tokens, policy->max_kept_tokens() + resolve_interval(c.interval, budget) + 1);
 }
 
 PreparedTask prepare_perplexity(const nlohmann::json& j, const TaskSetup& setup) {
