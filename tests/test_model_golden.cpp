@@ -10,6 +10,7 @@
 #include "model/generate.h"
 #include "model/loaded_model.h"
 #include "model/safetensors.h"
+#include "golden_checkpoint.h"
 #include "test_support.h"
 
 namespace kvlab {
@@ -17,28 +18,9 @@ namespace {
 
 constexpr float kLogitTolerance = 1e-4f;  // the bound: HF fp32 vs kvlab fp32
 
-struct Golden {
-  std::vector<int32_t> prompt;
-  std::vector<float> logits;  // [prompt, vocab]
-  std::vector<int32_t> greedy;
-};
-
-template <typename T>
-std::vector<T> tensor_values(const SafetensorsFile& f, const std::string& name) {
-  const TensorRecord& r = f.tensors().at(name);
-  const T* p = static_cast<const T*>(r.data);
-  return std::vector<T>(p, p + r.numel());
-}
-
-Golden load_golden(const std::string& arch) {
-  auto f = SafetensorsFile::open(testing::golden_dir() + "/" + arch + ".safetensors");
-  return {tensor_values<int32_t>(*f, "prompt_ids"), tensor_values<float>(*f, "logits"),
-          tensor_values<int32_t>(*f, "greedy_ids")};
-}
-
-std::string model_dir(const std::string& arch) {
-  return testing::source_dir() + "/datasets/models/tiny-random-" + arch;
-}
+using testing::Golden;
+using testing::load_golden;
+using testing::model_dir;
 
 float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
   EXPECT_EQ(a.size(), b.size());

@@ -82,30 +82,29 @@ uint16_t f32_to_f16(float f) {
   return uint16_t(half);
 }
 
+namespace {
+// 16-bit floats one by one through memcpy: a tensor's offset in a safetensors file need not be
+// 2-aligned.
+template <typename ToF32>
+void convert_halves(const void* src, size_t n, float* dst, ToF32 to_f32) {
+  const char* s = static_cast<const char*>(src);
+  for (size_t i = 0; i < n; i++) {
+    uint16_t h;
+    std::memcpy(&h, s + 2 * i, 2);
+    dst[i] = to_f32(h);
+  }
+}
+}  // namespace
+
 void convert_to_f32(const void* src, DType t, size_t n, float* dst) {
   switch (t) {
     case DType::F32:
       std::memcpy(dst, src, n * 4);
       return;
-    case DType::BF16: {
-      // Element-wise memcpy: a tensor's offset in a safetensors file need not be 2-aligned.
-      const char* s = static_cast<const char*>(src);
-      for (size_t i = 0; i < n; i++) {
-        uint16_t h;
-        std::memcpy(&h, s + 2 * i, 2);
-        dst[i] = bf16_to_f32(h);
-      }
-      return;
-    }
-    case DType::F16: {
-      const char* s = static_cast<const char*>(src);
-      for (size_t i = 0; i < n; i++) {
-        uint16_t h;
-        std::memcpy(&h, s + 2 * i, 2);
-        dst[i] = f16_to_f32(h);
-      }
-      return;
-    }
+    case DType::BF16:
+      return convert_halves(src, n, dst, [](uint16_t h) { return bf16_to_f32(h); });
+    case DType::F16:
+      return convert_halves(src, n, dst, [](uint16_t h) { return f16_to_f32(h); });
     case DType::I32:
       fail("convert_to_f32: integer tensor", kExitInternal);
   }

@@ -41,6 +41,7 @@
 #include "gpu/backend_pair.h"
 #include "model/loaded_model.h"
 #include "model/safetensors.h"
+#include "golden_checkpoint.h"
 #include "test_support.h"
 
 namespace kvlab {
@@ -61,29 +62,9 @@ double hf_bound(const std::string& arch, double path_bound) {
   return path_bound + kCpuVsHf + weight_rounding;
 }
 
-struct Golden {
-  std::vector<int32_t> prompt;
-  std::vector<float> logits;  // [prompt, vocab]
-  std::vector<int32_t> greedy;
-  std::vector<float> margin;  // top-1 minus top-2 logit at each greedy step
-};
-
-template <typename T>
-std::vector<T> tensor_values(const SafetensorsFile& f, const std::string& name) {
-  const TensorRecord& r = f.tensors().at(name);
-  const T* p = static_cast<const T*>(r.data);
-  return std::vector<T>(p, p + r.numel());
-}
-
-Golden load_golden(const std::string& arch) {
-  auto f = SafetensorsFile::open(testing::golden_dir() + "/" + arch + ".safetensors");
-  return {tensor_values<int32_t>(*f, "prompt_ids"), tensor_values<float>(*f, "logits"),
-          tensor_values<int32_t>(*f, "greedy_ids"), tensor_values<float>(*f, "greedy_margin")};
-}
-
-std::string model_dir(const std::string& arch) {
-  return testing::source_dir() + "/datasets/models/tiny-random-" + arch;
-}
+using testing::Golden;
+using testing::load_golden;
+using testing::model_dir;
 
 // The CPU model as the CUDA backend holds it: every weight rounded to bf16.
 void round_weights_to_bf16(const ModelWeights& w) {
