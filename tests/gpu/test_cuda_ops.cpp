@@ -24,13 +24,16 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend_pair.h"
 #include "core/error.h"
-#ifdef KVLAB_CUDA
-#include "backend/cuda/cuda_backend.h"
-#endif
 
 namespace kvlab {
 namespace {
+
+using gpu_testing::bf16_exact;
+using gpu_testing::random_floats;
+using gpu_testing::rel_error;
+using gpu_testing::rng;
 
 constexpr double kExact = 1e-5;
 constexpr double kBf16x = 4e-3;
@@ -39,14 +42,6 @@ constexpr double kBf16p = 1e-2;
 // precision (as bf16 high + low pairs on tensor cores, or fp32 on the fallback), so with
 // identical bf16 K/V it matches the CPU closely, which makes long-context checks sharp.
 constexpr double kDecodeAttention = 2e-4;
-
-std::string no_device_reason() {
-  if (!cuda_compiled()) return "kvlab was built without KVLAB_CUDA";
-#ifdef KVLAB_CUDA
-  if (cuda_device_count() == 0) return cuda_unavailable_reason();
-#endif
-  return "";
-}
 
 // Largest error seen per op, printed at the end so a run's log shows the margins.
 std::map<std::string, double>& worst() {
@@ -63,56 +58,14 @@ class ErrorReport : public ::testing::Environment {
 };
 const auto* const kReport = ::testing::AddGlobalTestEnvironment(new ErrorReport);
 
-std::mt19937& rng() {
-  static std::mt19937 r(20251124);
-  return r;
-}
-
-std::vector<float> random_floats(size_t n, float scale = 1.0f) {
-  std::uniform_real_distribution<float> d(-scale, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(rng());
-  return v;
-}
-
-// The same values, rounded to the nearest bf16, so that a bf16 copy holds them exactly.
-std::vector<float> bf16_exact(std::vector<float> v) {
-  for (float& x : v) x = bf16_to_f32(f32_to_bf16(x));
-  return v;
-}
-
-double rel_error(const std::vector<float>& got, const std::vector<float>& want) {
-  if (got.size() != want.size()) return std::numeric_limits<double>::infinity();
-  double diff = 0.0, norm = 0.0;
-  for (size_t i = 0; i < got.size(); i++) {
-    if (!std::isfinite(got[i])) return std::numeric_limits<double>::infinity();  // unwritten (NaN poison)
-    diff += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
-    norm += double(want[i]) * want[i];
-  }
-  return norm > 0.0 ? std::sqrt(diff / norm) : std::sqrt(diff);
-}
-
 // The same tensor on both backends.
 struct Both {
   Tensor cpu, gpu;
 };
 
-class CudaOps : public ::testing::Test {
+// One pair of backends for every suite of this file (CudaAttention derives from CudaOps).
+class CudaOps : public gpu_testing::BackendPair {
  protected:
-  // One pair of backends for every suite of this file (CudaAttention derives from CudaOps).
-  static void SetUpTestSuite() {
-    if (gpu_ || !no_device_reason().empty()) return;
-    gpu_ = make_backend(BackendKind::CUDA).release();
-    cpu_ = make_backend(BackendKind::CPU).release();
-  }
-  void SetUp() override {
-    const std::string reason = no_device_reason();
-    if (!reason.empty()) GTEST_SKIP() << "no CUDA device: " << reason;
-  }
-
-  static Backend& cpu() { return *cpu_; }
-  static Backend& gpu() { return *gpu_; }
-
   // An activation tensor holding `v` (in each backend's activation dtype).
   static Tensor put(Backend& b, const std::vector<float>& v, const std::vector<int64_t>& shape) {
     Tensor t = b.alloc(shape, b.activation_dtype());
@@ -162,12 +115,7 @@ class CudaOps : public ::testing::Test {
   static void expect_close(const std::string& op, const Both& t, double tol, const std::string& what) {
     expect_close(op, t.gpu, t.cpu, tol, what);
   }
-
-  static Backend* cpu_;
-  static Backend* gpu_;
 };
-Backend* CudaOps::cpu_ = nullptr;
-Backend* CudaOps::gpu_ = nullptr;
 
 std::string shape_name(std::initializer_list<int64_t> dims) {
   std::string s;
