@@ -11,6 +11,7 @@
 #include "core/json_input.h"
 #include "model/loaded_model.h"
 #include "model/tokenizer.h"
+#include "run/cache_dump.h"
 #include "run/cache_options.h"
 #include "run/cli.h"
 #include "run/report.h"
@@ -111,6 +112,8 @@ int eval_main(int argc, char** argv) {
   app.add_option("--backend", o.backend, "cpu (Eigen reference) or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
   app.add_option("--out", o.out, "Report path (default results/eval-<task>-<model>-<time>.json)");
   kvlab::add_cache_flags(app, o.cache);
+  kvlab::CacheDumpFlags dump_flags;
+  kvlab::add_cache_dump_flags(app, dump_flags);
   // Every task's options as flags; the chosen task rejects those it does not take.
   const std::vector<kvlab::TaskOption> task_options = kvlab::all_task_options();
   std::map<std::string, std::string> task_text;
@@ -141,7 +144,8 @@ int eval_main(int argc, char** argv) {
       sources.flags[t.name] = t.kind == kvlab::TaskOption::Bool ? "true" : task_text[t.name];
   const kvlab::TaskInfo& task = kvlab::find_task(o.task);
   const json task_options_json = kvlab::resolve_task_options(task, sources);
-  const kvlab::CacheSpec cache = kvlab::cache_spec_from_flags(o.cache);
+  kvlab::CacheSpec cache = kvlab::cache_spec_from_flags(o.cache);
+  const kvlab::CacheDump dump(dump_flags, cache);
   if (o.out.empty()) o.out = default_out(o);
   if (o.tokenizer.empty()) o.tokenizer = o.model + "/tokenizer.json";
 
@@ -170,6 +174,7 @@ int eval_main(int argc, char** argv) {
                                   {tok.path(), prepared.data_files});
   if (kvlab::interrupted()) kvlab::mark_incomplete(report, kvlab::interrupt_reason());
   kvlab::write_report(o.out, report);
+  dump.write(m.dir, cache);
   const json& mt = result.metrics;
   std::printf("%s\n  model %s, cache %s: KV kept at peak %s, host memory peak %s, decode %.1f tokens/s\nreport: %s\n",
               result.summary.c_str(), m.dir.c_str(), cache.policy.c_str(),

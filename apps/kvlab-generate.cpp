@@ -11,6 +11,7 @@
 #include "model/generate.h"
 #include "model/loaded_model.h"
 #include "model/tokenizer.h"
+#include "run/cache_dump.h"
 #include "run/cache_options.h"
 
 namespace {
@@ -35,10 +36,9 @@ std::vector<int32_t> parse_ids(const std::string& list) {
 
 int generate_main(int argc, char** argv) {
   CLI::App app{"Greedy generation under a KV-cache policy (the full cache by default).", "kvlab-generate"};
-  std::string model_dir = KVLAB_DEFAULT_MODEL, tokenizer_path, prompt, prompt_ids, system, dump, dump_cache,
-              backend_name = "cpu";
+  std::string model_dir = KVLAB_DEFAULT_MODEL, tokenizer_path, prompt, prompt_ids, system, dump, backend_name = "cpu";
   kvlab::CacheFlags cache_flags;
-  int dump_every = 0;
+  kvlab::CacheDumpFlags dump_flags;
   int max_new = 32;
   bool chat = false, as_json = false, ignore_eos = false;
   app.add_option("--model", model_dir, "Hugging Face model directory (default: the embedded tiny model)");
@@ -55,15 +55,12 @@ int generate_main(int argc, char** argv) {
   app.add_option("--backend", backend_name, "cpu (Eigen reference) or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
   app.add_flag("--json", as_json, "Print ids, text and timings as JSON");
   kvlab::add_cache_flags(app, cache_flags);
-  app.add_option("--dump-cache", dump_cache,
-                 "Write the original positions each layer and KV head keeps (after prefill, at the end, and every "
-                 "--dump-every steps) to this JSON file");
-  app.add_option("--dump-every", dump_every, "With --dump-cache: also snapshot every N decode steps")
-      ->check(CLI::NonNegativeNumber);
+  kvlab::add_cache_dump_flags(app, dump_flags);
   if (int rc = kvlab::parse_command_line(app, argc, argv); rc >= 0) return rc;
   if (prompt.empty() && prompt_ids.empty()) kvlab::fail("give --prompt TEXT or --prompt-ids 1,2,3");
   if (chat && prompt.empty()) kvlab::fail("--chat needs --prompt");
-  const kvlab::CacheSpec cache_spec = kvlab::cache_spec_from_flags(cache_flags);
+  kvlab::CacheSpec cache_spec = kvlab::cache_spec_from_flags(cache_flags);
+  const kvlab::CacheDump cache_dump(dump_flags, cache_spec);
 
   if (tokenizer_path.empty()) tokenizer_path = model_dir + "/tokenizer.json";
   kvlab::Tokenizer tok = kvlab::Tokenizer::load(tokenizer_path);
@@ -95,20 +92,10 @@ int generate_main(int argc, char** argv) {
   opt.max_new_tokens = max_new;
   opt.keep_logits = !dump.empty();
   if (!ignore_eos) opt.stop_ids = tok.eos_ids();
-  nlohmann::json snapshots = nlohmann::json::array();
-  if (!dump_cache.empty()) {
-    opt.on_step = [&](int step) {
-      if (step == 0 || (dump_every > 0 && step % dump_every == 0)) snapshots.push_back(seq.snapshot());
-    };
-  }
   kvlab::GenerateResult r = kvlab::generate_greedy(seq, ids, opt);
   std::string text = tok.decode(r.tokens);
-  if (!dump_cache.empty()) {
-    snapshots.push_back(seq.snapshot());
-    nlohmann::json j = {{"model", model_dir}, {"cache", kvlab::to_json(cache_spec)}, {"budget_tokens", seq.budget()},
-                        {"snapshots", snapshots}};
-    kvlab::write_file_atomically(dump_cache, j.dump() + "\n");
-  }
+  seq.finish();
+  cache_dump.write(model_dir, cache_spec);
 
   if (!dump.empty()) {
     const size_t vocab = size_t(m.config.vocab_size);

@@ -6,6 +6,8 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/json_input.h"
+#include "report/cache_map.h"
 #include "report/csv_table.h"
 #include "report/fields.h"
 #include "report/html_page.h"
@@ -13,6 +15,7 @@
 #include "report/results_file.h"
 #include "report/summary.h"
 #include "run/cli.h"
+#include "tasks/text_file.h"
 
 namespace {
 
@@ -25,7 +28,11 @@ int report_main(int argc, char** argv) {
       "kvlab-report"};
   std::vector<std::string> inputs, constraint_texts;
   std::string out, objective = "accuracy", title = "kvlab sweep report";
-  app.add_option("results", inputs, "results.jsonl files or sweep results directories")->required();
+  std::string cache_dump;
+  app.add_option("results", inputs, "results.jsonl files or sweep results directories");
+  app.add_option("--cache-dump", cache_dump,
+                 "Instead: draw a --dump-cache file (which positions each layer keeps) as <out>/cache_map.html "
+                 "(default out: the file's directory)");
   app.add_option("--out", out, "Directory for summary.{json,csv,md,html} (default: <results dir>/report)");
   app.add_option("--constraint", constraint_texts,
                  "FIELD OP VALUE a run must meet, e.g. \"kv_bytes<=4GiB\", \"decode_tokens_per_s>=20\", "
@@ -47,6 +54,20 @@ int report_main(int argc, char** argv) {
       },
       "List the fields constraints and objectives can name, then exit");
   if (int rc = kvlab::parse_command_line(app, argc, argv); rc >= 0) return rc;
+  if (!cache_dump.empty()) {
+    if (!inputs.empty()) kvlab::fail("give results files or --cache-dump, not both");
+    const std::string html =
+        kvlab::cache_map_html(kvlab::parse_json_input(kvlab::read_file_bytes(cache_dump, "cache dump"), cache_dump),
+                              cache_dump);
+    if (out.empty()) out = fs::absolute(cache_dump).parent_path().string();
+    std::error_code ec;
+    fs::create_directories(out, ec);
+    if (ec) kvlab::fail(out + ": cannot create: " + ec.message());
+    kvlab::write_file_atomically(out + "/cache_map.html", html);
+    std::printf("wrote %s/cache_map.html\n", out.c_str());
+    return 0;
+  }
+  if (inputs.empty()) kvlab::fail("give results.jsonl files or sweep results directories (or --cache-dump FILE)");
 
   // Everything is read, checked and rendered before the first file is written.
   kvlab::SummaryOptions options;

@@ -107,6 +107,7 @@ std::vector<float> CachedSequence::prefill(const std::vector<int32_t>& ids, std:
     }
     if (spec_.streaming_prefill || final_chunk) apply_policy(CachePhase::Prefill);
   }
+  if (spec_.on_snapshot) spec_.on_snapshot(snapshot("prefill"));
   return last;
 }
 
@@ -115,6 +116,8 @@ std::vector<float> CachedSequence::step(int32_t id) {
   std::vector<float> logits = model_.backend().to_host_f32(feed({id}, Logits::Last, score_from));
   decode_steps_++;
   if (policy_->evicts_during_decode() && decode_steps_ % spec_.interval == 0) apply_policy(CachePhase::Decode);
+  if (spec_.on_snapshot && spec_.snapshot_every > 0 && decode_steps_ % spec_.snapshot_every == 0)
+    spec_.on_snapshot(snapshot("step " + std::to_string(decode_steps_)));
   return logits;
 }
 
@@ -208,7 +211,11 @@ std::vector<size_t> CachedSequence::kept_kv_bytes_per_layer() const {
   return out;
 }
 
-nlohmann::json CachedSequence::snapshot() const {
+void CachedSequence::finish() const {
+  if (spec_.on_snapshot) spec_.on_snapshot(snapshot("end"));
+}
+
+nlohmann::json CachedSequence::snapshot(const std::string& when) const {
   const ModelConfig& c = model_.config();
   nlohmann::json layers = nlohmann::json::array();
   for (int l = 0; l < c.num_layers; l++) {
@@ -216,7 +223,11 @@ nlohmann::json CachedSequence::snapshot() const {
     for (int h = 0; h < c.num_kv_heads; h++) heads.push_back(kept(l, h));
     layers.push_back(heads);
   }
-  return {{"tokens_seen", tokens_seen_}, {"policy", policy_->name()}, {"layers", layers}};
+  return {{"when", when},
+          {"tokens_seen", tokens_seen_},
+          {"policy", policy_->name()},
+          {"budget_tokens", budget_},
+          {"layers", layers}};
 }
 
 }  // namespace kvlab

@@ -3,6 +3,7 @@
 // asks the policy what stays, compacts on the backend, and keeps the host's record of which
 // original token positions each (layer, KV head) holds.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,6 +27,10 @@ struct CacheSpec {
   // true: the policy runs after every prefill chunk, so memory never exceeds budget + chunk.
   bool streaming_prefill = false;
   int chunk = 0;                                       // prefill chunk, 0 = the model's
+  // --dump-cache: called with snapshot(when) after the prompt's policy call ("prefill"), every
+  // `snapshot_every` decode steps ("step N") and when the sequence is finished ("end").
+  std::function<void(const nlohmann::json& snapshot)> on_snapshot;
+  int snapshot_every = 0;
 };
 
 nlohmann::json to_json(const CacheSpec& spec);
@@ -54,8 +59,11 @@ class CachedSequence {
   // K and V bytes held now, per layer (what is kept, not what is allocated).
   std::vector<size_t> kept_kv_bytes_per_layer() const;
   size_t allocated_bytes() const { return cache_.bytes(); }
-  // {"tokens_seen", "layers": [[positions of head 0], [head 1], ...], ...} for --dump-cache.
-  nlohmann::json snapshot() const;
+  // {"when", "tokens_seen", "policy", "layers": [[positions of head 0], [head 1], ...]} for
+  // --dump-cache.
+  nlohmann::json snapshot(const std::string& when) const;
+  // The sequence is done: the spec's observer gets the "end" snapshot.
+  void finish() const;
   // Wall time in policy calls (reading scores, selecting, compacting), decided or not, and
   // how many of them changed the store.
   double policy_seconds() const { return policy_seconds_; }

@@ -208,9 +208,7 @@ std::string summary_html(const Summary& s) {
     sources += (sources.empty() ? "" : ", ") + std::string("<code>") +
                html_escape(std::filesystem::path(src.path).filename().string()) + "</code>";
 
-  std::string html = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>" +
-                     html_escape(s.options.title) + "</title><style>" + kStyle + "</style></head><body>\n";
-  html += "<header><h1>" + html_escape(s.options.title) + "</h1><p class=\"meta\">" + std::to_string(s.rows.size()) +
+  std::string html = "<header><h1>" + html_escape(s.options.title) + "</h1><p class=\"meta\">" + std::to_string(s.rows.size()) +
           " runs from " + sources + " · objective: " + html_escape(s.options.objective) +
           " · constraint: " + html_escape(constraints.empty() ? "none" : constraints) + " · generated " +
           utc_timestamp() + " by kvlab-report " + KVLAB_VERSION + "</p></header>\n";
@@ -232,8 +230,12 @@ std::string summary_html(const Summary& s) {
     html += "<section id=\"heatmaps\"><h2>Accuracy by needle depth and length</h2><div class=\"charts\">" + c +
             "</div></section>\n";
   html += "<section id=\"runs\"><h2>All runs</h2>" + run_tables(s) + "</section>\n";
-  html += "</body></html>\n";
-  return html;
+  return html_document(s.options.title, html);
+}
+
+std::string html_document(const std::string& title, const std::string& body) {
+  return "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>" + html_escape(title) +
+         "</title><style>" + kStyle + "</style></head><body>\n" + body + "</body></html>\n";
 }
 
 }  // namespace kvlab

@@ -10,5 +10,7 @@ namespace kvlab {
 struct Summary;
 
 std::string summary_html(const Summary& s);
+// A whole page in the report's style around `body` (HTML).
+std::string html_document(const std::string& title, const std::string& body);
 
 }  // namespace kvlab

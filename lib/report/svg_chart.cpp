@@ -204,7 +204,7 @@ std::string render_heatmap(const SvgHeatmap& h) {
       s += "<rect x=\"" + num(x) + "\" y=\"" + num(y) + "\" width=\"" + num(cw - 1) + "\" height=\"" + num(ch - 1) +
            "\" fill=\"" + (v ? ramp(*v) : std::string("#f3f3f3")) + "\"><title>" + html_escape(h.tips[r][col]) +
            "</title></rect>";
-      if (v) {
+      if (v && h.cell_labels) {
         char text[16];
         std::snprintf(text, sizeof text, "%.2f", *v);
         s += "<text x=\"" + num(x + cw / 2) + "\" y=\"" + num(y + ch / 2 + 4) +

@@ -58,6 +58,7 @@ struct SvgHeatmap {
   std::vector<std::string> columns, rows;                  // x and y tick labels
   std::vector<std::vector<std::optional<double>>> values;  // [row][column], in [0, 1]
   std::vector<std::vector<std::string>> tips;              // [row][column]
+  bool cell_labels = true;                                 // print each value in its cell
 };
 std::string render_heatmap(const SvgHeatmap& h);
 

@@ -49,6 +49,7 @@ void RunStats::sample_kv(const CachedSequence& seq) {
 }
 
 void RunStats::end_sequence(const CachedSequence& seq) {
+  seq.finish();
   sample_kv(seq);
   std::vector<size_t> per_layer = seq.kept_kv_bytes_per_layer();
   max_into(end_per_layer_, per_layer);
