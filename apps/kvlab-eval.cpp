@@ -66,6 +66,14 @@ void apply_config_file(const std::string& path, EvalOptions& o, kvlab::TaskOptio
         if (!given("--interval")) o.cache.interval = value.get<int>();
       } else if (key == "streaming_prefill") {
         if (!given("--streaming-prefill")) o.cache.streaming_prefill = value.get<bool>();
+      } else if (key == "leank_mask") {
+        if (!given("--leank-mask")) o.cache.leank_mask = (base / value.get<std::string>()).lexically_normal().string();
+      } else if (key == "leank_sink") {
+        if (!given("--leank-sink")) o.cache.leank.sink = value.get<int>();
+      } else if (key == "leank_recent") {
+        if (!given("--leank-recent")) o.cache.leank.recent = value.get<int>();
+      } else if (key == "leank_accumulate") {
+        if (!given("--leank-accumulate")) o.cache.leank.accumulate = value.get<int>();
       } else {
         task.config[key] = value;
       }

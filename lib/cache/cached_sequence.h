@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cache/policy.h"
+#include "leank/demotion.h"
 #include "model/transformer.h"
 
 namespace kvlab {
@@ -23,6 +24,9 @@ struct CacheSpec {
   // true: the policy runs after every prefill chunk, so memory never exceeds budget + chunk.
   bool streaming_prefill = false;
   int chunk = 0;                                       // prefill chunk, 0 = the model's
+  // LeanK: a channel mask file (kvlab-leank mask) pruning the K of the middle region; empty = none.
+  std::string channel_mask;
+  LeanKWindow leank;
 };
 
 nlohmann::json to_json(const CacheSpec& spec);
@@ -48,6 +52,7 @@ class CachedSequence {
   // K and V bytes held now, per layer (what is kept, not what is allocated).
   std::vector<size_t> kept_kv_bytes_per_layer() const;
   size_t allocated_bytes() const { return cache_.bytes(); }
+  const KVCache& cache() const { return cache_; }
   // {"tokens_seen", "layers": [[positions of head 0], [head 1], ...], ...} for --dump-cache.
   nlohmann::json snapshot() const;
   double compaction_seconds() const { return compaction_seconds_; }
@@ -67,6 +72,7 @@ class CachedSequence {
   int64_t tokens_seen_ = 0;
   int64_t decode_steps_ = 0;
   Tensor keep_, count_;  // staging for compaction plans
+  std::unique_ptr<Demoter> demoter_;  // LeanK, when a channel mask is given
   double compaction_seconds_ = 0;
   int compactions_ = 0;
 };
