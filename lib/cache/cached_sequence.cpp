@@ -125,11 +125,7 @@ std::vector<float> CachedSequence::prefill(const std::vector<int32_t>& ids, std:
     }
     if (spec_.streaming_prefill || final_chunk) apply_policy(CachePhase::Prefill);
   }
-  if (demoter_ && demoter_->demote(cache_, true)) {
-    // The prompt's middle has left: the full region needs only sink + recent + accumulate.
-    resize_full_region(b, cache_, std::min(cache_.capacity, std::max(cache_.max_length(), spec_.leank.full_capacity())));
-    b.synchronize();
-  }
+  if (demoter_) demote(true);
   return last;
 }
 
@@ -138,8 +134,19 @@ std::vector<float> CachedSequence::step(int32_t id) {
   std::vector<float> logits = model_.backend().to_host_f32(feed({id}, Logits::Last, score_from));
   decode_steps_++;
   if (decode_steps_ % spec_.interval == 0) apply_policy(CachePhase::Decode);
-  if (demoter_) demoter_->demote(cache_, false);
+  if (demoter_) demote(false);
   return logits;
+}
+
+void CachedSequence::demote(bool after_prompt) {
+  if (!demoter_->demote(cache_, after_prompt)) return;
+  // Once the middle holds the old tokens the full region needs only sink + recent + accumulate
+  // slots: reallocating it is where the allocator sees the saving.
+  const int full = spec_.leank.full_capacity();
+  if (cache_.capacity > full && cache_.max_length() <= full) {
+    resize_full_region(model_.backend(), cache_, full);
+    model_.backend().synchronize();
+  }
 }
 
 void CachedSequence::apply_policy(CachePhase phase) {

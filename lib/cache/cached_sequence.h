@@ -61,6 +61,7 @@ class CachedSequence {
  private:
   Tensor feed(const std::vector<int32_t>& ids, Logits logits, int score_first_query);
   void apply_policy(CachePhase phase);
+  void demote(bool after_prompt);  // LeanK
 
   Transformer& model_;
   std::unique_ptr<CachePolicy> policy_;

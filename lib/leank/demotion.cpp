@@ -5,6 +5,7 @@
 #include "backend/pruned_region.h"
 #include "core/error.h"
 #include "leank/mask.h"
+#include "model/memory_plan.h"
 
 namespace kvlab {
 
@@ -29,6 +30,19 @@ void attach_channel_mask(Backend& b, KVCache& cache, const ChannelMask& mask, co
   }
   const int capacity = std::max(1, max_tokens - window.sink - window.recent);
   attach_pruned_region(b, cache, mask.keep, capacity, window.sink);
+}
+
+void plan_leank(MemoryPlan& plan, const ChannelMask& mask, const LeanKWindow& window) {
+  const int hd = mask.model.head_dim;
+  const size_t element = plan.k_bytes_per_token_layer / size_t(mask.model.kv_heads * hd);
+  size_t per_token = 0;  // middle K + V over all layers and heads
+  for (int32_t kept : mask.kept) per_token += size_t(kept) + (kept > 0 ? size_t(hd) : 0);
+  per_token *= element;
+  const size_t middle_tokens = size_t(std::max(1, plan.context - window.sink - window.recent));
+  plan.leank_middle_bytes = per_token * middle_tokens;
+  const size_t full_per_token = (plan.k_bytes_per_token_layer + plan.v_bytes_per_token_layer) * size_t(mask.model.layers);
+  plan.leank_kv_bytes_after_prompt =
+      plan.leank_middle_bytes + full_per_token * size_t(std::min(plan.context, window.full_capacity()));
 }
 
 bool Demoter::demote(KVCache& cache, bool after_prompt) {

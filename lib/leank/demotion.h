@@ -41,4 +41,9 @@ class Demoter {
 void attach_channel_mask(Backend& b, KVCache& cache, const ChannelMask& mask, const LeanKWindow& window,
                          int max_tokens);
 
+struct MemoryPlan;
+// Adds LeanK's middle region to `plan` (made for `plan.context` tokens) as attach_channel_mask
+// sizes it, counting kept K channels and V only for heads that keep any.
+void plan_leank(MemoryPlan& plan, const ChannelMask& mask, const LeanKWindow& window);
+
 }  // namespace kvlab
