@@ -269,14 +269,18 @@ TEST(LeankSequence, DemotesThePromptsMiddleThenEveryAccumulateSteps) {
   for (int s = 0; s < 6; s++) EXPECT_TRUE(std::isfinite(seq.step(7)[0]));
   // Kept bytes: the full region at every channel, the middle at its kept K channels (+ V if any).
   const ChannelMask mk = read_mask(mask);
-  const std::vector<size_t> bytes = seq.kept_kv_bytes_per_layer();
+  const std::vector<size_t> bytes = seq.kept_kv_bytes_per_layer(), k = seq.kept_k_bytes_per_layer(),
+                            v = seq.kept_v_bytes_per_layer();
   for (int l = 0; l < m.config.num_layers; l++) {
-    size_t want = 0;
+    size_t want_k = 0, want_v = 0;
     for (int h = 0; h < m.config.num_kv_heads; h++) {
       const size_t lh = size_t(l * m.config.num_kv_heads + h), kept = size_t(mk.kept_count(l, h));
-      want += size_t(c.host_length[lh]) * 2 * 16 * 4 + size_t(c.pruned.host_length[lh]) * (kept + (kept ? 16 : 0)) * 4;
+      want_k += (size_t(c.host_length[lh]) * 16 + size_t(c.pruned.host_length[lh]) * kept) * 4;
+      want_v += (size_t(c.host_length[lh]) + (kept ? size_t(c.pruned.host_length[lh]) : 0)) * 16 * 4;
     }
-    EXPECT_EQ(bytes[size_t(l)], want);
+    EXPECT_EQ(k[size_t(l)], want_k);
+    EXPECT_EQ(v[size_t(l)], want_v);
+    EXPECT_EQ(bytes[size_t(l)], want_k + want_v);
   }
 }
 

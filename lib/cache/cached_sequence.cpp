@@ -205,7 +205,9 @@ void CachedSequence::apply_policy(CachePhase phase) {
   compaction_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-std::vector<size_t> CachedSequence::kept_kv_bytes_per_layer() const {
+std::vector<size_t> CachedSequence::kept_kv_bytes_per_layer() const { return kept_bytes_per_layer(true, true); }
+
+std::vector<size_t> CachedSequence::kept_bytes_per_layer(bool k, bool v) const {
   const ModelConfig& c = model_.config();
   const size_t element = dtype_size(model_.backend().kv_dtype()), hd = size_t(c.head_dim);
   const ChannelPrunedKV& mid = cache_.pruned;
@@ -213,14 +215,13 @@ std::vector<size_t> CachedSequence::kept_kv_bytes_per_layer() const {
   for (int l = 0; l < c.num_layers; l++) {
     for (int h = 0; h < c.num_kv_heads; h++) {
       const size_t lh = size_t(l * c.num_kv_heads + h);
-      if (mid.empty()) {
-        out[size_t(l)] += kept(l, h).size() * 2 * hd * element;
-        continue;
-      }
-      // The full region at every channel; the middle at the kept K channels, V only if any.
-      const size_t kept_k = size_t(mid.host_kept[lh]);
-      out[size_t(l)] += size_t(cache_.host_length[lh]) * 2 * hd * element;
-      out[size_t(l)] += size_t(mid.host_length[lh]) * (kept_k + (kept_k > 0 ? hd : 0)) * element;
+      // Without a middle every kept slot is in the full region; with one, the full region at
+      // every channel and the middle at its kept K channels, V only where the head keeps any.
+      const size_t full = mid.empty() ? kept(l, h).size() : size_t(cache_.host_length[lh]);
+      const size_t middle = mid.empty() ? 0 : size_t(mid.host_length[lh]);
+      const size_t kept_k = mid.empty() ? 0 : size_t(mid.host_kept[lh]);
+      if (k) out[size_t(l)] += (full * hd + middle * kept_k) * element;
+      if (v) out[size_t(l)] += (full * hd + (kept_k > 0 ? middle * hd : 0)) * element;
     }
   }
   return out;

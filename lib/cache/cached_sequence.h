@@ -49,8 +49,10 @@ class CachedSequence {
   int64_t tokens_seen() const { return tokens_seen_; }
   // Original positions of the kept slots of (layer, head), in slot order.
   const std::vector<int32_t>& kept(int layer, int head) const;
-  // K and V bytes held now, per layer (what is kept, not what is allocated).
+  // K and V bytes held now, per layer (what is kept, not what is allocated); K alone, V alone.
   std::vector<size_t> kept_kv_bytes_per_layer() const;
+  std::vector<size_t> kept_k_bytes_per_layer() const { return kept_bytes_per_layer(true, false); }
+  std::vector<size_t> kept_v_bytes_per_layer() const { return kept_bytes_per_layer(false, true); }
   size_t allocated_bytes() const { return cache_.bytes(); }
   const KVCache& cache() const { return cache_; }
   // {"tokens_seen", "layers": [[positions of head 0], [head 1], ...], ...} for --dump-cache.
@@ -60,6 +62,7 @@ class CachedSequence {
 
  private:
   Tensor feed(const std::vector<int32_t>& ids, Logits logits, int score_first_query);
+  std::vector<size_t> kept_bytes_per_layer(bool k, bool v) const;
   void apply_policy(CachePhase phase);
   void demote(bool after_prompt);  // LeanK
 

@@ -82,22 +82,19 @@ class CudaLeank : public gpu_testing::BackendPair {
         out[i].insert(out[i].end(), part.begin(), part.end());
       }
     }
-    // The demoted positions and lengths travel exactly.
-    for (const char* what : {"length", "position"}) {
-      const bool len = what[0] == 'l';
-      const std::vector<float> a = cpu().to_host_f32(len ? caches[0].pruned.length : caches[0].pruned.position);
-      const std::vector<float> g = gpu().to_host_f32(len ? caches[1].pruned.length : caches[1].pruned.position);
-      if (len) {
-        EXPECT_EQ(a, g) << what;
-      } else {
-        // Only the filled slots are defined.
-        for (size_t lh = 0; lh < t.kept.size(); lh++)
-          for (int s = 0; s < caches[0].pruned.host_length[lh]; s++) {
-            const size_t i = lh * size_t(t.tokens) + size_t(s);
-            ASSERT_EQ(a[i], g[i]) << "position of (layer, head) " << lh << " slot " << s;
-          }
+    // The demoted lengths and positions travel exactly (only filled slots are defined).
+    auto ints = [](Backend& b, const Tensor& t) {
+      std::vector<int32_t> v(size_t(t.numel()));
+      b.read(t, v.data(), v.size() * sizeof(int32_t));
+      return v;
+    };
+    EXPECT_EQ(ints(cpu(), caches[0].pruned.length), ints(gpu(), caches[1].pruned.length));
+    const std::vector<int32_t> pc = ints(cpu(), caches[0].pruned.position), pg = ints(gpu(), caches[1].pruned.position);
+    for (size_t lh = 0; lh < t.kept.size(); lh++)
+      for (int s = 0; s < caches[0].pruned.host_length[lh]; s++) {
+        const size_t i = lh * size_t(caches[0].pruned.capacity) + size_t(s);
+        ASSERT_EQ(pc[i], pg[i]) << "position of (layer, head) " << lh << " slot " << s;
       }
-    }
     EXPECT_LT(rel_error(out[1], out[0]), kAttention);
   }
 };
