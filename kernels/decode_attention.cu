@@ -9,9 +9,10 @@
 //     tile, streamed through a 3-stage cp.async pipeline, and merge at the end. q and the
 //     softmax weights are split into bf16 high and low parts (two mma each), so the result
 //     keeps fp32 accuracy while the tensor cores do the arithmetic and the loads stay in flight;
-//   decode_pruned_mma_kernel     (LeanK's middle region, kernels/attention.cuh: PrunedKeys): the
-//     same block over keys of kept channels only (32, 64, 96, 128: one instance per count, chosen
-//     per block), q gathered to them; its partials join the full region's in one merge;
+//   decode_pruned_mma_kernel     (a layer with LeanK's middle region, attention.cuh: PrunedKeys):
+//     the full region's splits as above plus the middle's, whose blocks run the same body over
+//     keys of kept channels only (32, 64, 96, 128: one instance per count, chosen per block)
+//     with q gathered to them; one launch, one merge over both;
 //   decode_attention_simt_kernel (any head_dim that is a multiple of 8, up to 256): CUDA
 //     cores, a key spread over kLanes lanes (8 dims = one 16-byte load each); the fallback.
 #include <algorithm>
@@ -270,36 +271,48 @@ __device__ __forceinline__ void mma_attend(const AttentionArgs& a, const Region&
 }
 
 // Grid: (split, kv head x row block). Row R of a KV head is (query R / group, head R % group).
-// The full region, every channel; `stride` > splits when the middle's partials follow.
 template <int kHeadDim>
 __global__ void __launch_bounds__(kMmaWarps * 32)
-    decode_attention_mma_kernel(AttentionArgs a, int splits, int stride, int row_blocks, float* __restrict__ partial) {
+    decode_attention_mma_kernel(AttentionArgs a, int splits, int row_blocks, float* __restrict__ partial) {
   extern __shared__ uint4 smem[];
   const int kvh = blockIdx.y / row_blocks;
   const Region reg{a.k + int64_t(kvh) * a.capacity * kHeadDim, a.v + int64_t(kvh) * a.capacity * kHeadDim, nullptr,
                    a.length[kvh], true};
-  mma_attend<kHeadDim, kHeadDim>(a, reg, kvh, blockIdx.y % row_blocks, SplitSlot{int(blockIdx.x), splits, 0, stride},
+  mma_attend<kHeadDim, kHeadDim>(a, reg, kvh, blockIdx.y % row_blocks, SplitSlot{int(blockIdx.x), splits, 0, splits},
                                  partial, smem);
 }
 
-// The middle region: the same grid over its own splits, partials after the full region's
-// `base` ones. Each block dispatches on its head's kept count (uniform over the block); a head
-// that keeps nothing writes empty partials (max -inf, sum 0).
+// A layer with LeanK's middle region, in one launch: blocks with blockIdx.x < full_splits take
+// the full region as decode_attention_mma_kernel does, the rest the middle's splits, whose
+// partials follow. A middle block dispatches on its head's kept count (uniform over the block);
+// a head that keeps nothing writes empty partials (max -inf, sum 0).
 template <int kHeadDim>
 __global__ void __launch_bounds__(kMmaWarps * 32)
-    decode_pruned_mma_kernel(AttentionArgs a, PrunedKeys p, int splits, int base, int stride, int row_blocks,
+    decode_pruned_mma_kernel(AttentionArgs a, PrunedKeys p, int full_splits, int pruned_splits, int row_blocks,
                              float* __restrict__ partial) {
   extern __shared__ uint4 smem[];
   const int kvh = blockIdx.y / row_blocks, rb = blockIdx.y % row_blocks;
+  const int stride = full_splits + pruned_splits;
+  if (int(blockIdx.x) < full_splits) {
+    const Region full{a.k + int64_t(kvh) * a.capacity * kHeadDim, a.v + int64_t(kvh) * a.capacity * kHeadDim, nullptr,
+                      a.length[kvh], true};
+    mma_attend<kHeadDim, kHeadDim>(a, full, kvh, rb, SplitSlot{int(blockIdx.x), full_splits, 0, stride}, partial,
+                                   smem);
+    return;
+  }
   const int kept = p.kept[kvh];
-  const SplitSlot slot{int(blockIdx.x), splits, base, stride};
-  Region reg{p.k + p.k_offset[kvh], p.v + int64_t(max(p.v_row[kvh], 0)) * p.capacity * kHeadDim,
-             p.channels + kvh * kHeadDim, kept > 0 ? p.length[kvh] : 0, false};
+  const SplitSlot slot{int(blockIdx.x) - full_splits, pruned_splits, full_splits, stride};
+  const Region reg{p.k + p.k_offset[kvh], p.v + int64_t(max(p.v_row[kvh], 0)) * p.capacity * kHeadDim,
+                   p.channels + kvh * kHeadDim, kept > 0 ? p.length[kvh] : 0, false};
   switch (kept) {
     case 64: mma_attend<kHeadDim, 64>(a, reg, kvh, rb, slot, partial, smem); break;
-    case 96: if constexpr (kHeadDim >= 96) mma_attend<kHeadDim, 96>(a, reg, kvh, rb, slot, partial, smem); break;
-    case 128: if constexpr (kHeadDim >= 128) mma_attend<kHeadDim, 128>(a, reg, kvh, rb, slot, partial, smem); break;
-    default: mma_attend<kHeadDim, 32>(a, reg, kvh, rb, slot, partial, smem); break;  // 32, or 0 with length 0
+    case 96:
+      if constexpr (kHeadDim >= 96) mma_attend<kHeadDim, 96>(a, reg, kvh, rb, slot, partial, smem);
+      break;
+    case 128:
+      if constexpr (kHeadDim >= 128) mma_attend<kHeadDim, 128>(a, reg, kvh, rb, slot, partial, smem);
+      break;
+    default: mma_attend<kHeadDim, 32>(a, reg, kvh, rb, slot, partial, smem); break;  // 32, or 0 (length 0)
   }
 }
 
@@ -531,15 +544,15 @@ cudaError_t launch_mma(const AttentionArgs& a, const DecodePlan& plan, const Pru
   if (err != cudaSuccess) return err;
   const int group = a.q_heads / a.kv_heads;
   const int row_blocks = int((a.n * group + kRows - 1) / kRows);
-  const int stride = plan.splits + plan.pruned_splits;
-  decode_attention_mma_kernel<kHeadDim>
-      <<<dim3(unsigned(plan.splits), unsigned(a.kv_heads * row_blocks)), kMmaWarps * 32, mma_smem_bytes<kHeadDim>(),
-         stream>>>(a, plan.splits, stride, row_blocks, partial);
-  if (pruned)
+  if (pruned) {
     decode_pruned_mma_kernel<kHeadDim>
-        <<<dim3(unsigned(plan.pruned_splits), unsigned(a.kv_heads * row_blocks)), kMmaWarps * 32,
-           mma_smem_bytes<kHeadDim>(), stream>>>(a, *pruned, plan.pruned_splits, plan.splits, stride, row_blocks,
-                                                 partial);
+        <<<dim3(unsigned(plan.splits + plan.pruned_splits), unsigned(a.kv_heads * row_blocks)), kMmaWarps * 32,
+           mma_smem_bytes<kHeadDim>(), stream>>>(a, *pruned, plan.splits, plan.pruned_splits, row_blocks, partial);
+  } else {
+    decode_attention_mma_kernel<kHeadDim>
+        <<<dim3(unsigned(plan.splits), unsigned(a.kv_heads * row_blocks)), kMmaWarps * 32, mma_smem_bytes<kHeadDim>(),
+           stream>>>(a, plan.splits, row_blocks, partial);
+  }
   return cudaSuccess;
 }
 
@@ -572,7 +585,7 @@ DecodePlan decode_attention_plan(const AttentionArgs& a, int sm_count, const Pru
   int64_t blocks = int64_t(a.kv_heads) * ((group + heads_for(group) - 1) / heads_for(group)) * a.n;
   int keys_per_block_step = kSimtWarps * (32 / lanes_for(a.head_dim)) * kSimtUnroll;
   if (uses_mma(a.head_dim)) {
-    mma_shape(a, false, &per_sm, &blocks);
+    mma_shape(a, pruned != nullptr, &per_sm, &blocks);
     per_sm = std::max(per_sm, 1);
     keys_per_block_step = kTileKeys;
   }
@@ -585,9 +598,7 @@ DecodePlan decode_attention_plan(const AttentionArgs& a, int sm_count, const Pru
   DecodePlan plan;
   if (pruned) {
     // The middle holds nearly every key: it gets the GPU-filling split count, the full region
-    // (sink + recent window) what its length warrants, all within one merge.
-    mma_shape(a, true, &per_sm, &blocks);
-    per_sm = std::max(per_sm, 1);
+    // (sink + recent window) what its length warrants, all within one launch and one merge.
     plan.pruned_splits = splits_for(pruned->capacity, kMaxSplits - 1);
     plan.splits = splits_for(a.capacity, kMaxSplits - plan.pruned_splits);
   } else {
