@@ -14,6 +14,7 @@
 #include "leank/demotion.h"
 #include "leank/mask.h"
 #include "model/loaded_model.h"
+#include "sweep/eval_config.h"
 #include "test_support.h"
 
 namespace kvlab {
@@ -338,6 +339,20 @@ TEST(LeankSequence, RefusesWhatItCannotDo) {
             std::string::npos);
   EXPECT_NE(error_of([] { LeanKWindow{-1, 8, 4}.validate(); }).find("sink"), std::string::npos);
   EXPECT_NE(error_of([] { LeanKWindow{4, 8, 0}.validate(); }).find("accumulate"), std::string::npos);
+}
+
+TEST(LeankSequence, SweepAndConfigKeysReachTheCacheSpec) {
+  const nlohmann::json config = {{"cache", "snapkv"},      {"budget", "64"},      {"leank_mask", "m.safetensors"},
+                                 {"leank_sink", 32},       {"leank_recent", 128}, {"leank_accumulate", 16}};
+  const CacheSpec s = eval_cache_spec(config, "sweep.json (run 1)");
+  EXPECT_EQ(s.channel_mask, "m.safetensors");
+  EXPECT_EQ(s.leank.sink, 32);
+  EXPECT_EQ(s.leank.recent, 128);
+  EXPECT_EQ(s.leank.accumulate, 16);
+  EXPECT_EQ(to_json(s)["leank"]["mask"], "m.safetensors");
+  EXPECT_TRUE(is_eval_cache_key("leank_mask"));
+  EXPECT_NE(error_of([] { eval_cache_spec({{"leank_sink", "many"}}, "w"); }).find("leank_sink"), std::string::npos);
+  EXPECT_NE(error_of([] { eval_cache_spec({{"leank_accumulate", 0}}, "w"); }).find("accumulate"), std::string::npos);
 }
 
 }  // namespace
