@@ -473,8 +473,13 @@ class CudaBackend final : public Backend {
     require(a.q_heads % a.kv_heads == 0, "attention: q heads must be a multiple of KV heads");
     if (a.n == 0) return;
     const ChannelPrunedKV& mid = cache.pruned;
-    // The prefill kernel knows no middle region; after demotion only decode-sized steps come.
-    if (a.n > kDecodeMaxQueries && kernels::prefill_attention_supports(hd) && mid.empty()) {
+    // The prefill kernel knows no middle region: it serves a prompt before anything is demoted
+    // (the host mirror says so); later, only the split-K kernels see the middle.
+    const bool middle_empty =
+        mid.empty() || std::all_of(mid.host_length.begin() + int64_t(layer) * cache.kv_heads,
+                                   mid.host_length.begin() + int64_t(layer + 1) * cache.kv_heads,
+                                   [](int32_t n) { return n == 0; });
+    if (a.n > kDecodeMaxQueries && kernels::prefill_attention_supports(hd) && middle_empty) {
       KVLAB_CUDA_CHECK(kernels::prefill_attention(a, stream_));
       return;
     }
