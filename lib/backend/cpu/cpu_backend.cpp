@@ -224,8 +224,11 @@ class CpuBackend final : public Backend {
     const int64_t group = q_heads / cache.kv_heads;
     const int64_t stride = q.cols();
     const ChannelPrunedKV& mid = cache.pruned;
-    // Threads only pay off once a head's work outweighs waking them.
-    const bool parallel = n * int64_t(cache.capacity + mid.capacity) * hd >= (int64_t(1) << 16);
+    // Threads only pay off once a head's work outweighs waking them (the middle: what it holds).
+    int64_t mid_slots = 0;
+    for (int h = 0; h < (mid.empty() ? 0 : cache.kv_heads); h++)
+      mid_slots = std::max<int64_t>(mid_slots, mid.host_length[size_t(layer * cache.kv_heads + h)]);
+    const bool parallel = n * (cache.capacity + mid_slots) * hd >= (int64_t(1) << 16);
 #pragma omp parallel for schedule(dynamic) if (parallel)
     for (int64_t h = 0; h < q_heads; h++) {
       const int64_t kvh = h / group;
