@@ -55,7 +55,10 @@ CachedSequence::CachedSequence(Transformer& model, const CacheSpec& spec, int pr
         policy_->score_need() == ScoreNeed::AllQueries)
       fail("cache policy " + spec_.policy +
            " does not compose with a LeanK channel mask yet: only full, snapkv and pyramidkv do "
-           "(policies that evict or re-rotate tokens after the prompt need the middle region's scores and compaction)");
+           "(policies that evict or re-rotate tokens after the prompt need the middle region's scores and compaction" +
+           std::string(policy_->renumbers_positions()
+                           ? "; re-rotating kept keys also needs a RoPE-pair-closed mask, kvlab-leank mask --rope-pairs)"
+                           : ")"));
     if (spec_.streaming_prefill) fail("a LeanK channel mask needs the whole prompt in (no --streaming-prefill)");
     const ChannelMask mask = read_mask(spec_.channel_mask, ModelFingerprint::of(c), "the model");
     // A mask that prunes nothing (sparsity 0) leaves the cache exactly as it is.
