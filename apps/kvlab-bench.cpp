@@ -34,6 +34,9 @@ int bench_main(int argc, char** argv) {
   app.add_option("--chunk", chunk, "Prefill chunk in tokens")->check(CLI::PositiveNumber);
   app.add_option("--backend", backend_name, "cuda or cpu")->check(CLI::IsMember({"cpu", "cuda"}));
   kvlab::add_cache_flags(app, cache);
+  double leank_sparsity = -1;
+  app.add_option("--leank-sparsity", leank_sparsity,
+                 "LeanK at this K sparsity with a synthetic mask (alignment 32), for --shape (instead of --leank-mask)");
   app.add_option("--json", out_json, "Write the results as JSON here");
   app.add_option("--markdown", out_md, "Write the results as a Markdown table here");
   app.add_flag_callback(
@@ -63,6 +66,15 @@ int bench_main(int argc, char** argv) {
     model = std::move(lm.model);
     name = model_dir;
   }
+  if (!cache.leank_mask.empty() && leank_sparsity >= 0) kvlab::fail("give --leank-mask or --leank-sparsity, not both");
+  o.leank = o.cache.leank;
+  if (!cache.leank_mask.empty())
+    o.leank_mask = kvlab::read_mask(cache.leank_mask, kvlab::ModelFingerprint::of(model->config()), name);
+  if (leank_sparsity >= 0) {
+    o.leank_mask = kvlab::make_mask(kvlab::synthetic_importance(model->config(), 1), leank_sparsity, 32);
+    name += ", LeanK " + std::to_string(o.leank_mask->sparsity_achieved).substr(0, 5);
+  }
+  if (o.leank_mask) o.leank.validate();
   const double bandwidth = backend->measure_copy_bandwidth();
   std::vector<kvlab::SpeedRow> rows = kvlab::run_speed_bench(*model, o, bandwidth);
 
@@ -73,6 +85,11 @@ int bench_main(int argc, char** argv) {
                       {"cache", kvlab::to_json(o.cache)},
                       {"copy_bandwidth_bytes_per_s", bandwidth},
                       {"weight_bytes_read_per_token", kvlab::decode_weight_bytes(*model)},
+                      {"leank", o.leank_mask ? nlohmann::json{{"sparsity_achieved", o.leank_mask->sparsity_achieved},
+                                                              {"sink", o.leank.sink},
+                                                              {"recent", o.leank.recent},
+                                                              {"accumulate", o.leank.accumulate}}
+                                             : nlohmann::json()},
                       {"rows", nlohmann::json::array()}};
   for (const auto& r : rows) j["rows"].push_back(kvlab::to_json(r));
   if (o.cache.policy != "full") name += ", " + o.cache.policy + " budget " + o.cache.budget;

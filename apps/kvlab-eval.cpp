@@ -9,6 +9,8 @@
 #include "core/error.h"
 #include "core/interrupt.h"
 #include "core/json_input.h"
+#include "leank/demotion.h"
+#include "leank/mask.h"
 #include "model/loaded_model.h"
 #include "model/tokenizer.h"
 #include "run/cache_dump.h"
@@ -67,6 +69,14 @@ void apply_config_file(const std::string& path, EvalOptions& o, kvlab::TaskOptio
         if (!given("--interval")) o.cache.interval = value.get<int>();
       } else if (key == "streaming_prefill") {
         if (!given("--streaming-prefill")) o.cache.streaming_prefill = value.get<bool>();
+      } else if (key == "leank_mask") {
+        if (!given("--leank-mask")) o.cache.leank_mask = (base / value.get<std::string>()).lexically_normal().string();
+      } else if (key == "leank_sink") {
+        if (!given("--leank-sink")) o.cache.leank.sink = value.get<int>();
+      } else if (key == "leank_recent") {
+        if (!given("--leank-recent")) o.cache.leank.recent = value.get<int>();
+      } else if (key == "leank_accumulate") {
+        if (!given("--leank-accumulate")) o.cache.leank.accumulate = value.get<int>();
       } else {
         task.config[key] = value;
       }
@@ -170,6 +180,8 @@ int eval_main(int argc, char** argv) {
                  {o.task, prepared.config}};
   kvlab::MemoryPlan plan = kvlab::plan_memory(m.config, prepared.context_tokens, m.model->max_chunk(),
                                               kvlab::plan_dtypes(*backend, m.config));
+  if (!cache.channel_mask.empty())
+    kvlab::plan_leank(plan, kvlab::read_mask(cache.channel_mask), cache.leank);
   json report = kvlab::make_report(m, backend->description(), o.task, config, plan, result.metrics,
                                   {tok.path(), prepared.data_files});
   if (kvlab::interrupted()) kvlab::mark_incomplete(report, kvlab::interrupt_reason());
@@ -177,7 +189,8 @@ int eval_main(int argc, char** argv) {
   dump.write(m.dir, cache);
   const json& mt = result.metrics;
   std::printf("%s\n  model %s, cache %s: KV kept at peak %s, host memory peak %s, decode %.1f tokens/s\nreport: %s\n",
-              result.summary.c_str(), m.dir.c_str(), cache.policy.c_str(),
+              result.summary.c_str(), m.dir.c_str(),
+              (cache.policy + (cache.channel_mask.empty() ? "" : " + LeanK " + cache.channel_mask)).c_str(),
               kvlab::format_bytes(mt["kv_cache"]["peak"]["kv_bytes"].get<size_t>()).c_str(),
               kvlab::format_bytes(mt["host_memory_peak_bytes"].get<size_t>()).c_str(),
               mt["decode_tokens_per_s"].get<double>(), o.out.c_str());

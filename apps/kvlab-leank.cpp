@@ -67,6 +67,7 @@ json stats_json(const kvlab::ChannelMask& m, const kvlab::MaskStats& s) {
           {"sparsity_requested", m.sparsity_requested},
           {"sparsity_achieved", m.sparsity_achieved},
           {"alignment", m.alignment},
+          {"rope_pairs", m.rope_pairs},
           {"threshold", m.threshold},
           {"importance_source", m.importance_source},
           {"k_kept_fraction", s.k_kept_fraction},
@@ -133,12 +134,12 @@ int run_estimate(const EstimateArgs& a) {
 }
 
 int run_mask(const std::string& importance_path, const std::string& model_dir, double sparsity, int alignment,
-             const std::string& out, bool as_json) {
+             bool rope_pairs, const std::string& out, bool as_json) {
   kvlab::ChannelImportance imp = kvlab::read_importance(importance_path);
   kvlab::ModelConfig config = kvlab::load_model_config(model_dir);
   const std::string sha = kvlab::Checkpoint::open(model_dir).content_sha256();
   kvlab::require_same_model(imp.model, importance_path, kvlab::ModelFingerprint::of(config, sha), model_dir);
-  kvlab::ChannelMask mask = kvlab::make_mask(imp, sparsity, alignment);
+  kvlab::ChannelMask mask = kvlab::make_mask(imp, sparsity, alignment, rope_pairs);
   mask.model.sha256 = sha;
   mask.importance_sha256 = kvlab::sha256_file(importance_path);
   kvlab::write_mask(out, mask);
@@ -283,7 +284,7 @@ int leank_main(int argc, char** argv) {
   std::string importance, model_dir, out;
   double sparsity = 0;
   int alignment = 32;
-  bool mask_json = false;
+  bool mask_json = false, rope_pairs = false;
   auto* mk = app.add_subcommand("mask", "Turn importance into a mask by LeanK's stage-2 rule and print its stats");
   mk->add_option("--importance", importance, "Importance file (kvlab-leank estimate, or scripts/leank_train.py)")
       ->required();
@@ -292,6 +293,9 @@ int leank_main(int argc, char** argv) {
       ->required();
   mk->add_option("--alignment", alignment, "Kept channels per head are rounded to a multiple of this (default 32)");
   mk->add_option("--out", out, "Mask file to write (.safetensors)")->required();
+  mk->add_flag("--rope-pairs", rope_pairs,
+               "Keep channels i and i + head_dim/2 together (pairs ranked by summed importance; a kvlab option): "
+               "the mask position-shifting cache policies will need");
   mk->add_flag("--json", mask_json, "Print the stats as JSON");
 
   std::vector<std::string> compare_paths;
@@ -309,7 +313,7 @@ int leank_main(int argc, char** argv) {
   if (int rc = kvlab::parse_command_line(app, argc, argv); rc >= 0) return rc;
   est.sequence_given = seq->count() > 0;
   if (*e) return run_estimate(est);
-  if (*mk) return run_mask(importance, model_dir, sparsity, alignment, out, mask_json);
+  if (*mk) return run_mask(importance, model_dir, sparsity, alignment, rope_pairs, out, mask_json);
   if (*cmp) return run_compare(compare_paths, compare_json);
   return run_inspect(inspect_path, inspect_json);
 }

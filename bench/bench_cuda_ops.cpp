@@ -19,6 +19,8 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/pruned_region.h"
+#include "leank/demotion.h"
 #include "core/dtype.h"
 
 namespace kvlab {
@@ -159,6 +161,38 @@ BENCHMARK(BM_DecodeAttention)
     ->Args({28, 4, 32768})
     ->Args({32, 8, 4096})
     ->Args({32, 8, 131072})
+    ->Iterations(kIterations)
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+
+// The same decode attention with LeanK's layout: the sink (128) and recent window (768) at
+// every channel in a full region of 1024 slots, the rest of the context in the middle with
+// kept channels per head at 70.3% K sparsity over the two alternating layers (counts
+// {0,32,32,32,32,64,64,32} and {0,32,32,64,32,64,64,32}: one head in eight keeps none, as
+// LeanK's trained masks have them). pct_of_copy counts what the layout holds.
+void BM_DecodeAttentionLeanK(benchmark::State& state) {
+  Backend* b = backend_or_skip(state);
+  if (!b) return;
+  const int q_heads = int(state.range(0)), kv_heads = 8, context = int(state.range(1)), hd = 128;
+  const std::vector<int> counts = {0, 32, 32, 32, 32, 64, 64, 32, 0, 32, 32, 64, 32, 64, 64, 32};
+  std::vector<int32_t> keep(counts.size() * hd, 0);
+  for (size_t lh = 0; lh < counts.size(); lh++)
+    for (int c = 0; c < counts[lh]; c++) keep[lh * hd + size_t((c * 5) % hd)] = 1;  // scattered channels
+  KVCache cache = filled_cache(*b, 2, kv_heads, hd, context, context);
+  cache.host_length.assign(size_t(2 * kv_heads), context);
+  const LeanKWindow w{128, 768, 128};
+  attach_pruned_region(*b, cache, keep, context - w.sink - w.recent, w.sink);
+  Demoter(*b, w).demote(cache, true);
+  resize_full_region(*b, cache, w.full_capacity());
+  b->synchronize();
+  Tensor q = random_activation(*b, {1, int64_t(q_heads) * hd}), out = b->alloc({1, int64_t(q_heads) * hd}, DType::F32);
+  const float scale = 1.0f / std::sqrt(float(hd));
+  state.counters["k_sparsity"] = 1.0 - 608.0 / 2048.0;
+  run(state, *b, double(cache.k_bytes() + cache.v_bytes()) / 2, [&](int i) { b->attention(q, cache, i % 2, scale, out); });
+}
+BENCHMARK(BM_DecodeAttentionLeanK)
+    ->Args({32, 32768})
+    ->Args({32, 131072})
     ->Iterations(kIterations)
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);

@@ -26,17 +26,35 @@ struct AttentionArgs {
   float scale;
 };
 
+// LeanK's middle region of one layer (lib/backend/kv_cache.h: ChannelPrunedKV): older than
+// every full-region slot but the sink, so seen by every query; keys hold only the head's kept
+// channels (a multiple of 32), and a head that keeps none has no middle.
+struct PrunedKeys {
+  const __nv_bfloat16* k;   // packed: head h's rows of kept[h] channels from k_offset[h]
+  const __nv_bfloat16* v;   // [heads with kept > 0, capacity, head_dim]; head h's block v_row[h]
+  const int32_t* length;    // this layer: [kv_heads]
+  const int32_t* kept;      // [kv_heads]
+  const int32_t* channels;  // [kv_heads, head_dim]: kept channel indices, ascending
+  const int32_t* k_offset;  // [kv_heads]
+  const int32_t* v_row;     // [kv_heads]; -1 when kept = 0
+  int capacity;
+};
+
 bool decode_attention_supports(int head_dim);
+bool decode_attention_supports_pruned(int head_dim);  // 64, 128
 bool prefill_attention_supports(int head_dim);
 
 // How decode_attention splits the keys, chosen on the host from shapes alone (never from the
 // lengths, which stay on the device), so one plan serves every step of a captured graph.
+// With a middle region, its splits come after the full region's and one merge takes both.
 struct DecodePlan {
   int splits = 1;
-  size_t workspace_bytes = 0;  // partial results to merge; 0 when splits == 1
+  int pruned_splits = 0;
+  size_t workspace_bytes = 0;  // partial results to merge; 0 when there is a single split
 };
-DecodePlan decode_attention_plan(const AttentionArgs& a, int sm_count);
-cudaError_t decode_attention(const AttentionArgs& a, const DecodePlan& plan, void* workspace, cudaStream_t stream);
+DecodePlan decode_attention_plan(const AttentionArgs& a, int sm_count, const PrunedKeys* pruned = nullptr);
+cudaError_t decode_attention(const AttentionArgs& a, const DecodePlan& plan, void* workspace, cudaStream_t stream,
+                             const PrunedKeys* pruned = nullptr);
 
 cudaError_t prefill_attention(const AttentionArgs& a, cudaStream_t stream);
 

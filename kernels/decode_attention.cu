@@ -9,6 +9,10 @@
 //     tile, streamed through a 3-stage cp.async pipeline, and merge at the end. q and the
 //     softmax weights are split into bf16 high and low parts (two mma each), so the result
 //     keeps fp32 accuracy while the tensor cores do the arithmetic and the loads stay in flight;
+//   decode_pruned_mma_kernel     (a layer with LeanK's middle region, attention.cuh: PrunedKeys):
+//     the full region's splits as above plus the middle's, whose blocks run the same body over
+//     keys of kept channels only (32, 64, 96, 128: one instance per count, chosen per block)
+//     with q gathered to them; one launch, one merge over both;
 //   decode_attention_simt_kernel (any head_dim that is a multiple of 8, up to 256): CUDA
 //     cores, a key spread over kLanes lanes (8 dims = one 16-byte load each); the fallback.
 #include <algorithm>
@@ -32,47 +36,65 @@ constexpr int mma_smem_bytes() {
   return (2 * kRows + kStages * 2 * kTileKeys) * (kHeadDim / 8) * int(sizeof(uint4));
 }
 
-// Grid: (split, kv head x row block). Row R of a KV head is (query R / group, head R % group).
-template <int kHeadDim>
-__global__ void __launch_bounds__(kMmaWarps * 32)
-    decode_attention_mma_kernel(AttentionArgs a, int splits, int row_blocks, float* __restrict__ partial) {
-  constexpr int kChunks = kHeadDim / 8;
-  constexpr int kStageChunks = 2 * kTileKeys * kChunks;  // K tile then V tile
-  extern __shared__ uint4 smem[];
-  uint4* sq = smem;                                     // [2][kRows][kChunks]: high, low
-  uint4* stages = sq + 2 * kRows * kChunks;              // [kStages][K, V][kTileKeys][kChunks]
-  auto swz = [](int row, int chunk) { return swizzle<kChunks>(row, chunk); };
+// The keys one block of the mma kernel attends: one KV head's slots [0, length) of a region.
+struct Region {
+  const __nv_bfloat16* k;   // rows of kKeyDim channels
+  const __nv_bfloat16* v;   // rows of head_dim
+  const int32_t* channels;  // the channels q is gathered to (kKeyDim of them), or null: all
+  int length;
+  bool causal;              // full region: query i sees [0, length - n + i]; middle: all of it
+};
 
-  const int split = blockIdx.x;
-  const int kvh = blockIdx.y / row_blocks;
-  const int rb = blockIdx.y % row_blocks;
+// Where a block's result goes: split `split` of `splits` over this region, stored as partial
+// slot base + split of `stride` per (query, head); stride 1 writes the output directly.
+struct SplitSlot {
+  int split, splits, base, stride;
+};
+
+// One block of split-K attention on tensor cores over a region whose keys have kKeyDim
+// channels (head_dim for the full region, the kept count for LeanK's middle). K rows sit in
+// shared memory padded to a multiple of 8 chunks so the swizzle applies; only kKeyDim / 8 are
+// loaded and read.
+template <int kHeadDim, int kKeyDim>
+__device__ __forceinline__ void mma_attend(const AttentionArgs& a, const Region& reg, int kvh, int rb, SplitSlot slot,
+                                           float* __restrict__ partial, uint4* smem) {
+  constexpr int kChunks = kHeadDim / 8;
+  constexpr int kKeyChunks = kKeyDim / 8;
+  constexpr int kKeyStride = (kKeyChunks + 7) / 8 * 8;
+  constexpr int kStageChunks = kTileKeys * (kKeyStride + kChunks);  // K tile then V tile
+  uint4* sq = smem;                                      // [2][kRows][kKeyStride]: high, low
+  uint4* stages = sq + 2 * kRows * kKeyStride;            // [kStages][K, V tiles]
+  auto swz_k = [](int row, int chunk) { return swizzle<kKeyStride>(row, chunk); };
+  auto swz_v = [](int row, int chunk) { return swizzle<kChunks>(row, chunk); };
+
   const int group = a.q_heads / a.kv_heads;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int64_t rows = a.n * group;
   const int64_t q_stride = int64_t(a.q_heads) * kHeadDim;
-  const int len = a.length[kvh];
+  const int len = reg.length;
   // Keys seen by the block's last query; splits are whole tiles of that range.
   const int64_t last_row = min(rows, int64_t(rb + 1) * kRows) - 1;
-  const int kv_end = max(0, len - int(a.n) + int(last_row / group) + 1);
-  const int per_split = ((kv_end + splits - 1) / splits + kTileKeys - 1) / kTileKeys * kTileKeys;
-  const int k_begin = min(kv_end, split * per_split);
+  const int kv_end = reg.causal ? max(0, len - int(a.n) + int(last_row / group) + 1) : len;
+  const int per_split = ((kv_end + slot.splits - 1) / slot.splits + kTileKeys - 1) / kTileKeys * kTileKeys;
+  const int k_begin = min(kv_end, slot.split * per_split);
   const int k_end = min(kv_end, k_begin + per_split);
   const int tiles = (k_end - k_begin + kTileKeys - 1) / kTileKeys;
 
-  const __nv_bfloat16* kbase = a.k + int64_t(kvh) * a.capacity * kHeadDim;
-  const __nv_bfloat16* vbase = a.v + int64_t(kvh) * a.capacity * kHeadDim;
   // Slots past k_end are zero-filled (and masked): past a head's length the cache holds
   // anything, and a NaN there would survive a zero softmax weight.
   auto load_tile = [&](int t) {
     uint4* sk = stages + (t % kStages) * kStageChunks;
-    uint4* sv = sk + kTileKeys * kChunks;
+    uint4* sv = sk + kTileKeys * kKeyStride;
     const int key0 = k_begin + t * kTileKeys;
+    for (int c = tid; c < kTileKeys * kKeyChunks; c += kMmaWarps * 32) {
+      const int r = c / kKeyChunks, ch = c % kKeyChunks;
+      const bool ok = key0 + r < k_end;
+      cp_async_16(sk + swz_k(r, ch), reg.k + int64_t(ok ? key0 + r : 0) * kKeyDim + ch * 8, ok);
+    }
     for (int c = tid; c < kTileKeys * kChunks; c += kMmaWarps * 32) {
       const int r = c / kChunks, ch = c % kChunks;
       const bool ok = key0 + r < k_end;
-      const int64_t off = int64_t(ok ? key0 + r : 0) * kHeadDim + ch * 8;
-      cp_async_16(sk + swz(r, ch), kbase + off, ok);
-      cp_async_16(sv + swz(r, ch), vbase + off, ok);
+      cp_async_16(sv + swz_v(r, ch), reg.v + int64_t(ok ? key0 + r : 0) * kHeadDim + ch * 8, ok);
     }
   };
   for (int t = 0; t < kStages - 1; t++) {
@@ -81,16 +103,24 @@ __global__ void __launch_bounds__(kMmaWarps * 32)
   }
 
   // q = high + low, both bf16: the pair carries 16 significant bits, ~fp32 for a dot product.
-  for (int c = tid; c < kRows * kChunks; c += kMmaWarps * 32) {
-    const int r = c / kChunks, ch = c % kChunks;
+  // In the middle, q is gathered to the head's kept channels.
+  for (int c = tid; c < kRows * kKeyChunks; c += kMmaWarps * 32) {
+    const int r = c / kKeyChunks, ch = c % kKeyChunks;
     const int64_t row = int64_t(rb) * kRows + r;
     uint4 hi = make_uint4(0, 0, 0, 0), lo = hi;
     if (row < rows) {
       const int64_t qi = row / group;
       const int h = kvh * group + int(row % group);
-      const float4* src = reinterpret_cast<const float4*>(a.q + qi * q_stride + int64_t(h) * kHeadDim + ch * 8);
-      const float4 x0 = src[0], x1 = src[1];
-      const float x[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
+      const float* qh = a.q + qi * q_stride + int64_t(h) * kHeadDim;
+      float x[8];
+      if (reg.channels) {
+#pragma unroll
+        for (int j = 0; j < 8; j++) x[j] = qh[reg.channels[ch * 8 + j]];
+      } else {
+        const float4* src = reinterpret_cast<const float4*>(qh + ch * 8);
+        const float4 x0 = src[0], x1 = src[1];
+        x[0] = x0.x, x[1] = x0.y, x[2] = x0.z, x[3] = x0.w, x[4] = x1.x, x[5] = x1.y, x[6] = x1.z, x[7] = x1.w;
+      }
       uint32_t h32[4], l32[4];
 #pragma unroll
       for (int j = 0; j < 4; j++) {
@@ -100,15 +130,15 @@ __global__ void __launch_bounds__(kMmaWarps * 32)
       hi = make_uint4(h32[0], h32[1], h32[2], h32[3]);
       lo = make_uint4(l32[0], l32[1], l32[2], l32[3]);
     }
-    sq[swz(r, ch)] = hi;
-    sq[kRows * kChunks + swz(r, ch)] = lo;
+    sq[swz_k(r, ch)] = hi;
+    sq[kRows * kKeyStride + swz_k(r, ch)] = lo;
   }
   __syncthreads();
-  uint32_t q_hi[kHeadDim / 16][4], q_lo[kHeadDim / 16][4];
+  uint32_t q_hi[kKeyDim / 16][4], q_lo[kKeyDim / 16][4];
 #pragma unroll
-  for (int kk = 0; kk < kHeadDim / 16; kk++) {
-    ldmatrix_x4(q_hi[kk], sq + swz(lane % 16, kk * 2 + lane / 16));
-    ldmatrix_x4(q_lo[kk], sq + kRows * kChunks + swz(lane % 16, kk * 2 + lane / 16));
+  for (int kk = 0; kk < kKeyDim / 16; kk++) {
+    ldmatrix_x4(q_hi[kk], sq + swz_k(lane % 16, kk * 2 + lane / 16));
+    ldmatrix_x4(q_lo[kk], sq + kRows * kKeyStride + swz_k(lane % 16, kk * 2 + lane / 16));
   }
 
   // Every warp holds the same rows r_a = lane / 4 and r_a + 8; each sees keys up to its
@@ -116,7 +146,8 @@ __global__ void __launch_bounds__(kMmaWarps * 32)
   const int r_a = lane / 4;
   auto limit = [&](int r) {
     const int64_t row = int64_t(rb) * kRows + r;
-    return row < rows ? min(k_end, len - int(a.n) + int(row / group) + 1) : 0;
+    if (row >= rows) return 0;
+    return reg.causal ? min(k_end, len - int(a.n) + int(row / group) + 1) : k_end;
   };
   const int lim_a = limit(r_a), lim_b = limit(r_a + 8);
   const float scale_log2 = a.scale * kLog2e;
@@ -129,13 +160,13 @@ __global__ void __launch_bounds__(kMmaWarps * 32)
     if (t + kStages - 1 < tiles) load_tile(t + kStages - 1);
     cp_async_commit();
     const uint4* kt = stages + (t % kStages) * kStageChunks;
-    const uint4* vt = kt + kTileKeys * kChunks;
+    const uint4* vt = kt + kTileKeys * kKeyStride;
 
     float s[2][4] = {};
 #pragma unroll
-    for (int kk = 0; kk < kHeadDim / 16; kk++) {
+    for (int kk = 0; kk < kKeyDim / 16; kk++) {
       uint32_t b[4];
-      load_key_fragments<kChunks>(b, kt, warp * 16, kk, lane);
+      load_key_fragments<kKeyStride>(b, kt, warp * 16, kk, lane);
       mma_bf16(s[0], q_hi[kk], b[0], b[1]);
       mma_bf16(s[1], q_hi[kk], b[2], b[3]);
       mma_bf16(s[0], q_lo[kk], b[0], b[1]);
@@ -198,7 +229,7 @@ __global__ void __launch_bounds__(kMmaWarps * 32)
   l_b += __shfl_xor_sync(kFullMask, l_b, 2);
   cp_async_wait<0>();
   __syncthreads();
-  float* sm_o = reinterpret_cast<float*>(stages);     // [warp][row][dim]
+  float* sm_o = reinterpret_cast<float*>(smem);       // [warp][row][dim]
   float* sm_m = sm_o + kMmaWarps * kRows * kHeadDim;  // [warp][row]
   float* sm_l = sm_m + kMmaWarps * kRows;
 #pragma unroll
@@ -229,13 +260,59 @@ __global__ void __launch_bounds__(kMmaWarps * 32)
     }
     const int64_t qi = row / group;
     const int h = kvh * group + int(row % group);
-    if (splits == 1) {
+    if (slot.stride == 1) {
       a.out[qi * q_stride + int64_t(h) * kHeadDim + d] = sum > 0.0f ? out / sum : 0.0f;
     } else {
-      float* p = partial + ((qi * a.q_heads + h) * splits + split) * (kHeadDim + 2);
+      float* p = partial + ((qi * a.q_heads + h) * slot.stride + slot.base + slot.split) * (kHeadDim + 2);
       if (d == 0) p[0] = mx, p[1] = sum;
       p[2 + d] = out;
     }
+  }
+}
+
+// Grid: (split, kv head x row block). Row R of a KV head is (query R / group, head R % group).
+template <int kHeadDim>
+__global__ void __launch_bounds__(kMmaWarps * 32)
+    decode_attention_mma_kernel(AttentionArgs a, int splits, int row_blocks, float* __restrict__ partial) {
+  extern __shared__ uint4 smem[];
+  const int kvh = blockIdx.y / row_blocks;
+  const Region reg{a.k + int64_t(kvh) * a.capacity * kHeadDim, a.v + int64_t(kvh) * a.capacity * kHeadDim, nullptr,
+                   a.length[kvh], true};
+  mma_attend<kHeadDim, kHeadDim>(a, reg, kvh, blockIdx.y % row_blocks, SplitSlot{int(blockIdx.x), splits, 0, splits},
+                                 partial, smem);
+}
+
+// A layer with LeanK's middle region, in one launch: blocks with blockIdx.x < full_splits take
+// the full region as decode_attention_mma_kernel does, the rest the middle's splits, whose
+// partials follow. A middle block dispatches on its head's kept count (uniform over the block);
+// a head that keeps nothing writes empty partials (max -inf, sum 0).
+template <int kHeadDim>
+__global__ void __launch_bounds__(kMmaWarps * 32)
+    decode_pruned_mma_kernel(AttentionArgs a, PrunedKeys p, int full_splits, int pruned_splits, int row_blocks,
+                             float* __restrict__ partial) {
+  extern __shared__ uint4 smem[];
+  const int kvh = blockIdx.y / row_blocks, rb = blockIdx.y % row_blocks;
+  const int stride = full_splits + pruned_splits;
+  if (int(blockIdx.x) < full_splits) {
+    const Region full{a.k + int64_t(kvh) * a.capacity * kHeadDim, a.v + int64_t(kvh) * a.capacity * kHeadDim, nullptr,
+                      a.length[kvh], true};
+    mma_attend<kHeadDim, kHeadDim>(a, full, kvh, rb, SplitSlot{int(blockIdx.x), full_splits, 0, stride}, partial,
+                                   smem);
+    return;
+  }
+  const int kept = p.kept[kvh];
+  const SplitSlot slot{int(blockIdx.x) - full_splits, pruned_splits, full_splits, stride};
+  const Region reg{p.k + p.k_offset[kvh], p.v + int64_t(max(p.v_row[kvh], 0)) * p.capacity * kHeadDim,
+                   p.channels + kvh * kHeadDim, kept > 0 ? p.length[kvh] : 0, false};
+  switch (kept) {
+    case 64: mma_attend<kHeadDim, 64>(a, reg, kvh, rb, slot, partial, smem); break;
+    case 96:
+      if constexpr (kHeadDim >= 96) mma_attend<kHeadDim, 96>(a, reg, kvh, rb, slot, partial, smem);
+      break;
+    case 128:
+      if constexpr (kHeadDim >= 128) mma_attend<kHeadDim, 128>(a, reg, kvh, rb, slot, partial, smem);
+      break;
+    default: mma_attend<kHeadDim, 32>(a, reg, kvh, rb, slot, partial, smem); break;  // 32, or 0 (length 0)
   }
 }
 
@@ -432,33 +509,50 @@ int heads_for(int group) { return group <= 1 ? 1 : group <= 2 ? 2 : group <= 4 ?
 
 template <int kHeadDim>
 cudaError_t set_mma_smem() {
-  return cudaFuncSetAttribute(decode_attention_mma_kernel<kHeadDim>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+  const cudaError_t err = cudaFuncSetAttribute(decode_attention_mma_kernel<kHeadDim>,
+                                               cudaFuncAttributeMaxDynamicSharedMemorySize, mma_smem_bytes<kHeadDim>());
+  if (err != cudaSuccess) return err;
+  return cudaFuncSetAttribute(decode_pruned_mma_kernel<kHeadDim>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                               mma_smem_bytes<kHeadDim>());
 }
 
+template <typename Kernel>
+int blocks_per_sm(Kernel kernel, int smem_bytes) {
+  int n = 0;
+  (void)cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kMmaWarps * 32, smem_bytes);
+  return n;
+}
+
 // Blocks of the chosen kernel that one SM holds at once, and the blocks per split.
-void mma_shape(const AttentionArgs& a, int* per_sm, int64_t* per_split) {
+void mma_shape(const AttentionArgs& a, bool pruned, int* per_sm, int64_t* per_split) {
   const int group = a.q_heads / a.kv_heads;
   const int64_t row_blocks = (a.n * group + kRows - 1) / kRows;
   *per_split = a.kv_heads * row_blocks;
   *per_sm = 0;
   if (a.head_dim == 64 && set_mma_smem<64>() == cudaSuccess)
-    (void)cudaOccupancyMaxActiveBlocksPerMultiprocessor(per_sm, decode_attention_mma_kernel<64>, kMmaWarps * 32,
-                                                        mma_smem_bytes<64>());
+    *per_sm = pruned ? blocks_per_sm(decode_pruned_mma_kernel<64>, mma_smem_bytes<64>())
+                     : blocks_per_sm(decode_attention_mma_kernel<64>, mma_smem_bytes<64>());
   if (a.head_dim == 128 && set_mma_smem<128>() == cudaSuccess)
-    (void)cudaOccupancyMaxActiveBlocksPerMultiprocessor(per_sm, decode_attention_mma_kernel<128>, kMmaWarps * 32,
-                                                        mma_smem_bytes<128>());
+    *per_sm = pruned ? blocks_per_sm(decode_pruned_mma_kernel<128>, mma_smem_bytes<128>())
+                     : blocks_per_sm(decode_attention_mma_kernel<128>, mma_smem_bytes<128>());
 }
 
 template <int kHeadDim>
-cudaError_t launch_mma(const AttentionArgs& a, int splits, float* partial, cudaStream_t stream) {
+cudaError_t launch_mma(const AttentionArgs& a, const DecodePlan& plan, const PrunedKeys* pruned, float* partial,
+                       cudaStream_t stream) {
   const cudaError_t err = set_mma_smem<kHeadDim>();
   if (err != cudaSuccess) return err;
   const int group = a.q_heads / a.kv_heads;
   const int row_blocks = int((a.n * group + kRows - 1) / kRows);
-  const dim3 grid(unsigned(splits), unsigned(a.kv_heads * row_blocks));
-  decode_attention_mma_kernel<kHeadDim>
-      <<<grid, kMmaWarps * 32, mma_smem_bytes<kHeadDim>(), stream>>>(a, splits, row_blocks, partial);
+  if (pruned) {
+    decode_pruned_mma_kernel<kHeadDim>
+        <<<dim3(unsigned(plan.splits + plan.pruned_splits), unsigned(a.kv_heads * row_blocks)), kMmaWarps * 32,
+           mma_smem_bytes<kHeadDim>(), stream>>>(a, *pruned, plan.splits, plan.pruned_splits, row_blocks, partial);
+  } else {
+    decode_attention_mma_kernel<kHeadDim>
+        <<<dim3(unsigned(plan.splits), unsigned(a.kv_heads * row_blocks)), kMmaWarps * 32, mma_smem_bytes<kHeadDim>(),
+           stream>>>(a, plan.splits, row_blocks, partial);
+  }
   return cudaSuccess;
 }
 
@@ -483,38 +577,52 @@ void launch_simt_lanes(const AttentionArgs& a, int splits, float* partial, cudaS
 }  // namespace
 
 bool decode_attention_supports(int head_dim) { return head_dim > 0 && head_dim % 8 == 0 && head_dim <= 256; }
+bool decode_attention_supports_pruned(int head_dim) { return uses_mma(head_dim); }
 
-DecodePlan decode_attention_plan(const AttentionArgs& a, int sm_count) {
+DecodePlan decode_attention_plan(const AttentionArgs& a, int sm_count, const PrunedKeys* pruned) {
   const int group = a.q_heads / a.kv_heads;
   int per_sm = 2;  // the simt kernel's register use allows two blocks per SM
   int64_t blocks = int64_t(a.kv_heads) * ((group + heads_for(group) - 1) / heads_for(group)) * a.n;
   int keys_per_block_step = kSimtWarps * (32 / lanes_for(a.head_dim)) * kSimtUnroll;
   if (uses_mma(a.head_dim)) {
-    mma_shape(a, &per_sm, &blocks);
+    mma_shape(a, pruned != nullptr, &per_sm, &blocks);
     per_sm = std::max(per_sm, 1);
     keys_per_block_step = kTileKeys;
   }
   // Enough splits to fill every SM once, but none shorter than one step of keys when full.
-  const int64_t by_sms = (int64_t(per_sm) * sm_count + blocks - 1) / blocks;
-  const int64_t by_capacity = std::max<int64_t>(1, a.capacity / keys_per_block_step);
+  auto splits_for = [&](int capacity, int64_t limit) {
+    const int64_t by_sms = (int64_t(per_sm) * sm_count + blocks - 1) / blocks;
+    const int64_t by_capacity = std::max<int64_t>(1, capacity / keys_per_block_step);
+    return int(std::max<int64_t>(1, std::min({by_sms, by_capacity, limit})));
+  };
   DecodePlan plan;
-  plan.splits = int(std::max<int64_t>(1, std::min({by_sms, by_capacity, int64_t(kMaxSplits)})));
-  if (plan.splits > 1)
-    plan.workspace_bytes = size_t(a.n) * a.q_heads * plan.splits * (a.head_dim + 2) * sizeof(float);
+  if (pruned) {
+    // The middle holds nearly every key: it gets the GPU-filling split count, the full region
+    // (sink + recent window) what its length warrants, all within one launch and one merge.
+    plan.pruned_splits = splits_for(pruned->capacity, kMaxSplits - 1);
+    plan.splits = splits_for(a.capacity, kMaxSplits - plan.pruned_splits);
+  } else {
+    plan.splits = splits_for(a.capacity, kMaxSplits);
+  }
+  const int total = plan.splits + plan.pruned_splits;
+  if (total > 1) plan.workspace_bytes = size_t(a.n) * a.q_heads * total * (a.head_dim + 2) * sizeof(float);
   return plan;
 }
 
-cudaError_t decode_attention(const AttentionArgs& a, const DecodePlan& plan, void* workspace, cudaStream_t stream) {
+cudaError_t decode_attention(const AttentionArgs& a, const DecodePlan& plan, void* workspace, cudaStream_t stream,
+                             const PrunedKeys* pruned) {
   if (a.n == 0) return cudaSuccess;
+  const int total = plan.splits + plan.pruned_splits;
   if (!decode_attention_supports(a.head_dim) || a.kv_heads <= 0 || a.q_heads % a.kv_heads != 0 ||
-      (plan.splits > 1 && !workspace))
+      (total > 1 && !workspace) || (pruned != nullptr) != (plan.pruned_splits > 0) ||
+      (pruned && !decode_attention_supports_pruned(a.head_dim)))
     return cudaErrorInvalidValue;
   float* partial = static_cast<float*>(workspace);
   cudaError_t err = cudaSuccess;
   if (a.head_dim == 64) {
-    err = launch_mma<64>(a, plan.splits, partial, stream);
+    err = launch_mma<64>(a, plan, pruned, partial, stream);
   } else if (a.head_dim == 128) {
-    err = launch_mma<128>(a, plan.splits, partial, stream);
+    err = launch_mma<128>(a, plan, pruned, partial, stream);
   } else {
     switch (lanes_for(a.head_dim)) {
       case 8: launch_simt_lanes<8>(a, plan.splits, partial, stream); break;
@@ -523,9 +631,8 @@ cudaError_t decode_attention(const AttentionArgs& a, const DecodePlan& plan, voi
     }
   }
   if (err != cudaSuccess) return err;
-  if (plan.splits > 1)
-    decode_merge_kernel<<<dim3(unsigned(a.q_heads), unsigned(a.n)), kMergeThreads, 0, stream>>>(a, plan.splits,
-                                                                                                   partial);
+  if (total > 1)
+    decode_merge_kernel<<<dim3(unsigned(a.q_heads), unsigned(a.n)), kMergeThreads, 0, stream>>>(a, total, partial);
   return cudaGetLastError();
 }
 

@@ -265,6 +265,35 @@ TEST(LeankFiles, InconsistentOrForeignFilesAreRefused) {
                        "__metadata__ entry \"format\" is 1, not a string"));
 }
 
+// kvlab's RoPE-pair-closed option: the rule on pair sums (i, i + dim/2), both channels kept.
+TEST(LeankRule, RopePairsAreKeptTogetherRankedByTheirSum) {
+  // 1 layer x 2 heads x 8 channels: pairs (0,4) (1,5) (2,6) (3,7).
+  const std::vector<float> v = {9, 0, 1, 0, 0, 5, 0, 0,    // head 0 pair sums: 9 5 1 0
+                                1, 1, 1, 1, 1, 1, 1, 1};   // head 1: 2 2 2 2
+  // Quantile 0.5 of the sums {0,1,2,2,2,2,5,9} = 2; >= 2: head 0 two pairs, head 1 four
+  // (alignment 4 = units of 2 pairs).
+  ChannelMask m = make_mask(importance(1, 2, 8, v), 0.5, 4, true);
+  EXPECT_TRUE(m.rope_pairs);
+  EXPECT_FLOAT_EQ(m.threshold, 2.0f);
+  EXPECT_EQ(m.kept, (std::vector<int32_t>{4, 8}));
+  m = make_mask(importance(1, 2, 8, v), 0.8, 4, true);  // threshold 2 + 0.6 * 3 = 3.8: pairs 0 and 1 of head 0
+  for (int h = 0; h < 2; h++)
+    for (int c = 0; c < 4; c++) EXPECT_EQ(m.kept_at(0, h, c), m.kept_at(0, h, c + 4)) << h << " " << c;
+  EXPECT_EQ(kept_channels(m, 0, 0), (std::vector<int32_t>{0, 1, 4, 5}));
+  EXPECT_EQ(m.kept[1], 0);
+  EXPECT_TRUE(contains(error_of([&] { make_mask(importance(1, 2, 8, v), 0.5, 1, true); }), "is odd"));
+  // The file records it, and a file that says so must hold it.
+  const std::string dir = testing::temp_dir();
+  write_mask(dir + "/pairs.safetensors", m);
+  EXPECT_TRUE(read_mask(dir + "/pairs.safetensors").rope_pairs);
+  write_mask(dir + "/plain.safetensors", make_mask(importance(1, 2, 8, v), 0.7, 4));
+  EXPECT_FALSE(read_mask(dir + "/plain.safetensors").rope_pairs);
+  m.keep[4] = 0;
+  m.keep[6] = 1;
+  write_mask(dir + "/open.safetensors", m);
+  EXPECT_TRUE(contains(error_of([&] { read_mask(dir + "/open.safetensors"); }), "without its RoPE partner"));
+}
+
 TEST(LeankFiles, CompareCountsOverlap) {
   ChannelMask a = sample_mask(), b = sample_mask();
   MaskComparison same = compare_masks(a, "a", b, "b");

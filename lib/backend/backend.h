@@ -78,6 +78,9 @@ class Backend {
                          const Tensor& positions) = 0;
   // Causal GQA attention of the n newest tokens (just appended) over the kept slots of `layer`.
   // q, out: [n, q_heads * head_dim]; query head h reads KV head h / (q_heads / kv_heads).
+  // With a middle region (cache.pruned), every query also sees all of the head's middle slots,
+  // scored as q · k over the kept channels only (scale unchanged), in the same softmax; a head
+  // that keeps no channel sees none of its middle.
   virtual void attention(const Tensor& q, const KVCache& cache, int layer, float scale,
                          Tensor& out) = 0;
   // out: I32 [rows] index of each row's maximum (first one on ties).
@@ -85,7 +88,8 @@ class Backend {
 
   // For cache policies that rank tokens by attention (H2O, SnapKV): adds to cache.score[layer]
   // the softmax probability that queries [first_query, n) of the n newest tokens, over all query
-  // heads of each KV group, give every kept slot. Same masking as attention().
+  // heads of each KV group, give every kept slot of the full region (never the middle).
+  // Same masking as attention().
   virtual void accumulate_attention(const Tensor& q, KVCache& cache, int layer, float scale, int first_query) = 0;
   // Moves, for each KV head h of `layer`, slots keep[h, 0..count[h]) (ascending slot indices)
   // to the front in order, with their positions and scores; length[layer, h] = count[h].
@@ -94,6 +98,13 @@ class Backend {
   // keep: I32 [kv_heads, capacity]; count: I32 [kv_heads].
   virtual void kv_compact(KVCache& cache, int layer, const Tensor& keep, const Tensor& count,
                           const RopeTable* renumber) = 0;
+
+  // LeanK demotion: copies, for each KV head h of `layer`, full-region slots
+  // [sink, sink + count[h]) to the end of the head's middle region with their positions: K
+  // gathered to the head's kept channels, V only when it keeps any. The caller then drops them
+  // from the full region with kv_compact. count: I32 [kv_heads]; the caller guarantees
+  // sink + count[h] <= length and room in the middle.
+  virtual void kv_demote(KVCache& cache, int layer, const Tensor& count) = 0;
 
   // Runs `ops`, a sequence of this backend's ops with no host reads or writes inside. A backend
   // that can record device work (CUDA graphs) runs them eagerly on the first call with an empty

@@ -12,6 +12,28 @@
 
 namespace kvlab {
 
+// LeanK's middle region (docs/leank.md, "The inference layout"): tokens between the sink and
+// the recent window keep only the K channels of a static per-(layer, head) mask, packed; heads
+// that keep no channel hold no middle K or V at all. Tokens enter it by Backend::kv_demote, are
+// never appended to directly, and are always older than every full-region token but the sink.
+struct ChannelPrunedKV {
+  int capacity = 0;        // slots per (layer, head); 0: no middle region
+  std::vector<Tensor> k;   // per layer: head h's rows of kept[l, h] channels, from k_offset[l, h]
+  std::vector<Tensor> v;   // per layer: [heads with kept > 0, capacity, head_dim]; empty if none
+  Tensor length;           // I32 [layers, kv_heads]
+  Tensor position;         // I32 [layers, kv_heads, capacity]: original positions
+  Tensor kept;             // I32 [layers, kv_heads]: 0..head_dim (CUDA: a multiple of 32)
+  Tensor channels;         // I32 [layers, kv_heads, head_dim]: kept channel indices ascending, then 0
+  Tensor k_offset;         // I32 [layers, kv_heads]: element offset of the head's block in k[layer]
+  Tensor v_row;            // I32 [layers, kv_heads]: the head's block in v[layer], -1 when kept = 0
+  int sink = 0;            // leading full-region slots that are never demoted
+  std::vector<int32_t> host_kept, host_length;  // host mirrors, as KVCache::host_length
+
+  bool empty() const { return capacity == 0; }
+  size_t k_bytes() const;
+  size_t v_bytes() const;
+};
+
 struct KVCache {
   int layers = 0;
   int kv_heads = 0;
@@ -27,9 +49,13 @@ struct KVCache {
   // read the device to know how full the cache is.
   std::vector<int32_t> host_length;
 
+  ChannelPrunedKV pruned;     // LeanK's middle region, empty unless a channel mask is attached
+
   int32_t max_length() const;  // over all (layer, head), from host_length
 
-  size_t bytes() const;      // K + V + bookkeeping, as allocated
+  size_t bytes() const;      // K + V + bookkeeping of both regions, as allocated
+  size_t k_bytes() const;    // K of both regions
+  size_t v_bytes() const;
 };
 
 }  // namespace kvlab

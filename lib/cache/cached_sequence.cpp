@@ -6,13 +6,24 @@
 #include "cache/budget.h"
 #include "cache/registry.h"
 #include "core/error.h"
+#include "leank/mask.h"
+#include "backend/pruned_region.h"
 
 namespace kvlab {
 
 nlohmann::json to_json(const CacheSpec& s) {
-  return {{"policy", s.policy},       {"budget", s.budget},
-          {"params", s.params},       {"interval", s.interval == 0 ? nlohmann::json("auto") : nlohmann::json(s.interval)},
-          {"streaming_prefill", s.streaming_prefill}, {"chunk", s.chunk}};
+  nlohmann::json j = {{"policy", s.policy},
+                      {"budget", s.budget},
+                      {"params", s.params},
+                      {"interval", s.interval == 0 ? nlohmann::json("auto") : nlohmann::json(s.interval)},
+                      {"streaming_prefill", s.streaming_prefill},
+                      {"chunk", s.chunk}};
+  if (!s.channel_mask.empty())
+    j["leank"] = {{"mask", s.channel_mask},
+                  {"sink", s.leank.sink},
+                  {"recent", s.leank.recent},
+                  {"accumulate", s.leank.accumulate}};
+  return j;
 }
 
 CachedSequence::CachedSequence(Transformer& model, const CacheSpec& spec, int prompt_tokens, int max_new_tokens)
@@ -41,6 +52,25 @@ CachedSequence::CachedSequence(Transformer& model, const CacheSpec& spec, int pr
     capacity = std::max(prompt_tokens, kept) + decode_growth;
   }
   cache_ = model.new_cache(capacity);
+  if (!spec_.channel_mask.empty()) {
+    // LeanK sits under the token policy: the policy's choice is final before tokens leave the
+    // full region, so policies that evict later (or re-rotate keys) cannot see the middle yet.
+    if (policy_->renumbers_positions() || (kept > 0 && policy_->evicts_during_decode()) ||
+        policy_->score_need() == ScoreNeed::AllQueries)
+      fail("cache policy " + spec_.policy +
+           " does not compose with a LeanK channel mask yet: only full, snapkv and pyramidkv do "
+           "(policies that evict or re-rotate tokens after the prompt need the middle region's scores and compaction" +
+           std::string(policy_->renumbers_positions()
+                           ? "; re-rotating kept keys also needs a RoPE-pair-closed mask, kvlab-leank mask --rope-pairs)"
+                           : ")"));
+    if (spec_.streaming_prefill) fail("a LeanK channel mask needs the whole prompt in (no --streaming-prefill)");
+    const ChannelMask mask = read_mask(spec_.channel_mask, ModelFingerprint::of(c), "the model");
+    // A mask that prunes nothing (sparsity 0) leaves the cache exactly as it is.
+    if (std::any_of(mask.keep.begin(), mask.keep.end(), [](int32_t k) { return k == 0; })) {
+      attach_channel_mask(model.backend(), cache_, mask, spec_.leank, capacity);
+      demoter_ = std::make_unique<Demoter>(model.backend(), spec_.leank);
+    }
+  }
   positions_.assign(size_t(c.num_layers * c.num_kv_heads), {});
   Backend& b = model.backend();
   if (policy_->score_need() != ScoreNeed::None) {
@@ -107,6 +137,7 @@ std::vector<float> CachedSequence::prefill(const std::vector<int32_t>& ids, std:
     }
     if (spec_.streaming_prefill || final_chunk) apply_policy(CachePhase::Prefill);
   }
+  if (demoter_) demote(true);
   if (spec_.on_snapshot) spec_.on_snapshot(snapshot("prefill"));
   return last;
 }
@@ -116,9 +147,21 @@ std::vector<float> CachedSequence::step(int32_t id) {
   std::vector<float> logits = model_.backend().to_host_f32(feed({id}, Logits::Last, score_from));
   decode_steps_++;
   if (policy_->evicts_during_decode() && decode_steps_ % spec_.interval == 0) apply_policy(CachePhase::Decode);
+  if (demoter_) demote(false);
   if (spec_.on_snapshot && spec_.snapshot_every > 0 && decode_steps_ % spec_.snapshot_every == 0)
     spec_.on_snapshot(snapshot("step " + std::to_string(decode_steps_)));
   return logits;
+}
+
+void CachedSequence::demote(bool after_prompt) {
+  if (!demoter_->demote(cache_, after_prompt)) return;
+  // Once the middle holds the old tokens the full region needs only sink + recent + accumulate
+  // slots: reallocating it is where the allocator sees the saving.
+  const int full = spec_.leank.full_capacity();
+  if (cache_.capacity > full && cache_.max_length() <= full) {
+    resize_full_region(model_.backend(), cache_, full);
+    model_.backend().synchronize();
+  }
 }
 
 namespace {
@@ -202,12 +245,25 @@ void CachedSequence::apply_policy(CachePhase phase) {
   compactions_++;
 }
 
-std::vector<size_t> CachedSequence::kept_kv_bytes_per_layer() const {
+std::vector<size_t> CachedSequence::kept_kv_bytes_per_layer() const { return kept_bytes_per_layer(true, true); }
+
+std::vector<size_t> CachedSequence::kept_bytes_per_layer(bool k, bool v) const {
   const ModelConfig& c = model_.config();
-  const size_t per_slot = 2 * size_t(c.head_dim) * dtype_size(model_.backend().kv_dtype());
+  const size_t element = dtype_size(model_.backend().kv_dtype()), hd = size_t(c.head_dim);
+  const ChannelPrunedKV& mid = cache_.pruned;
   std::vector<size_t> out(size_t(c.num_layers), 0);
-  for (int l = 0; l < c.num_layers; l++)
-    for (int h = 0; h < c.num_kv_heads; h++) out[size_t(l)] += kept(l, h).size() * per_slot;
+  for (int l = 0; l < c.num_layers; l++) {
+    for (int h = 0; h < c.num_kv_heads; h++) {
+      const size_t lh = size_t(l * c.num_kv_heads + h);
+      // Without a middle every kept slot is in the full region; with one, the full region at
+      // every channel and the middle at its kept K channels, V only where the head keeps any.
+      const size_t full = mid.empty() ? kept(l, h).size() : size_t(cache_.host_length[lh]);
+      const size_t middle = mid.empty() ? 0 : size_t(mid.host_length[lh]);
+      const size_t kept_k = mid.empty() ? 0 : size_t(mid.host_kept[lh]);
+      if (k) out[size_t(l)] += (full * hd + middle * kept_k) * element;
+      if (v) out[size_t(l)] += (full * hd + (kept_k > 0 ? middle * hd : 0)) * element;
+    }
+  }
   return out;
 }
 

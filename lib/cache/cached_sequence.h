@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cache/policy.h"
+#include "leank/demotion.h"
 #include "model/transformer.h"
 
 namespace kvlab {
@@ -27,6 +28,9 @@ struct CacheSpec {
   // true: the policy runs after every prefill chunk, so memory never exceeds budget + chunk.
   bool streaming_prefill = false;
   int chunk = 0;                                       // prefill chunk, 0 = the model's
+  // LeanK: a channel mask file (kvlab-leank mask) pruning the K of the middle region; empty = none.
+  std::string channel_mask;
+  LeanKWindow leank;
   // --dump-cache: called with snapshot(when) after the prompt's policy call ("prefill"), every
   // `snapshot_every` decode steps ("step N") and when the sequence is finished ("end").
   std::function<void(const nlohmann::json& snapshot)> on_snapshot;
@@ -56,9 +60,12 @@ class CachedSequence {
   int64_t tokens_seen() const { return tokens_seen_; }
   // Original positions of the kept slots of (layer, head), in slot order.
   const std::vector<int32_t>& kept(int layer, int head) const;
-  // K and V bytes held now, per layer (what is kept, not what is allocated).
+  // K and V bytes held now, per layer (what is kept, not what is allocated); K alone, V alone.
   std::vector<size_t> kept_kv_bytes_per_layer() const;
+  std::vector<size_t> kept_k_bytes_per_layer() const { return kept_bytes_per_layer(true, false); }
+  std::vector<size_t> kept_v_bytes_per_layer() const { return kept_bytes_per_layer(false, true); }
   size_t allocated_bytes() const { return cache_.bytes(); }
+  const KVCache& cache() const { return cache_; }
   // {"when", "tokens_seen", "policy", "layers": [[positions of head 0], [head 1], ...]} for
   // --dump-cache.
   nlohmann::json snapshot(const std::string& when) const;
@@ -71,7 +78,9 @@ class CachedSequence {
 
  private:
   Tensor feed(const std::vector<int32_t>& ids, Logits logits, int score_first_query);
+  std::vector<size_t> kept_bytes_per_layer(bool k, bool v) const;
   void apply_policy(CachePhase phase);
+  void demote(bool after_prompt);  // LeanK
 
   Transformer& model_;
   std::unique_ptr<CachePolicy> policy_;
@@ -83,6 +92,7 @@ class CachedSequence {
   int64_t tokens_seen_ = 0;
   int64_t decode_steps_ = 0;
   Tensor keep_, count_;  // staging for compaction plans
+  std::unique_ptr<Demoter> demoter_;  // LeanK, when a channel mask is given
   double policy_seconds_ = 0;
   int compactions_ = 0;
 };

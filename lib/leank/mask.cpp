@@ -221,6 +221,7 @@ void write_mask(const std::string& path, const ChannelMask& mask) {
   m["sparsity.requested"] = number_text(mask.sparsity_requested);
   m["sparsity.achieved"] = number_text(mask.sparsity_achieved);
   m["alignment"] = std::to_string(mask.alignment);
+  if (mask.rope_pairs) m["rope_pairs"] = "1";
   m["threshold"] = number_text(double(mask.threshold));
   m["importance.source"] = mask.importance_source;
   if (!mask.importance_sha256.empty()) m["importance.sha256"] = mask.importance_sha256;
@@ -240,6 +241,10 @@ ChannelMask read_mask(const std::string& path) {
   mask.sparsity_requested = meta_double(m, "sparsity.requested", path);
   mask.sparsity_achieved = meta_double(m, "sparsity.achieved", path);
   mask.alignment = int(meta_int(m, "alignment", path, 1));
+  const std::string pairs = meta_get_or(m, "rope_pairs");
+  if (!pairs.empty() && pairs != "0" && pairs != "1")
+    fail(path + ": __metadata__ \"rope_pairs\" is \"" + pairs + "\", not 0 or 1");
+  mask.rope_pairs = pairs == "1";
   mask.threshold = float(meta_double(m, "threshold", path));
   mask.importance_source = meta_get(m, "importance.source", path);
   mask.importance_sha256 = meta_get_or(m, "importance.sha256");
@@ -275,6 +280,11 @@ ChannelMask read_mask(const std::string& path) {
       if (sum % mask.alignment != 0)
         fail(path + ": kept" + at + " = " + std::to_string(sum) + " is not a multiple of the alignment " +
              std::to_string(mask.alignment));
+      for (int c = 0; mask.rope_pairs && c < fp.head_dim / 2; c++)
+        if (r[c] != r[c + fp.head_dim / 2])
+          fail(path + ": the mask says rope_pairs but" + at + " keeps channel " +
+               std::to_string(r[c] ? c : c + fp.head_dim / 2) + " without its RoPE partner " +
+               std::to_string(r[c] ? c + fp.head_dim / 2 : c));
       total += sum;
     }
   }
@@ -306,7 +316,7 @@ float quantile_linear(std::vector<float> values, double q) {
   return std::abs(w) < 0.5f ? a + w * (b - a) : b - (b - a) * (1.0f - w);
 }
 
-ChannelMask make_mask(const ChannelImportance& importance, double sparsity, int alignment) {
+ChannelMask make_mask(const ChannelImportance& importance, double sparsity, int alignment, bool rope_pairs) {
   const ModelFingerprint& f = importance.model;
   const int L = f.layers, H = f.kv_heads, D = f.head_dim;
   if (!(sparsity >= 0 && sparsity < 1))
@@ -323,27 +333,47 @@ ChannelMask make_mask(const ChannelImportance& importance, double sparsity, int 
     if (!std::isfinite(importance.values[i]))
       fail("importance" + where(f, i) + " is " + (std::isnan(importance.values[i]) ? "NaN" : "infinite"));
 
+  if (rope_pairs && alignment % 2 != 0)
+    fail("alignment " + std::to_string(alignment) +
+         " is odd: a RoPE-pair-closed mask keeps channels two at a time, so its counts are even");
+
   ChannelMask mask;
   mask.model = f;
   mask.sparsity_requested = sparsity;
   mask.alignment = alignment;
+  mask.rope_pairs = rope_pairs;
   mask.importance_source = importance.source;
   mask.calibration = importance.calibration;
-  mask.threshold = quantile_linear(importance.values, sparsity);
+  // With rope_pairs the rule runs on pairs (i, i + D/2) scored by their summed importance, with
+  // half the alignment, and each kept pair keeps both channels.
+  const int width = rope_pairs ? D / 2 : D, unit = rope_pairs ? alignment / 2 : alignment;
+  std::vector<float> scores = importance.values;
+  if (rope_pairs) {
+    scores.assign(size_t(L * H) * size_t(width), 0.0f);
+    for (size_t row = 0; row < size_t(L * H); row++)
+      for (int j = 0; j < width; j++)
+        scores[row * size_t(width) + size_t(j)] =
+            importance.values[row * size_t(D) + size_t(j)] + importance.values[row * size_t(D) + size_t(j + width)];
+  }
+  mask.threshold = quantile_linear(scores, sparsity);
   mask.keep.assign(importance.values.size(), 0);
   mask.kept.assign(size_t(L * H), 0);
   int64_t total = 0;
-  std::vector<int> order(static_cast<size_t>(D));
+  std::vector<int> order(static_cast<size_t>(width));
   for (int row = 0; row < L * H; row++) {
-    const float* v = importance.values.data() + size_t(row) * size_t(D);
-    const int count = int(std::count_if(v, v + D, [&](float x) { return x >= mask.threshold; }));
+    const float* v = scores.data() + size_t(row) * size_t(width);
+    const int count = int(std::count_if(v, v + width, [&](float x) { return x >= mask.threshold; }));
     // Round to the nearest multiple, halves up: (cnt + align // 2) // align * align.
-    const int k = std::clamp((count + alignment / 2) / alignment * alignment, 0, D);
+    const int k = std::clamp((count + unit / 2) / unit * unit, 0, width);
     std::iota(order.begin(), order.end(), 0);
     std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return v[a] > v[b]; });
-    for (int i = 0; i < k; i++) mask.keep[size_t(row) * size_t(D) + size_t(order[size_t(i)])] = 1;
-    mask.kept[size_t(row)] = k;
-    total += k;
+    for (int i = 0; i < k; i++) {
+      const int c = order[size_t(i)];
+      mask.keep[size_t(row) * size_t(D) + size_t(c)] = 1;
+      if (rope_pairs) mask.keep[size_t(row) * size_t(D) + size_t(c + width)] = 1;
+    }
+    mask.kept[size_t(row)] = rope_pairs ? 2 * k : k;
+    total += mask.kept[size_t(row)];
   }
   mask.sparsity_achieved = 1.0 - double(total) / double(f.channels());
   return mask;
@@ -388,8 +418,9 @@ std::string format_mask_stats(const ChannelMask& mask, const MaskStats& s) {
   if (!mask.calibration.file.empty())
     out += " (" + mask.calibration.file + ", " + std::to_string(mask.calibration.tokens) + " tokens)";
   out += "\n";
-  std::snprintf(buf, sizeof buf, "sparsity     requested %.4g, achieved %.4f (alignment %d, threshold %.6g)\n\n",
-                mask.sparsity_requested, mask.sparsity_achieved, mask.alignment, double(mask.threshold));
+  std::snprintf(buf, sizeof buf, "sparsity     requested %.4g, achieved %.4f (alignment %d%s, threshold %.6g)\n\n",
+                mask.sparsity_requested, mask.sparsity_achieved, mask.alignment,
+                mask.rope_pairs ? ", RoPE pairs kept together" : "", double(mask.threshold));
   out += buf;
   std::string hist;
   for (const auto& [count, heads] : s.histogram)

@@ -69,7 +69,10 @@ struct ChannelMask {
   double sparsity_requested = 0;  // fraction of channels to prune, as asked
   double sparsity_achieved = 0;   // after rounding each head to the alignment
   int alignment = 1;
-  float threshold = 0;            // the global quantile of the importance
+  // Channel i kept <=> its RoPE partner i +- head_dim/2 kept (a kvlab option, docs/methods.md):
+  // what position-shifting cache policies need to re-rotate kept keys.
+  bool rope_pairs = false;
+  float threshold = 0;            // the global quantile of the importance (of pair sums with rope_pairs)
   std::string importance_source;
   std::string importance_sha256;  // of the importance file, when made from one
   CalibrationInfo calibration;
@@ -99,7 +102,10 @@ float quantile_linear(std::vector<float> values, double q);
 //   keep the k largest channels of each head; ties go to the lower channel index.
 // Errors: sparsity outside [0, 1), alignment <= 0 or not dividing dim, a value that is not
 // finite, values.size() != layers * heads * dim.
-ChannelMask make_mask(const ChannelImportance& importance, double sparsity, int alignment);
+// rope_pairs (kvlab's option, not the reference's): the same rule on the pairs (i, i + dim/2),
+// each scored by the sum of its two values, with alignment / 2 pairs as the unit; a kept pair
+// keeps both channels. Error: an odd alignment.
+ChannelMask make_mask(const ChannelImportance& importance, double sparsity, int alignment, bool rope_pairs = false);
 
 // What a mask saves, as in docs/methods.md's table of the shipped LeanK masks.
 struct MaskStats {

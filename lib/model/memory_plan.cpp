@@ -39,13 +39,18 @@ MemoryPlan plan_memory(const ModelConfig& c, int context, int max_chunk, const P
 }
 
 nlohmann::json to_json(const MemoryPlan& p) {
-  return {{"context_tokens", p.context},
+  nlohmann::json j = {{"context_tokens", p.context},
           {"weight_bytes", p.weight_bytes},
           {"k_bytes_per_token_per_layer", p.k_bytes_per_token_layer},
           {"v_bytes_per_token_per_layer", p.v_bytes_per_token_layer},
           {"kv_bytes", p.kv_bytes},
           {"workspace_bytes", p.workspace_bytes},
           {"total_bytes", p.total()}};
+  if (p.leank_middle_bytes > 0) {
+    j["leank_middle_bytes"] = p.leank_middle_bytes;
+    j["leank_kv_bytes_after_prompt"] = p.leank_kv_bytes_after_prompt;
+  }
+  return j;
 }
 
 std::string format_bytes(size_t bytes) {

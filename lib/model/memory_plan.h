@@ -17,7 +17,12 @@ struct MemoryPlan {
   size_t v_bytes_per_token_layer = 0;
   size_t kv_bytes = 0;                // whole cache at `context`
   size_t workspace_bytes = 0;         // activations of one prefill chunk and one decode step
-  size_t total() const { return weight_bytes + kv_bytes + workspace_bytes; }
+  // LeanK (lib/leank/demotion.h: plan_leank): the channel-pruned middle region, allocated
+  // beside the full cache when the prompt is in, and the whole cache once the full region has
+  // shrunk to sink + recent + accumulate. 0 without a mask.
+  size_t leank_middle_bytes = 0;
+  size_t leank_kv_bytes_after_prompt = 0;
+  size_t total() const { return weight_bytes + kv_bytes + leank_middle_bytes + workspace_bytes; }
 };
 
 struct PlanDTypes {

@@ -247,6 +247,12 @@ std::unique_ptr<Recording>& Transformer::decode_recording(const KVCache& cache, 
     key.push_back(uintptr_t(cache.k[size_t(l)].data));
     key.push_back(uintptr_t(cache.v[size_t(l)].data));
   }
+  // LeanK's middle region: demotion changes only its contents and device lengths.
+  key.push_back(uintptr_t(cache.pruned.length.data));
+  for (size_t l = 0; l < cache.pruned.k.size(); l++) {
+    key.push_back(uintptr_t(cache.pruned.k[l].data));
+    key.push_back(uintptr_t(cache.pruned.v[l].data));
+  }
   decode_steps_++;
   for (DecodeRecording& r : decode_recordings_) {
     if (r.key == key) {

@@ -17,6 +17,15 @@ void add_cache_flags(CLI::App& app, CacheFlags& f) {
   app.add_flag("--streaming-prefill", f.streaming_prefill,
                "Run the policy after every prefill chunk so memory never exceeds budget + chunk "
                "(default: whole prompt in, then one compaction)");
+  app.add_option("--leank-mask", f.leank_mask,
+                 "LeanK K-channel mask (kvlab-leank mask): the middle of the context keeps only its K channels; "
+                 "composes with full, snapkv and pyramidkv");
+  app.add_option("--leank-sink", f.leank.sink, "LeanK: leading tokens kept at every channel")->check(CLI::NonNegativeNumber);
+  app.add_option("--leank-recent", f.leank.recent, "LeanK: most recent tokens kept at every channel")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--leank-accumulate", f.leank.accumulate,
+                 "LeanK: decode tokens gathered at every channel before they move to the middle together")
+      ->check(CLI::PositiveNumber);
   app.add_flag_callback(
       "--help-cache",
       [] {
@@ -33,6 +42,9 @@ CacheSpec cache_spec_from_flags(const CacheFlags& f) {
   spec.budget = f.budget;
   spec.interval = f.interval;
   spec.streaming_prefill = f.streaming_prefill;
+  spec.channel_mask = f.leank_mask;
+  spec.leank = f.leank;
+  spec.leank.validate();
   for (const std::string& a : f.params) parse_param_assignment(info, a, spec.params);
   resolve_params(info, spec.params);  // errors now, before any model is loaded
   return spec;

@@ -15,6 +15,8 @@ struct CacheFlags {
   std::vector<std::string> params;  // name=value
   int interval = 0;  // auto
   bool streaming_prefill = false;
+  std::string leank_mask;  // LeanK channel mask file; empty = none
+  LeanKWindow leank;
 };
 
 void add_cache_flags(CLI::App& app, CacheFlags& flags);

@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <memory>
 #include <random>
+#include <tuple>
 
+#include "backend/pruned_region.h"
 #include "core/error.h"
 #include "core/stats.h"
 #include "model/transformer.h"
@@ -15,7 +18,28 @@ namespace kvlab {
 namespace {
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+// Bytes the allocator gives back when `tensors` go (they must hold the last handles).
+size_t freed_bytes(Backend& b, std::vector<Tensor>& tensors) {
+  const size_t before = b.allocated_bytes();
+  tensors.clear();
+  return before - b.allocated_bytes();
+}
 }  // namespace
+
+ChannelImportance synthetic_importance(const ModelConfig& c, uint64_t seed) {
+  ChannelImportance imp;
+  imp.model = ModelFingerprint::of(c);
+  imp.source = "synthetic";
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> u(0.0f, 1.0f);
+  std::normal_distribution<float> head_scale(0.0f, 1.0f);
+  imp.values.resize(size_t(imp.model.channels()));
+  for (size_t head = 0; head < imp.values.size() / size_t(c.head_dim); head++) {
+    const float scale = std::exp(head_scale(rng));
+    for (int i = 0; i < c.head_dim; i++) imp.values[head * size_t(c.head_dim) + size_t(i)] = u(rng) * scale;
+  }
+  return imp;
+}
 
 double decode_weight_bytes(const Transformer& model) {
   const ModelWeights& w = model.weights();
@@ -27,15 +51,17 @@ double decode_weight_bytes(const Transformer& model) {
 
 namespace {
 
-// How a row feeds tokens: straight into the model (the full cache, nothing added), or through a
-// CachedSequence under a policy.
+// How a row feeds tokens: straight into the model (the full cache, nothing added, or LeanK's
+// demotions), or through a CachedSequence under a token policy.
 class Feeder {
  public:
-  Feeder(Transformer& model, const CacheSpec& spec, int context, int steps) : model_(model) {
-    if (spec.policy == "full") {
+  Feeder(Transformer& model, const SpeedBenchOptions& o, int context) : model_(model), o_(o) {
+    const int steps = o.warmup_tokens + o.decode_tokens;
+    if (o.cache.policy == "full") {
       cache_ = model.new_cache(context + steps);
     } else {
-      seq_ = std::make_unique<CachedSequence>(model, spec, context, steps);
+      if (o.leank_mask) fail("kvlab-bench runs LeanK with the full cache only (the direct path)");
+      seq_ = std::make_unique<CachedSequence>(model, o.cache, context, steps);
     }
     next_ = model.backend().alloc({1}, DType::I32);
   }
@@ -50,11 +76,33 @@ class Feeder {
       logits = model_.forward(chunk, pos, cache_, begin + n == int(ids.size()) ? Logits::Last : Logits::None);
     }
     position_ = int(ids.size());
-    return device_argmax(logits);
+    const int32_t next = device_argmax(logits);
+    if (o_.leank_mask) {
+      Backend& b = model_.backend();
+      attach_channel_mask(b, cache_, *o_.leank_mask, o_.leank, cache_.capacity);
+      demoter_ = std::make_unique<Demoter>(b, o_.leank);
+      demoter_->demote(cache_, true);
+      resize_full_region(b, cache_, std::min(cache_.capacity, std::max(cache_.max_length(), o_.leank.full_capacity())));
+      b.synchronize();
+    }
+    return next;
   }
   int32_t step(int32_t id) {
     if (seq_) return host_argmax(seq_->step(id));
-    return device_argmax(model_.forward({id}, {position_++}, cache_, Logits::Last));
+    const int32_t next = device_argmax(model_.forward({id}, {position_++}, cache_, Logits::Last));
+    if (demoter_) {
+      demoter_->demote(cache_, false);
+      model_.backend().synchronize();
+    }
+    return next;
+  }
+  // The direct path's K and V as the allocator counts them, by freeing them (the row's last use).
+  std::pair<size_t, size_t> release_kv() {
+    if (seq_) return {0, 0};
+    Backend& b = model_.backend();
+    const size_t k = freed_bytes(b, cache_.k) + freed_bytes(b, cache_.pruned.k);
+    const size_t v = freed_bytes(b, cache_.v) + freed_bytes(b, cache_.pruned.v);
+    return {k, v};
   }
   size_t allocated_bytes() const { return seq_ ? seq_->allocated_bytes() : cache_.bytes(); }
   size_t kept_bytes() const {
@@ -81,7 +129,9 @@ class Feeder {
   }
 
   Transformer& model_;
+  const SpeedBenchOptions& o_;
   KVCache cache_;
+  std::unique_ptr<Demoter> demoter_;
   std::unique_ptr<CachedSequence> seq_;
   Tensor next_;
   int position_ = 0;
@@ -102,8 +152,7 @@ std::vector<SpeedRow> run_speed_bench(Transformer& model, const SpeedBenchOption
     b.reset_peak();
     SpeedRow r;
     r.context = context;
-    Feeder feeder(model, o.cache, context, o.warmup_tokens + o.decode_tokens);
-    r.kv_bytes = feeder.allocated_bytes();
+    Feeder feeder(model, o, context);
     std::vector<int32_t> ids(static_cast<size_t>(context));
     for (int32_t& id : ids) id = token(rng);
     b.synchronize();
@@ -111,6 +160,7 @@ std::vector<SpeedRow> run_speed_bench(Transformer& model, const SpeedBenchOption
     int32_t id = feeder.prefill(ids);
     r.ttft_s = seconds_since(t0);
     r.prefill_tokens_per_s = context / r.ttft_s;
+    r.kv_bytes = feeder.allocated_bytes();
 
     std::vector<double> step_s;
     double policy_before = 0;
@@ -131,14 +181,17 @@ std::vector<SpeedRow> run_speed_bench(Transformer& model, const SpeedBenchOption
     r.kept_kv_bytes = feeder.kept_bytes();
     r.compactions = feeder.compactions() - compactions_before;
     if (!step_s.empty()) r.policy_fraction = (feeder.policy_seconds() - policy_before) / (mean(step_s) * step_s.size());
-    // The roofline reads what the step reads: every weight once and the KV the cache holds.
+    r.peak_bytes = b.peak_allocated_bytes();
+    std::tie(r.k_bytes_allocator, r.v_bytes_allocator) = feeder.release_kv();
+    // The roofline reads what the step reads: every weight once and the KV the cache holds (with
+    // LeanK, the K and V it holds after demotion, as the allocator counted them).
     const double mid_context = context + o.warmup_tokens + o.decode_tokens / 2.0;
-    const double kv_read = o.cache.policy == "full" ? kv_bytes_per_token * mid_context
-                                                                               : double(r.kept_kv_bytes);
+    const double kv_read = o.leank_mask                ? double(r.k_bytes_allocator + r.v_bytes_allocator)
+                           : o.cache.policy == "full" ? kv_bytes_per_token * mid_context
+                                                      : double(r.kept_kv_bytes);
     r.bytes_per_token = weights + kv_read;
     r.roofline_tokens_per_s = copy_bytes_per_s / r.bytes_per_token;
     r.roofline_fraction = r.decode_tokens_per_s / r.roofline_tokens_per_s;
-    r.peak_bytes = b.peak_allocated_bytes();
     rows.push_back(r);
   }
   return rows;
@@ -159,21 +212,25 @@ nlohmann::json to_json(const SpeedRow& r) {
           {"kv_bytes", r.kv_bytes},
           {"kept_kv_bytes", r.kept_kv_bytes},
           {"compactions", r.compactions},
-          {"policy_fraction", r.policy_fraction}};
+          {"policy_fraction", r.policy_fraction},
+          {"k_bytes_allocator", r.k_bytes_allocator},
+          {"v_bytes_allocator", r.v_bytes_allocator}};
 }
 
 std::string markdown_table(const std::string& model_name, const std::string& backend, const std::vector<SpeedRow>& rows) {
   std::string s =
       "| model | backend | context | prefill tok/s | TTFT s | decode tok/s | p50 ms | p90 ms | p99 ms | % roofline | KV GiB "
-      "| policy % | peak GiB |\n"
-      "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+      "| K GiB | V GiB | policy % | peak GiB |\n"
+      "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
   char buf[512];
   for (const SpeedRow& r : rows) {
-    std::snprintf(buf, sizeof buf, "| %s | %s | %d | %.0f | %.3f | %.1f | %.2f | %.2f | %.2f | %.1f%% | %.3f | %.2f%% | %.2f |\n",
+    std::snprintf(buf, sizeof buf,
+                  "| %s | %s | %d | %.0f | %.3f | %.1f | %.2f | %.2f | %.2f | %.1f%% | %.3f | %.3f | %.3f | %.2f%% | %.2f |\n",
                   model_name.c_str(), backend.c_str(), r.context, r.prefill_tokens_per_s, r.ttft_s,
                   r.decode_tokens_per_s, r.latency_ms_p50, r.latency_ms_p90, r.latency_ms_p99,
-                  100 * r.roofline_fraction, double(r.kept_kv_bytes) / double(1 << 30), 100 * r.policy_fraction,
-                  double(r.peak_bytes) / double(1 << 30));
+                  100 * r.roofline_fraction, double(r.kept_kv_bytes) / double(1 << 30),
+                  double(r.k_bytes_allocator) / double(1 << 30), double(r.v_bytes_allocator) / double(1 << 30),
+                  100 * r.policy_fraction, double(r.peak_bytes) / double(1 << 30));
     s += buf;
   }
   return s;

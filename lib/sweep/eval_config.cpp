@@ -11,7 +11,9 @@
 namespace kvlab {
 
 namespace {
-const std::vector<std::string> kCacheKeys = {"cache", "budget", "cache_params", "interval", "streaming_prefill"};
+const std::vector<std::string> kCacheKeys = {"cache",      "budget",     "cache_params", "interval",
+                                             "streaming_prefill", "leank_mask", "leank_sink", "leank_recent",
+                                             "leank_accumulate"};
 const std::vector<std::string> kOtherKeys = {"model", "tokenizer", "task", "backend", "out"};
 
 bool contains(const std::vector<std::string>& v, const std::string& s) {
@@ -45,6 +47,13 @@ CacheSpec eval_cache_spec(const nlohmann::json& config, const std::string& where
     } else if (key == "streaming_prefill") {
       if (!v.is_boolean()) wrong("true or false");
       f.streaming_prefill = v.get<bool>();
+    } else if (key == "leank_mask") {
+      if (!v.is_string()) wrong("a mask file path");
+      f.leank_mask = v.get<std::string>();
+    } else {  // leank_sink, leank_recent, leank_accumulate
+      if (!v.is_number_integer() || v.get<long long>() < 0 || v.get<long long>() > (1 << 24)) wrong("an integer in [0, 16777216]");
+      int& slot = key == "leank_sink" ? f.leank.sink : key == "leank_recent" ? f.leank.recent : f.leank.accumulate;
+      slot = v.get<int>();
     }
   }
   try {

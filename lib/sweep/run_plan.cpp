@@ -10,6 +10,8 @@
 #include "cache/budget.h"
 #include "cache/registry.h"
 #include "core/error.h"
+#include "leank/demotion.h"
+#include "leank/mask.h"
 #include "sweep/eval_config.h"
 #include "tasks/registry.h"
 
@@ -51,7 +53,11 @@ MemoryPlan RunPlanner::plan(const nlohmann::json& config, const std::string& whe
     const int budget =
         cache.budget.empty() ? 0 : resolve_budget(cache.budget, prepared.context_tokens, kv_bytes_per_token);
     make_policy(cache.policy, cache.params, model.num_layers, model.num_kv_heads, budget);
-    return plan_memory(model, prepared.context_tokens, kPlanChunk, dtypes);
+    MemoryPlan plan = plan_memory(model, prepared.context_tokens, kPlanChunk, dtypes);
+    // A LeanK mask is checked against the model now, and its middle region counted.
+    if (!cache.channel_mask.empty())
+      plan_leank(plan, read_mask(cache.channel_mask, ModelFingerprint::of(model), dir), cache.leank);
+    return plan;
   } catch (const Error& e) {
     const std::string message = e.what();
     if (message.rfind(where, 0) == 0) throw;

@@ -316,7 +316,7 @@ SweepRun Parser::resolve(const Point& base, const Point& model, const Point& tas
   for (const TaskOption& o : t.options)
     config[o.name] =
         o.kind == TaskOption::Path ? json(portable_path(options[o.name].get<std::string>())) : options[o.name];
-  for (const char* key : {"model", "tokenizer"})
+  for (const char* key : {"model", "tokenizer", "leank_mask"})
     if (config.contains(key)) config[key] = portable_path(config[key].get<std::string>());
 
   SweepRun run;

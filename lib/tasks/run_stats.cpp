@@ -19,41 +19,44 @@ void max_into(std::vector<size_t>& acc, const std::vector<size_t>& v) {
   for (size_t i = 0; i < v.size(); i++) acc[i] = std::max(acc[i], v[i]);
 }
 
-std::vector<size_t> halves(const std::vector<size_t>& kv) {
-  std::vector<size_t> out(kv.size());
-  for (size_t i = 0; i < kv.size(); i++) out[i] = kv[i] / 2;
+std::vector<size_t> minus(const std::vector<size_t>& a, const std::vector<size_t>& b) {
+  std::vector<size_t> out(a.size());
+  for (size_t i = 0; i < a.size(); i++) out[i] = a[i] - std::min(a[i], i < b.size() ? b[i] : 0);
   return out;
 }
 
-// K and V have the same shape ([kv_heads, slots, head_dim], one dtype) in every supported
-// architecture, so each is half of what a layer keeps.
-nlohmann::json split_kv(const std::vector<size_t>& per_layer, size_t total) {
-  return {{"k_bytes", total / 2},
-          {"v_bytes", total / 2},
+size_t sum(const std::vector<size_t>& v) { return std::accumulate(v.begin(), v.end(), size_t(0)); }
+
+// K as the store counts it (LeanK's middle keeps fewer K channels), V the rest.
+nlohmann::json split_kv(const std::vector<size_t>& per_layer, size_t total, const std::vector<size_t>& k_per_layer,
+                        size_t k_total) {
+  return {{"k_bytes", k_total},
+          {"v_bytes", total - std::min(total, k_total)},
           {"kv_bytes", total},
-          {"k_bytes_per_layer", halves(per_layer)},
-          {"v_bytes_per_layer", halves(per_layer)}};
+          {"k_bytes_per_layer", k_per_layer},
+          {"v_bytes_per_layer", minus(per_layer, k_per_layer)}};
 }
 
 }  // namespace
 
-size_t RunStats::kv_bytes(const CachedSequence& seq) {
-  std::vector<size_t> per_layer = seq.kept_kv_bytes_per_layer();
-  return std::accumulate(per_layer.begin(), per_layer.end(), size_t(0));
-}
+size_t RunStats::kv_bytes(const CachedSequence& seq) { return sum(seq.kept_kv_bytes_per_layer()); }
 
 void RunStats::sample_kv(const CachedSequence& seq) {
-  std::vector<size_t> per_layer = seq.kept_kv_bytes_per_layer();
+  std::vector<size_t> per_layer = seq.kept_kv_bytes_per_layer(), k = seq.kept_k_bytes_per_layer();
   max_into(peak_per_layer_, per_layer);
-  peak_total_ = std::max(peak_total_, std::accumulate(per_layer.begin(), per_layer.end(), size_t(0)));
+  max_into(peak_k_per_layer_, k);
+  peak_total_ = std::max(peak_total_, sum(per_layer));
+  peak_k_total_ = std::max(peak_k_total_, sum(k));
 }
 
 void RunStats::end_sequence(const CachedSequence& seq) {
   seq.finish();
   sample_kv(seq);
-  std::vector<size_t> per_layer = seq.kept_kv_bytes_per_layer();
+  std::vector<size_t> per_layer = seq.kept_kv_bytes_per_layer(), k = seq.kept_k_bytes_per_layer();
   max_into(end_per_layer_, per_layer);
-  end_total_ = std::max(end_total_, std::accumulate(per_layer.begin(), per_layer.end(), size_t(0)));
+  max_into(end_k_per_layer_, k);
+  end_total_ = std::max(end_total_, sum(per_layer));
+  end_k_total_ = std::max(end_k_total_, sum(k));
   allocated_peak_ = std::max(allocated_peak_, seq.allocated_bytes());
   policy_s_ += seq.policy_seconds();
   compactions_ += seq.compactions();
@@ -72,7 +75,8 @@ void RunStats::add_generation(const GenerateResult& r, size_t prompt_tokens) {
 }
 
 nlohmann::json RunStats::to_json() const {
-  nlohmann::json peak = split_kv(peak_per_layer_, peak_total_), end = split_kv(end_per_layer_, end_total_);
+  nlohmann::json peak = split_kv(peak_per_layer_, peak_total_, peak_k_per_layer_, peak_k_total_),
+                 end = split_kv(end_per_layer_, end_total_, end_k_per_layer_, end_k_total_);
   return {{"ttft_s_mean", mean(prefill_s_)},
           {"ttft_s_p50", percentile(prefill_s_, 50)},
           {"prefill_tokens_per_s_mean", mean(prefill_tps_)},

@@ -30,8 +30,9 @@ class RunStats {
 
  private:
   std::vector<double> prefill_s_, prefill_tps_, token_s_;
-  std::vector<size_t> peak_per_layer_, end_per_layer_;  // K+V, elementwise max over samples / sequence ends
-  size_t peak_total_ = 0, end_total_ = 0, allocated_peak_ = 0;
+  // Elementwise max over samples / sequence ends, of K+V and of K alone (they differ under LeanK).
+  std::vector<size_t> peak_per_layer_, end_per_layer_, peak_k_per_layer_, end_k_per_layer_;
+  size_t peak_total_ = 0, end_total_ = 0, peak_k_total_ = 0, end_k_total_ = 0, allocated_peak_ = 0;
   double policy_s_ = 0;  // in policy calls, compaction included
   long compactions_ = 0;
 };

@@ -223,31 +223,81 @@ class CpuBackend final : public Backend {
     const int64_t q_heads = q.cols() / hd;
     const int64_t group = q_heads / cache.kv_heads;
     const int64_t stride = q.cols();
-    // Threads only pay off once a head's work outweighs waking them.
-    const bool parallel = n * int64_t(cache.capacity) * hd >= (int64_t(1) << 16);
+    const ChannelPrunedKV& mid = cache.pruned;
+    // Threads only pay off once a head's work outweighs waking them (the middle: what it holds).
+    int64_t mid_slots = 0;
+    for (int h = 0; h < (mid.empty() ? 0 : cache.kv_heads); h++)
+      mid_slots = std::max<int64_t>(mid_slots, mid.host_length[size_t(layer * cache.kv_heads + h)]);
+    const bool parallel = n * (cache.capacity + mid_slots) * hd >= (int64_t(1) << 16);
 #pragma omp parallel for schedule(dynamic) if (parallel)
     for (int64_t h = 0; h < q_heads; h++) {
       const int64_t kvh = h / group;
-      const int64_t len = cache.length.ptr<int32_t>()[layer * cache.kv_heads + kvh];
+      const int64_t lh = layer * cache.kv_heads + kvh;
+      const int64_t len = cache.length.ptr<int32_t>()[lh];
       ConstMatrixMap keys(cache.k[size_t(layer)].ptr<float>() + kvh * cache.capacity * hd, len, hd);
       ConstMatrixMap values(cache.v[size_t(layer)].ptr<float>() + kvh * cache.capacity * hd, len, hd);
+      // The middle: every slot visible to every query, keys over the kept channels only.
+      const int64_t kept = mid.empty() ? 0 : mid.kept.ptr<int32_t>()[lh];
+      const int64_t mid_len = kept > 0 ? mid.length.ptr<int32_t>()[lh] : 0;
+      const int32_t* channels = mid_len ? mid.channels.ptr<int32_t>() + lh * hd : nullptr;
+      ConstMatrixMap mid_keys(mid_len ? mid.k[size_t(layer)].ptr<float>() + mid.k_offset.ptr<int32_t>()[lh] : nullptr,
+                              mid_len, kept);
+      ConstMatrixMap mid_values(
+          mid_len ? mid.v[size_t(layer)].ptr<float>() + int64_t(mid.v_row.ptr<int32_t>()[lh]) * mid.capacity * hd
+                  : nullptr,
+          mid_len, hd);
       for (int64_t q0 = 0; q0 < n; q0 += kQueryBlock) {
         const int64_t rows = std::min(kQueryBlock, n - q0);
         StridedConstMap qh(q.ptr<float>() + q0 * stride + h * hd, rows, hd, Eigen::OuterStride<>(stride));
         StridedMap oh(out.ptr<float>() + q0 * stride + h * hd, rows, hd, Eigen::OuterStride<>(stride));
-        // Query q0 + r sees slots [0, len - n + q0 + r].
+        // Query q0 + r sees the middle and full slots [0, len - n + q0 + r].
         const int64_t visible_max = len - n + q0 + rows;
-        RowMatrix scores = (qh * keys.topRows(visible_max).transpose()) * scale;
+        RowMatrix scores(rows, mid_len + visible_max);
+        scores.rightCols(visible_max) = (qh * keys.topRows(visible_max).transpose()) * scale;
+        if (mid_len) {
+          RowMatrix q_kept(rows, kept);
+          for (int64_t c = 0; c < kept; c++) q_kept.col(c) = qh.col(channels[c]);
+          scores.leftCols(mid_len) = (q_kept * mid_keys.transpose()) * scale;
+        }
         for (int64_t r = 0; r < rows; r++) {
-          const int64_t visible = len - n + q0 + r + 1;
+          const int64_t visible = mid_len + len - n + q0 + r + 1;
           auto row = scores.row(r);
-          row.tail(visible_max - visible).setConstant(-std::numeric_limits<float>::infinity());
+          row.tail(mid_len + visible_max - visible).setConstant(-std::numeric_limits<float>::infinity());
           float m = row.head(visible).maxCoeff();
           row = (row.array() - m).exp();
           row /= row.head(visible).sum();
         }
-        oh.noalias() = scores * values.topRows(visible_max);
+        oh.noalias() = scores.rightCols(visible_max) * values.topRows(visible_max);
+        if (mid_len) oh.noalias() += scores.leftCols(mid_len) * mid_values;
       }
+    }
+  }
+
+  void kv_demote(KVCache& cache, int layer, const Tensor& count) override {
+    ChannelPrunedKV& mid = cache.pruned;
+    KVLAB_ASSERT(!mid.empty());
+    const int hd = cache.head_dim;
+    for (int h = 0; h < cache.kv_heads; h++) {
+      const int64_t lh = int64_t(layer) * cache.kv_heads + h;
+      const int32_t n = count.ptr<int32_t>()[h];
+      int32_t& mid_len = mid.length.ptr<int32_t>()[lh];
+      KVLAB_ASSERT(n >= 0 && mid.sink + n <= cache.length.ptr<int32_t>()[lh] && mid_len + n <= mid.capacity);
+      const int64_t src = int64_t(h) * cache.capacity + mid.sink;
+      const float* k = cache.k[size_t(layer)].ptr<float>() + src * hd;
+      const float* v = cache.v[size_t(layer)].ptr<float>() + src * hd;
+      const int32_t kept = mid.kept.ptr<int32_t>()[lh];
+      const int32_t* channels = mid.channels.ptr<int32_t>() + lh * hd;
+      if (kept > 0) {
+        float* mk = mid.k[size_t(layer)].ptr<float>() + mid.k_offset.ptr<int32_t>()[lh] + int64_t(mid_len) * kept;
+        for (int32_t i = 0; i < n; i++)
+          for (int32_t c = 0; c < kept; c++) mk[int64_t(i) * kept + c] = k[int64_t(i) * hd + channels[c]];
+        float* mv = mid.v[size_t(layer)].ptr<float>() +
+                    (int64_t(mid.v_row.ptr<int32_t>()[lh]) * mid.capacity + mid_len) * hd;
+        std::memcpy(mv, v, size_t(n) * size_t(hd) * 4);
+      }
+      std::memcpy(mid.position.ptr<int32_t>() + lh * mid.capacity + mid_len,
+                  cache.position.ptr<int32_t>() + lh * cache.capacity + mid.sink, size_t(n) * 4);
+      mid_len += n;
     }
   }
 

@@ -26,6 +26,7 @@
 #include "embedding.cuh"
 #include "kv_append.cuh"
 #include "kv_compact.cuh"
+#include "kv_demote.cuh"
 #include "matmul.cuh"
 #include "rmsnorm.cuh"
 #include "rope.cuh"
@@ -471,16 +472,66 @@ class CudaBackend final : public Backend {
     a.scale = scale;
     require(a.q_heads % a.kv_heads == 0, "attention: q heads must be a multiple of KV heads");
     if (a.n == 0) return;
-    if (a.n > kDecodeMaxQueries && kernels::prefill_attention_supports(hd)) {
+    const ChannelPrunedKV& mid = cache.pruned;
+    // The prefill kernel knows no middle region: it serves a prompt before anything is demoted
+    // (the host mirror says so); later, only the split-K kernels see the middle.
+    const bool middle_empty =
+        mid.empty() || std::all_of(mid.host_length.begin() + int64_t(layer) * cache.kv_heads,
+                                   mid.host_length.begin() + int64_t(layer + 1) * cache.kv_heads,
+                                   [](int32_t n) { return n == 0; });
+    if (a.n > kDecodeMaxQueries && kernels::prefill_attention_supports(hd) && middle_empty) {
       KVLAB_CUDA_CHECK(kernels::prefill_attention(a, stream_));
       return;
     }
     if (!kernels::decode_attention_supports(hd))
       fail("cuda backend: head_dim " + std::to_string(hd) + " is not supported (a multiple of 8 up to 256 is)");
     require(a.n <= 65535, "attention: at most 65535 queries per call on this head_dim");
-    const kernels::DecodePlan plan = kernels::decode_attention_plan(a, prop_.multiProcessorCount);
+    kernels::PrunedKeys p{};
+    if (!mid.empty()) {
+      require(kernels::decode_attention_supports_pruned(hd),
+              "attention: a LeanK middle region needs head_dim 64 or 128 on the cuda backend");
+      const int64_t lh = int64_t(layer) * cache.kv_heads;
+      p.k = mid.k[size_t(layer)].empty() ? nullptr : bf16(mid.k[size_t(layer)]);
+      p.v = mid.v[size_t(layer)].empty() ? nullptr : bf16(mid.v[size_t(layer)]);
+      p.length = mid.length.ptr<int32_t>() + lh;
+      p.kept = mid.kept.ptr<int32_t>() + lh;
+      p.channels = mid.channels.ptr<int32_t>() + lh * hd;
+      p.k_offset = mid.k_offset.ptr<int32_t>() + lh;
+      p.v_row = mid.v_row.ptr<int32_t>() + lh;
+      p.capacity = mid.capacity;
+    }
+    const kernels::PrunedKeys* pruned = mid.empty() ? nullptr : &p;
+    const kernels::DecodePlan plan = kernels::decode_attention_plan(a, prop_.multiProcessorCount, pruned);
     void* workspace = plan.workspace_bytes ? attention_partial_.get(plan.workspace_bytes, stream_) : nullptr;
-    KVLAB_CUDA_CHECK(kernels::decode_attention(a, plan, workspace, stream_));
+    KVLAB_CUDA_CHECK(kernels::decode_attention(a, plan, workspace, stream_, pruned));
+  }
+
+  void kv_demote(KVCache& cache, int layer, const Tensor& count) override {
+    KVLAB_ASSERT(layer >= 0 && layer < cache.layers);
+    ChannelPrunedKV& mid = cache.pruned;
+    require(!mid.empty(), "kv_demote: the cache has no middle region");
+    require_tensor(count, DType::I32, "kv_demote count");
+    require(count.numel() == cache.kv_heads, "kv_demote count shape " + count.shape_string());
+    const int64_t lh = int64_t(layer) * cache.kv_heads;
+    kernels::KvDemoteArgs a;
+    a.k = bf16(cache.k[size_t(layer)]);
+    a.v = bf16(cache.v[size_t(layer)]);
+    a.position = cache.position.ptr<int32_t>() + lh * cache.capacity;
+    a.mid_k = mid.k[size_t(layer)].empty() ? nullptr : static_cast<__nv_bfloat16*>(mid.k[size_t(layer)].data);
+    a.mid_v = mid.v[size_t(layer)].empty() ? nullptr : static_cast<__nv_bfloat16*>(mid.v[size_t(layer)].data);
+    a.mid_position = mid.position.ptr<int32_t>() + lh * mid.capacity;
+    a.mid_length = mid.length.ptr<int32_t>() + lh;
+    a.kept = mid.kept.ptr<int32_t>() + lh;
+    a.channels = mid.channels.ptr<int32_t>() + lh * cache.head_dim;
+    a.k_offset = mid.k_offset.ptr<int32_t>() + lh;
+    a.v_row = mid.v_row.ptr<int32_t>() + lh;
+    a.count = count.ptr<int32_t>();
+    a.kv_heads = cache.kv_heads;
+    a.head_dim = cache.head_dim;
+    a.capacity = cache.capacity;
+    a.mid_capacity = mid.capacity;
+    a.sink = mid.sink;
+    KVLAB_CUDA_CHECK(kernels::kv_demote(a, stream_));
   }
 
   void accumulate_attention(const Tensor& q, KVCache& cache, int layer, float scale, int first_query) override {

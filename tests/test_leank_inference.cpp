@@ -1,0 +1,359 @@
+// LeanK at inference (docs/leank.md, "The inference layout"): the CPU backend's attention over a
+// channel-pruned middle region against plain attention with the dropped channels zeroed, the
+// demotion schedule, the bytes, sparsity 0, and the refusals.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+#include <random>
+
+#include "backend/backend.h"
+#include "backend/pruned_region.h"
+#include "cache/cached_sequence.h"
+#include "core/error.h"
+#include "leank/demotion.h"
+#include "leank/mask.h"
+#include "model/loaded_model.h"
+#include "sweep/eval_config.h"
+#include "test_support.h"
+
+namespace kvlab {
+namespace {
+
+std::vector<float> random_floats(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> d(-1.0f, 1.0f);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
+Tensor upload(Backend& b, const std::vector<int64_t>& shape, const std::vector<float>& v) {
+  Tensor t = b.alloc(shape, DType::F32);
+  b.write(t, v.data(), v.size() * 4);
+  return t;
+}
+
+// `tokens` random tokens appended to every layer of a fresh cache.
+KVCache filled(Backend& b, int layers, int heads, int hd, int tokens, int capacity, uint32_t seed) {
+  KVCache c = b.alloc_kv_cache(layers, heads, hd, capacity);
+  c.host_length.assign(size_t(layers * heads), 0);
+  std::vector<int32_t> pos(static_cast<size_t>(tokens));
+  for (int i = 0; i < tokens; i++) pos[size_t(i)] = i;
+  Tensor p = b.alloc({tokens}, DType::I32);
+  b.write(p, pos.data(), pos.size() * 4);
+  for (int l = 0; l < layers; l++) {
+    Tensor k = upload(b, {tokens, int64_t(heads) * hd}, random_floats(size_t(tokens) * heads * hd, seed + 2 * l));
+    Tensor v = upload(b, {tokens, int64_t(heads) * hd}, random_floats(size_t(tokens) * heads * hd, seed + 2 * l + 1));
+    b.kv_append(c, l, k, v, p);
+  }
+  for (int32_t& len : c.host_length) len = tokens;
+  return c;
+}
+
+// keep[l, h, c] from per-(layer, head) lists of kept channels.
+std::vector<int32_t> mask_of(int hd, const std::vector<std::vector<int>>& kept_lists) {
+  std::vector<int32_t> keep(kept_lists.size() * size_t(hd), 0);
+  for (size_t lh = 0; lh < kept_lists.size(); lh++)
+    for (int c : kept_lists[lh]) keep[lh * size_t(hd) + size_t(c)] = 1;
+  return keep;
+}
+
+// The reference: the plain cache with the middle's dropped channels zeroed, and the middle
+// removed from heads that keep no channel.
+void apply_mask_to_plain(Backend& b, KVCache& plain, const std::vector<int32_t>& keep, int sink, int demoted) {
+  const int hd = plain.head_dim, heads = plain.kv_heads;
+  for (int l = 0; l < plain.layers; l++) {
+    std::vector<int32_t> keep_slots(size_t(heads) * plain.capacity, 0), count(static_cast<size_t>(heads));
+    for (int h = 0; h < heads; h++) {
+      const size_t lh = size_t(l * heads + h);
+      float* k = plain.k[size_t(l)].ptr<float>() + int64_t(h) * plain.capacity * hd;
+      int kept = 0;
+      for (int c = 0; c < hd; c++) kept += keep[lh * size_t(hd) + size_t(c)];
+      for (int s = sink; s < sink + demoted; s++)
+        for (int c = 0; c < hd; c++)
+          if (!keep[lh * size_t(hd) + size_t(c)]) k[int64_t(s) * hd + c] = 0.0f;
+      const int len = plain.host_length[lh];
+      int n = 0;
+      for (int s = 0; s < len; s++)
+        if (kept > 0 || s < sink || s >= sink + demoted) keep_slots[size_t(h) * plain.capacity + size_t(n++)] = s;
+      count[size_t(h)] = n;
+    }
+    Tensor kt = b.alloc({heads, plain.capacity}, DType::I32), ct = b.alloc({heads}, DType::I32);
+    b.write(kt, keep_slots.data(), keep_slots.size() * 4);
+    b.write(ct, count.data(), count.size() * 4);
+    b.kv_compact(plain, l, kt, ct, nullptr);
+  }
+}
+
+struct AttentionCase {
+  int q_heads, kv_heads, hd, tokens, n, sink, recent;
+  std::vector<std::vector<int>> kept;  // per (layer, head)
+};
+
+void check_attention(const AttentionCase& t) {
+  auto b = make_backend(BackendKind::CPU);
+  const int layers = int(t.kept.size()) / t.kv_heads;
+  const std::vector<int32_t> keep = mask_of(t.hd, t.kept);
+  KVCache pruned = filled(*b, layers, t.kv_heads, t.hd, t.tokens, t.tokens, 11);
+  KVCache plain = filled(*b, layers, t.kv_heads, t.hd, t.tokens, t.tokens, 11);
+  // The n newest tokens are the queries' own: demotion leaves them (and `recent` more) in full.
+  attach_pruned_region(*b, pruned, keep, t.tokens, t.sink);
+  LeanKWindow w{t.sink, t.recent, 1};
+  Demoter demoter(*b, w);
+  ASSERT_TRUE(demoter.demote(pruned, true));
+  const int demoted = t.tokens - t.sink - t.recent;
+  for (size_t lh = 0; lh < pruned.host_length.size(); lh++) {
+    EXPECT_EQ(pruned.host_length[lh], t.sink + t.recent);
+    EXPECT_EQ(pruned.pruned.host_length[lh], demoted);
+  }
+  apply_mask_to_plain(*b, plain, keep, t.sink, demoted);
+  Tensor q = upload(*b, {t.n, int64_t(t.q_heads) * t.hd}, random_floats(size_t(t.n) * t.q_heads * t.hd, 99));
+  Tensor got = b->alloc(q.shape, DType::F32), want = b->alloc(q.shape, DType::F32);
+  const float scale = 1.0f / std::sqrt(float(t.hd));
+  for (int l = 0; l < layers; l++) {
+    b->attention(q, pruned, l, scale, got);
+    b->attention(q, plain, l, scale, want);
+    const std::vector<float> g = b->to_host_f32(got), r = b->to_host_f32(want);
+    for (size_t i = 0; i < g.size(); i++) ASSERT_NEAR(g[i], r[i], 2e-6) << "layer " << l << " element " << i;
+  }
+}
+
+TEST(LeankAttention, MatchesPlainAttentionWithDroppedChannelsZeroed) {
+  // Head 0 keeps a scattered half, head 1 nothing (its middle goes), head 2 everything, head 3 one channel.
+  check_attention({8, 4, 16, 40, 1, 3, 5,
+                   {{0, 2, 5, 7, 8, 11, 12, 15}, {}, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, {9}}});
+}
+
+TEST(LeankAttention, SeveralQueriesStayCausalInTheFullRegion) {
+  check_attention({4, 2, 16, 64, 4, 4, 8, {{1, 3, 5, 7}, {0, 8}, {}, {2, 4, 6, 8, 10, 12, 14, 15}}});
+}
+
+TEST(LeankAttention, NoSinkAndNoRecentBeyondTheQueries) {
+  check_attention({2, 2, 8, 20, 1, 0, 1, {{0, 1, 2, 3}, {7}}});
+}
+
+TEST(LeankAttention, RegionBytesCountKeptChannelsAndOnlyHeadsThatKeepAny) {
+  auto b = make_backend(BackendKind::CPU);
+  KVCache c = filled(*b, 2, 2, 16, 4, 4, 1);
+  const size_t full_k = c.k_bytes();
+  attach_pruned_region(*b, c, mask_of(16, {{0, 1, 2, 3}, {}, {}, {}}), 100, 0);
+  // Layer 0: 4 channels x 100 slots of K, one head of V; layer 1: nothing at all.
+  EXPECT_EQ(c.pruned.k_bytes(), 4u * 100u * 4u);
+  EXPECT_EQ(c.pruned.v_bytes(), 100u * 16u * 4u);
+  EXPECT_TRUE(c.pruned.k[1].empty());
+  EXPECT_TRUE(c.pruned.v[1].empty());
+  EXPECT_EQ(c.k_bytes(), full_k + 1600u);
+  EXPECT_EQ(c.pruned.host_kept, (std::vector<int32_t>{4, 0, 0, 0}));
+}
+
+TEST(LeankAttention, ResizingTheFullRegionKeepsEverySlot) {
+  auto b = make_backend(BackendKind::CPU);
+  KVCache c = filled(*b, 2, 2, 8, 10, 50, 5), same = filled(*b, 2, 2, 8, 10, 10, 5);
+  resize_full_region(*b, c, 12);
+  EXPECT_EQ(c.capacity, 12);
+  Tensor q = upload(*b, {1, 16}, random_floats(16, 3));
+  Tensor o1 = b->alloc({1, 16}, DType::F32), o2 = b->alloc({1, 16}, DType::F32);
+  for (int l = 0; l < 2; l++) {
+    b->attention(q, c, l, 0.3f, o1);
+    b->attention(q, same, l, 0.3f, o2);
+    EXPECT_EQ(b->to_host_f32(o1), b->to_host_f32(o2));
+  }
+}
+
+// ---------------------------------------------------------------------------- on a model
+
+std::string tiny_llama() { return testing::source_dir() + "/datasets/models/tiny-random-llama"; }
+
+ChannelImportance importance_for(const ModelConfig& c, uint32_t seed) {
+  ChannelImportance imp;
+  imp.model = ModelFingerprint::of(c);
+  imp.source = kImportanceSourceQkMagnitude;
+  imp.values = random_floats(size_t(imp.model.channels()), seed);
+  for (float& v : imp.values) v = std::fabs(v);
+  return imp;
+}
+
+std::string write_mask_for(const ModelConfig& c, double sparsity, int alignment, const std::string& name) {
+  const std::string path = testing::temp_dir() + "/" + name;
+  write_mask(path, make_mask(importance_for(c, 7), sparsity, alignment));
+  return path;
+}
+
+std::vector<int32_t> prompt(int n, int vocab) {
+  std::vector<int32_t> ids;
+  for (int i = 0; i < n; i++) ids.push_back(int32_t(3 + (i * 37 + i / 5) % (vocab - 3)));
+  return ids;
+}
+
+struct SequenceRun {
+  std::vector<std::vector<float>> logits;  // prefill, then each step
+  size_t bytes_after_prompt = 0;
+  std::vector<size_t> kept_bytes;
+};
+
+SequenceRun run_sequence(Transformer& m, const CacheSpec& spec, int prompt_tokens, int steps) {
+  CachedSequence seq(m, spec, prompt_tokens, steps);
+  SequenceRun r;
+  r.logits.push_back(seq.prefill(prompt(prompt_tokens, m.config().vocab_size)));
+  r.bytes_after_prompt = seq.allocated_bytes();
+  for (int s = 0; s < steps; s++) r.logits.push_back(seq.step(int32_t(5 + s)));
+  r.kept_bytes = seq.kept_kv_bytes_per_layer();
+  return r;
+}
+
+CacheSpec leank_spec(const std::string& mask, int sink, int recent, int accumulate) {
+  CacheSpec s;
+  s.channel_mask = mask;
+  s.leank = {sink, recent, accumulate};
+  return s;
+}
+
+double max_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double m = 0;
+  for (size_t i = 0; i < a.size(); i++) m = std::max(m, double(std::fabs(a[i] - b[i])));
+  return m;
+}
+
+TEST(LeankSequence, SparsityZeroReproducesTheFullCacheLogitsExactly) {
+  auto backend = make_backend(BackendKind::CPU);
+  LoadedModel m = load_model(tiny_llama(), *backend, 128, false);
+  const SequenceRun full = run_sequence(*m.model, CacheSpec{}, 50, 12);
+  const SequenceRun lean = run_sequence(*m.model, leank_spec(write_mask_for(m.config, 0.0, 4, "s0.safetensors"), 4, 8, 4), 50, 12);
+  ASSERT_EQ(full.logits.size(), lean.logits.size());
+  // Every channel kept: no middle region at all, the very same computation.
+  for (size_t i = 0; i < full.logits.size(); i++) EXPECT_EQ(full.logits[i], lean.logits[i]) << "step " << i;
+}
+
+TEST(LeankSequence, EveryChannelInTheMiddleMatchesTheFullCache) {
+  // The middle path itself with nothing pruned, driven by hand: the same attention up to fp32
+  // rounding, through the prompt's demotion and two rounds of decode demotion.
+  auto backend = make_backend(BackendKind::CPU);
+  LoadedModel m = load_model(tiny_llama(), *backend, 128, false);
+  Transformer& t = *m.model;
+  const std::vector<int32_t> ids = prompt(50, m.config.vocab_size);
+  std::vector<int32_t> pos(ids.size());
+  for (size_t i = 0; i < pos.size(); i++) pos[i] = int32_t(i);
+  KVCache full = t.new_cache(62), lean = t.new_cache(62);
+  attach_pruned_region(*backend, lean, std::vector<int32_t>(size_t(ModelFingerprint::of(m.config).channels()), 1), 62, 4);
+  Demoter demoter(*backend, {4, 8, 4});
+  std::vector<float> a = backend->to_host_f32(t.forward(ids, pos, full, Logits::Last));
+  std::vector<float> b = backend->to_host_f32(t.forward(ids, pos, lean, Logits::Last));
+  EXPECT_EQ(a, b);
+  EXPECT_TRUE(demoter.demote(lean, true));
+  for (int s = 0; s < 12; s++) {
+    a = backend->to_host_f32(t.forward({int32_t(5 + s)}, {50 + s}, full, Logits::Last));
+    b = backend->to_host_f32(t.forward({int32_t(5 + s)}, {50 + s}, lean, Logits::Last));
+    EXPECT_LT(max_diff(a, b), 1e-4) << "step " << s;
+    demoter.demote(lean, false);
+  }
+  EXPECT_EQ(lean.pruned.host_length[0], 38 + 12);
+}
+
+TEST(LeankSequence, DemotesThePromptsMiddleThenEveryAccumulateSteps) {
+  auto backend = make_backend(BackendKind::CPU);
+  LoadedModel m = load_model(tiny_llama(), *backend, 128, false);
+  const std::string mask = write_mask_for(m.config, 0.5, 4, "s5.safetensors");
+  CachedSequence seq(*m.model, leank_spec(mask, 4, 8, 4), 50, 10);
+  seq.prefill(prompt(50, m.config.vocab_size));
+  const KVCache& c = seq.cache();
+  EXPECT_EQ(c.capacity, 16);  // sink + recent + accumulate, after the prompt
+  for (size_t lh = 0; lh < c.host_length.size(); lh++) {
+    EXPECT_EQ(c.host_length[lh], 12);
+    EXPECT_EQ(c.pruned.host_length[lh], 38);
+  }
+  for (int s = 0; s < 3; s++) seq.step(7);
+  EXPECT_EQ(c.host_length[0], 15);
+  seq.step(7);  // the 16th: 4 move out
+  EXPECT_EQ(c.host_length[0], 12);
+  EXPECT_EQ(c.pruned.host_length[0], 42);
+  for (int s = 0; s < 6; s++) EXPECT_TRUE(std::isfinite(seq.step(7)[0]));
+  // Kept bytes: the full region at every channel, the middle at its kept K channels (+ V if any).
+  const ChannelMask mk = read_mask(mask);
+  const std::vector<size_t> bytes = seq.kept_kv_bytes_per_layer(), k = seq.kept_k_bytes_per_layer(),
+                            v = seq.kept_v_bytes_per_layer();
+  for (int l = 0; l < m.config.num_layers; l++) {
+    size_t want_k = 0, want_v = 0;
+    for (int h = 0; h < m.config.num_kv_heads; h++) {
+      const size_t lh = size_t(l * m.config.num_kv_heads + h), kept = size_t(mk.kept_count(l, h));
+      want_k += (size_t(c.host_length[lh]) * 16 + size_t(c.pruned.host_length[lh]) * kept) * 4;
+      want_v += (size_t(c.host_length[lh]) + (kept ? size_t(c.pruned.host_length[lh]) : 0)) * 16 * 4;
+    }
+    EXPECT_EQ(k[size_t(l)], want_k);
+    EXPECT_EQ(v[size_t(l)], want_v);
+    EXPECT_EQ(bytes[size_t(l)], want_k + want_v);
+  }
+}
+
+TEST(LeankSequence, PrunedCacheHoldsFewerBytes) {
+  auto backend = make_backend(BackendKind::CPU);
+  LoadedModel m = load_model(tiny_llama(), *backend, 400, false);
+  const SequenceRun full = run_sequence(*m.model, CacheSpec{}, 300, 2);
+  const SequenceRun lean = run_sequence(*m.model, leank_spec(write_mask_for(m.config, 0.75, 4, "s75.safetensors"), 4, 8, 4), 300, 2);
+  EXPECT_LT(double(lean.bytes_after_prompt), 0.75 * double(full.bytes_after_prompt));
+}
+
+TEST(LeankSequence, ComposesWithSnapKv) {
+  auto backend = make_backend(BackendKind::CPU);
+  LoadedModel m = load_model(tiny_llama(), *backend, 128, false);
+  CacheSpec s = leank_spec(write_mask_for(m.config, 0.5, 4, "snap.safetensors"), 4, 8, 4);
+  s.policy = "snapkv";
+  s.budget = "32";
+  s.params = {{"window", 8}};
+  CachedSequence seq(*m.model, s, 80, 6);
+  seq.prefill(prompt(80, m.config.vocab_size));
+  for (int i = 0; i < 6; i++) EXPECT_TRUE(std::isfinite(seq.step(9)[0]));
+  EXPECT_EQ(seq.cache().host_length[0] + seq.cache().pruned.host_length[0], 32 + 6);
+}
+
+// ---------------------------------------------------------------------------- refusals
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), kExitBadInput) << e.what();
+    return e.what();
+  }
+  return "";
+}
+
+TEST(LeankSequence, RefusesWhatItCannotDo) {
+  auto backend = make_backend(BackendKind::CPU);
+  LoadedModel m = load_model(tiny_llama(), *backend, 128, false);
+  const std::string mask = write_mask_for(m.config, 0.5, 4, "r.safetensors");
+  for (const char* policy : {"streaming", "h2o", "lacache"}) {
+    CacheSpec s = leank_spec(mask, 4, 8, 4);
+    s.policy = policy;
+    s.budget = "32";
+    const std::string e = error_of([&] { CachedSequence(*m.model, s, 60, 4); });
+    EXPECT_NE(e.find("does not compose with a LeanK channel mask"), std::string::npos) << policy << ": " << e;
+  }
+  CacheSpec streaming = leank_spec(mask, 4, 8, 4);
+  streaming.streaming_prefill = true;
+  EXPECT_NE(error_of([&] { CachedSequence(*m.model, streaming, 60, 4); }).find("streaming-prefill"), std::string::npos);
+  // A mask for another model.
+  auto other = load_model(testing::source_dir() + "/datasets/models/tiny-random-qwen2", *backend, 64, false);
+  const std::string other_mask = write_mask_for(other.config, 0.5, 4, "other.safetensors");
+  EXPECT_NE(error_of([&] { CachedSequence(*m.model, leank_spec(other_mask, 4, 8, 4), 60, 4); }).find("another model"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { LeanKWindow{-1, 8, 4}.validate(); }).find("sink"), std::string::npos);
+  EXPECT_NE(error_of([] { LeanKWindow{4, 8, 0}.validate(); }).find("accumulate"), std::string::npos);
+}
+
+TEST(LeankSequence, SweepAndConfigKeysReachTheCacheSpec) {
+  const nlohmann::json config = {{"cache", "snapkv"},      {"budget", "64"},      {"leank_mask", "m.safetensors"},
+                                 {"leank_sink", 32},       {"leank_recent", 128}, {"leank_accumulate", 16}};
+  const CacheSpec s = eval_cache_spec(config, "sweep.json (run 1)");
+  EXPECT_EQ(s.channel_mask, "m.safetensors");
+  EXPECT_EQ(s.leank.sink, 32);
+  EXPECT_EQ(s.leank.recent, 128);
+  EXPECT_EQ(s.leank.accumulate, 16);
+  EXPECT_EQ(to_json(s)["leank"]["mask"], "m.safetensors");
+  EXPECT_TRUE(is_eval_cache_key("leank_mask"));
+  EXPECT_NE(error_of([] { eval_cache_spec({{"leank_sink", "many"}}, "w"); }).find("leank_sink"), std::string::npos);
+  EXPECT_NE(error_of([] { eval_cache_spec({{"leank_accumulate", 0}}, "w"); }).find("accumulate"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace kvlab
