@@ -1,6 +1,7 @@
 // The apps end to end, as the README uses them.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -78,6 +79,74 @@ TEST(Apps, HelpExplainsEveryFlag) {
     EXPECT_EQ(r.exit_code, 0) << app;
     EXPECT_NE(r.out.find("--"), std::string::npos) << app;
   }
+}
+
+// The positions a --dump-cache snapshot says (layer, head) keeps.
+std::vector<int> kept(const json& snapshot, int layer, int head) {
+  return snapshot["layers"][size_t(layer)][size_t(head)].get<std::vector<int>>();
+}
+
+TEST(Apps, EvalDumpsTheFirstSequenceOfItsRunAndReportDrawsIt) {
+  const std::string dir = testing::temp_dir();
+  auto r = run_command(testing::bin_dir() + "/kvlab-eval --model " + tiny("llama") +
+                       " --context 200 --depths 0,1 --samples 1 --cache lacache --budget 48 --interval 1"
+                       " --dump-cache " + dir + "/dump.json --dump-every 2 --out " + dir + "/r.json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json dump = json::parse(testing::read_file(dir + "/dump.json"));
+  EXPECT_EQ(dump["schema"], "kvlab.cache_dump");
+  const json& snaps = dump["snapshots"];
+  ASSERT_GE(snaps.size(), 3u);  // prompt, at least one decode step, end: of one sequence only
+  EXPECT_EQ(snaps.front()["when"], "prefill");
+  EXPECT_EQ(snaps.back()["when"], "end");
+  for (size_t i = 1; i + 1 < snaps.size(); i++) EXPECT_EQ(snaps[i]["when"].get<std::string>().rfind("step ", 0), 0u);
+  const int prompt = snaps.front()["tokens_seen"].get<int>();
+  EXPECT_LE(prompt, 200);
+  EXPECT_GT(prompt, 48);
+  for (const json& s : snaps) {
+    ASSERT_EQ(s["layers"].size(), 3u);  // the tiny model's layers, each with its 2 KV heads
+    for (int l = 0; l < 3; l++) {
+      const std::vector<int> k = kept(s, l, 0);
+      EXPECT_EQ(k, kept(s, l, 1)) << "LaCache keeps the same slots in every head of a layer";
+      EXPECT_LE(int(k.size()), 48 + 1) << "the budget, plus the compensation of an odd ladder";
+      EXPECT_TRUE(std::is_sorted(k.begin(), k.end()));
+      EXPECT_EQ(k.front(), 0);                                  // a sink
+      EXPECT_EQ(k.back(), s["tokens_seen"].get<int>() - 1);     // the newest token
+    }
+  }
+  // The ladder: layers keep different subsets of the old tokens.
+  EXPECT_NE(kept(snaps.back(), 0, 0), kept(snaps.back(), 1, 0));
+
+  r = run_command(testing::bin_dir() + "/kvlab-report --cache-dump " + dir + "/dump.json --out " + dir + "/map");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string html = testing::read_file(dir + "/map/cache_map.html");
+  EXPECT_NE(html.find("<svg"), std::string::npos);
+  EXPECT_NE(html.find("prefill: " + std::to_string(prompt) + " tokens seen"), std::string::npos);
+  EXPECT_EQ(html.find("http"), html.find("http://www.w3.org/2000/svg")) << "nothing fetched at view time";
+
+  testing::write_file(dir + "/bad.json", R"({"schema": "kvlab.cache_dump", "schema_version": 1,
+      "snapshots": [{"when": "end", "tokens_seen": 4, "layers": [[[0, 9]]]}]})");
+  r = run_command(testing::bin_dir() + "/kvlab-report --cache-dump " + dir + "/bad.json --out " + dir + "/bad");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("snapshots[0].layers[0][0]: positions must be integers in [0, tokens_seen = 4)"),
+            std::string::npos)
+      << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/bad/cache_map.html"));
+}
+
+TEST(Apps, GenerateDumpsSnapshotsEveryNSteps) {
+  const std::string dump = testing::temp_dir() + "/g.json";
+  auto r = run_command(testing::bin_dir() + "/kvlab-generate --model " + tiny("llama") +
+                       " --prompt-ids 1,2,3,4,5,6,7,8,9,10 --max-new-tokens 12 --ignore-eos --cache streaming"
+                       " --budget 8 --cache-param sinks=2 --cache-param window=6 --interval 1 --dump-cache " +
+                       dump + " --dump-every 5");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json snaps = json::parse(testing::read_file(dump))["snapshots"];
+  std::vector<std::string> when;
+  for (const json& s : snaps) when.push_back(s["when"]);
+  EXPECT_EQ(when, (std::vector<std::string>{"prefill", "step 5", "step 10", "end"}));
+  // StreamingLLM: the 2 sinks and the 6 newest of the 21 tokens fed (10 prompt + 11 generated).
+  EXPECT_EQ(snaps.back()["tokens_seen"], 21);
+  EXPECT_EQ(kept(snaps.back(), 0, 0), (std::vector<int>{0, 1, 15, 16, 17, 18, 19, 20}));
 }
 
 }  // namespace

@@ -57,8 +57,8 @@ SvgHeatmap snapshot_map(const nlohmann::json& snapshot, const std::string& where
   if (!seen.is_number_integer() || seen.get<int64_t>() < 1) fail(where + ".tokens_seen: expected a positive integer");
   const int64_t tokens = seen.get<int64_t>();
   const Layers layers = read_layers(snapshot, where, tokens);
-  const int columns = int(std::min<int64_t>(kColumns, tokens));
-  const int64_t width = (tokens + columns - 1) / columns;
+  const int64_t width = (tokens + kColumns - 1) / kColumns;
+  const int columns = int((tokens + width - 1) / width);
 
   size_t pairs = 0;
   bool heads_agree = true;
@@ -117,9 +117,15 @@ std::string cache_map_html(const nlohmann::json& dump, const std::string& source
   const nlohmann::json& snapshots = field(dump, "snapshots", source);
   if (!snapshots.is_array() || snapshots.empty()) fail(source + ": snapshots: expected a non-empty list");
   const std::string name = std::filesystem::path(source).filename().string();
+  const nlohmann::json cache = dump.value("cache", nlohmann::json::object());
+  std::string cache_text;
+  if (cache.is_object())
+    for (const char* key : {"policy", "budget", "params", "interval"})
+      if (auto it = cache.find(key); it != cache.end())
+        cache_text += std::string(cache_text.empty() ? "" : ", ") + key + " " + json_excerpt(*it);
   std::string body = "<header><h1>What the KV cache keeps</h1><p class=\"meta\"><code>" + html_escape(name) +
                      "</code> · model <code>" + html_escape(dump.value("model", std::string("?"))) +
-                     "</code> · cache " + html_escape(json_excerpt(dump.value("cache", nlohmann::json::object()))) +
+                     "</code> · cache: " + html_escape(cache_text) +
                      "</p></header>\n<p>Each row is a layer (or a layer's KV head), each column a span of original "
                      "token positions; the shade is the share of the span the cache still holds. Hover a cell for "
                      "its numbers.</p>\n<div class=\"charts\">";
