@@ -7,14 +7,7 @@
 # Each step has its own time limit, so the whole stays under about 260 s.
 #   bash scripts/gpu_check.sh [build dir]
 set -uo pipefail
-build=${1:-build-cuda}
-out=${OUT:-/tmp/gpu_check}
-mkdir -p "$out"
-export KVLAB_SOURCE_DIR=$PWD KVLAB_BIN_DIR=$PWD/$build/bin KVLAB_TOKENIZER_DIR=$PWD/third_party/tokenizers
-# Shared libraries the build machine had and this one may not (see the carry list of the call).
-[[ -d $build/carried-lib ]] && export LD_LIBRARY_PATH=$PWD/$build/carried-lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-status=0
+source "$(dirname "$0")/gpu_env.sh" "${1:-build-cuda}" /tmp/gpu_check
 
 echo "== device"
 nvidia-smi -L

@@ -7,13 +7,7 @@
 # About 160 s on an H200.
 #   bash scripts/leank_gpu_check.sh [build dir]
 set -uo pipefail
-build=${1:-build-cuda}
-out=${OUT:-/tmp/leank_gpu_check}
-mkdir -p "$out"
-export KVLAB_SOURCE_DIR=$PWD KVLAB_BIN_DIR=$PWD/$build/bin KVLAB_TOKENIZER_DIR=$PWD/third_party/tokenizers
-[[ -d $build/carried-lib ]] && export LD_LIBRARY_PATH=$PWD/$build/carried-lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-status=0
+source "$(dirname "$0")/gpu_env.sh" "${1:-build-cuda}" /tmp/leank_gpu_check
 
 for t in test_cuda_leank test_cuda_ops; do
   echo "== $t"
