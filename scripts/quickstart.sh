@@ -7,5 +7,6 @@ cd "$root"
 
 bash scripts/setup.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build -j "$(nproc)" --target kvlab-eval kvlab-generate kvlab-inspect kvlab-tokenize
+cmake --build build -j "$(nproc)" --target kvlab-eval kvlab-generate kvlab-inspect kvlab-tokenize kvlab-sweep kvlab-report \
+  kvlab-leank kvlab-bench
 build/bin/kvlab-eval --config configs/quickstart.json "$@"
