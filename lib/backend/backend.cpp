@@ -51,4 +51,21 @@ std::unique_ptr<Backend> make_backend(BackendKind kind, int device_index) {
 #endif
 }
 
+KVCache Backend::alloc_kv_cache(int layers, int kv_heads, int head_dim, int capacity) {
+  KVCache c;
+  c.layers = layers;
+  c.kv_heads = kv_heads;
+  c.head_dim = head_dim;
+  c.capacity = capacity;
+  for (int l = 0; l < layers; l++) {
+    c.k.push_back(alloc({kv_heads, capacity, head_dim}, kv_dtype()));
+    c.v.push_back(alloc({kv_heads, capacity, head_dim}, kv_dtype()));
+  }
+  c.length = alloc({layers, kv_heads}, DType::I32);
+  const std::vector<int32_t> zeros(static_cast<size_t>(layers) * kv_heads, 0);
+  write(c.length, zeros.data(), zeros.size() * sizeof(int32_t));
+  c.position = alloc({layers, kv_heads, capacity}, DType::I32);
+  return c;
+}
+
 }  // namespace kvlab

@@ -55,8 +55,8 @@ class Backend {
   virtual std::vector<float> to_host_f32(const Tensor& t) = 0;
   virtual void synchronize() = 0;
 
-  // A KV cache of `capacity` slots per (layer, head), lengths zero.
-  virtual KVCache alloc_kv_cache(int layers, int kv_heads, int head_dim, int capacity) = 0;
+  // A KV cache of `capacity` slots per (layer, head) in kv_dtype(), lengths zero.
+  KVCache alloc_kv_cache(int layers, int kv_heads, int head_dim, int capacity);
 
   // ids: I32 [n]; table: [vocab, hidden]; out: [n, hidden].
   virtual void embedding(const Tensor& table, const Tensor& ids, Tensor& out) = 0;

@@ -113,22 +113,6 @@ class CpuBackend final : public Backend {
   }
   void synchronize() override {}
 
-  KVCache alloc_kv_cache(int layers, int kv_heads, int head_dim, int capacity) override {
-    KVCache c;
-    c.layers = layers;
-    c.kv_heads = kv_heads;
-    c.head_dim = head_dim;
-    c.capacity = capacity;
-    for (int l = 0; l < layers; l++) {
-      c.k.push_back(alloc({kv_heads, capacity, head_dim}, DType::F32));
-      c.v.push_back(alloc({kv_heads, capacity, head_dim}, DType::F32));
-    }
-    c.length = alloc({layers, kv_heads}, DType::I32);
-    std::fill_n(c.length.ptr<int32_t>(), layers * kv_heads, 0);
-    c.position = alloc({layers, kv_heads, capacity}, DType::I32);
-    return c;
-  }
-
   void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override {
     check_f32(table, "embedding table");
     const int64_t hidden = table.cols(), vocab = table.rows();

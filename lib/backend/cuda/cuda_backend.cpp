@@ -341,22 +341,6 @@ class CudaBackend final : public Backend {
     }
   }
 
-  KVCache alloc_kv_cache(int layers, int kv_heads, int head_dim, int capacity) override {
-    KVCache c;
-    c.layers = layers;
-    c.kv_heads = kv_heads;
-    c.head_dim = head_dim;
-    c.capacity = capacity;
-    for (int l = 0; l < layers; l++) {
-      c.k.push_back(alloc({kv_heads, capacity, head_dim}, DType::BF16));
-      c.v.push_back(alloc({kv_heads, capacity, head_dim}, DType::BF16));
-    }
-    c.length = alloc({layers, kv_heads}, DType::I32);
-    KVLAB_CUDA_CHECK(cudaMemsetAsync(c.length.data, 0, c.length.bytes(), stream_));
-    c.position = alloc({layers, kv_heads, capacity}, DType::I32);
-    return c;
-  }
-
   void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override {
     require_tensor(table, DType::BF16, "embedding table");
     require_tensor(ids, DType::I32, "embedding ids");
