@@ -172,6 +172,8 @@ int eval_main(int argc, char** argv) {
   kvlab::LoadedModel m = kvlab::load_model(o.model, *backend, prepared.context_tokens);
   kvlab::install_interrupt_handlers();  // from here on SIGINT/SIGTERM end the run after the current sample
   kvlab::TaskResult result = prepared.run(*m.model);
+  // Weights, KV store and workspace at their largest: device memory on cuda, host tensors on cpu.
+  result.metrics["backend_memory_peak_bytes"] = backend->peak_allocated_bytes();
 
   json config = {{"task", o.task},
                  {"backend", o.backend},

@@ -432,6 +432,8 @@ void expect_common_metrics(const json& m) {
     EXPECT_GT(m[k].get<double>(), 0.0) << k;
   EXPECT_GT(m["host_memory_peak_bytes"].get<size_t>(), 0u);
   const json& kv = m["kv_cache"];
+  EXPECT_GT(m["backend_memory_peak_bytes"].get<size_t>(), kv["allocated_bytes_peak"].get<size_t>())
+      << "the weights and the KV store are held at once";
   for (const char* when : {"peak", "end"}) {
     EXPECT_GT(kv[when]["kv_bytes"].get<size_t>(), 0u) << when;
     EXPECT_EQ(kv[when]["k_bytes"].get<size_t>() + kv[when]["v_bytes"].get<size_t>(), kv[when]["kv_bytes"].get<size_t>());
