@@ -30,6 +30,8 @@ const std::vector<Field>& report_fields() {
       {"token_latency_s_p50", "latency p50", "per-token decode latency, median", Field::Seconds, -1},
       {"token_latency_s_p99", "latency p99", "per-token decode latency, 99th percentile", Field::Seconds, -1},
       {"host_memory_bytes", "host peak", "peak resident memory of the kvlab-eval process", Field::Bytes, -1},
+      {"backend_memory_bytes", "backend peak", "most the backend held at once: weights, KV store, workspace (device memory on cuda)",
+       Field::Bytes, -1},
       {"samples", "samples", "samples, examples or predicted tokens scored", Field::Count, 0},
   };
   return all;

@@ -76,6 +76,7 @@ RunRow make_row(const ResultRecord& r) {
   take(row, "token_latency_s_p50", m, {"token_latency_s_p50"});
   take(row, "token_latency_s_p99", m, {"token_latency_s_p99"});
   take(row, "host_memory_bytes", m, {"host_memory_peak_bytes"});
+  take(row, "backend_memory_bytes", m, {"backend_memory_peak_bytes"});
   take(row, "samples", m, {"samples"});
   if (!row.values.count("samples")) take(row, "samples", m, {"examples"});
   if (!row.values.count("samples")) take(row, "samples", m, {"predicted_tokens"});
