@@ -6,13 +6,7 @@ namespace kvlab {
 namespace {
 
 std::unique_ptr<CachePolicy> make(const PolicyArgs& a) {
-  SnapKvSettings s;
-  s.name = "pyramidkv";
-  s.window = a.get_int("window");
-  s.kernel = a.get_int("kernel");
-  s.max_pool = a.get_string("pooling") == "max";
-  s.layers = a.layers;
-  s.budget = a.budget;
+  SnapKvSettings s = snapkv_settings("pyramidkv", a);
   s.beta = a.get_float("beta");
   return make_snapkv(std::move(s));
 }

@@ -92,18 +92,20 @@ class SnapKv final : public CachePolicy {
   bool done_ = false;
 };
 
-std::unique_ptr<CachePolicy> make(const PolicyArgs& a) {
+std::unique_ptr<CachePolicy> make(const PolicyArgs& a) { return make_snapkv(snapkv_settings("snapkv", a)); }
+
+}  // namespace
+
+SnapKvSettings snapkv_settings(const std::string& name, const PolicyArgs& a) {
   SnapKvSettings s;
-  s.name = "snapkv";
+  s.name = name;
   s.window = a.get_int("window");
   s.kernel = a.get_int("kernel");
   s.max_pool = a.get_string("pooling") == "max";
   s.layers = a.layers;
   s.budget = a.budget;
-  return make_snapkv(std::move(s));
+  return s;
 }
-
-}  // namespace
 
 std::unique_ptr<CachePolicy> make_snapkv(SnapKvSettings s) {
   if (s.budget <= s.window)

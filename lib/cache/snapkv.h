@@ -20,6 +20,8 @@ struct SnapKvSettings {
 };
 
 std::unique_ptr<CachePolicy> make_snapkv(SnapKvSettings settings);
+// The settings SnapKV and PyramidKV share, from a policy's parameters (window, kernel, pooling).
+SnapKvSettings snapkv_settings(const std::string& name, const PolicyArgs& args);
 // Tokens each layer keeps of a `prompt`-token prompt. Uniform for SnapKV, and whenever the
 // prompt fits the budget; PyramidKV: an arithmetic sequence decreasing with depth whose mean
 // is the budget, its largest term clamped to the prompt (kvpress pyramidkv_press.py).
