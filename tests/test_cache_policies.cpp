@@ -174,14 +174,7 @@ TEST(PyramidKv, BudgetsShrinkWithDepthAroundTheMean) {
 }
 
 TEST(Registry, ErrorsListTheValidChoices) {
-  auto error_of = [](auto f) {
-    try {
-      f();
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string();
-  };
+  using testing::error_of;
   EXPECT_NE(error_of([] { make_policy("lru", {}, 2, 2, 8); }).find("full, streaming, h2o, snapkv, pyramidkv, lacache"),
             std::string::npos);
   EXPECT_NE(error_of([] { make_policy("lacache", {{"spam", 3}}, 2, 2, 64); }).find("span"), std::string::npos);

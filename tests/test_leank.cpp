@@ -47,17 +47,7 @@ std::vector<int32_t> kept_channels(const ChannelMask& m, int layer, int head) {
   return out;
 }
 
-// The message of the Error `f` throws ("" when it throws none); the code must be bad input.
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), kExitBadInput) << e.what();
-    return e.what();
-  }
-  return "";
-}
+using testing::error_of;
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 

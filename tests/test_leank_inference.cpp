@@ -308,15 +308,7 @@ TEST(LeankSequence, ComposesWithSnapKv) {
 
 // ---------------------------------------------------------------------------- refusals
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), kExitBadInput) << e.what();
-    return e.what();
-  }
-  return "";
-}
+using testing::error_of;
 
 TEST(LeankSequence, RefusesWhatItCannotDo) {
   auto backend = make_backend(BackendKind::CPU);

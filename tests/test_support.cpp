@@ -1,5 +1,6 @@
 #include "test_support.h"
 
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 
 #include <cstdlib>
@@ -8,12 +9,24 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "core/error.h"
+
 namespace kvlab::testing {
 namespace fs = std::filesystem;
 
 static std::string env_or(const char* name, const char* fallback) {
   const char* v = std::getenv(name);
   return v && *v ? v : fallback;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), kExitBadInput) << e.what();
+    return e.what();
+  }
+  return "";
 }
 
 std::string source_dir() { return env_or("KVLAB_SOURCE_DIR", KVLAB_TEST_SOURCE_DIR); }

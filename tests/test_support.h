@@ -1,6 +1,7 @@
 #pragma once
 // Helpers shared by the tests: where the source tree, binaries and fetched tokenizers are,
 // and running an app as a user would.
+#include <functional>
 #include <string>
 
 namespace kvlab::testing {
@@ -19,6 +20,10 @@ struct CommandResult {
 };
 // Runs `command` through /bin/sh, capturing stdout and stderr.
 CommandResult run_command(const std::string& command);
+
+// The message of the kvlab::Error `f` throws ("" when it throws none), which must carry the
+// bad-input exit code (a failed expectation otherwise).
+std::string error_of(const std::function<void()>& f);
 
 std::string read_file(const std::string& path);
 void write_file(const std::string& path, const std::string& content);

@@ -36,15 +36,7 @@ const Tokenizer& tiny_tokenizer() {
   return tok;
 }
 
-template <typename F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using testing::error_of;
 
 // ---------------------------------------------------------------- registry and options
 
