@@ -138,7 +138,7 @@ std::vector<float> CachedSequence::prefill(const std::vector<int32_t>& ids, std:
     if (spec_.streaming_prefill || final_chunk) apply_policy(CachePhase::Prefill);
   }
   if (demoter_) demote(true);
-  if (spec_.on_snapshot) spec_.on_snapshot(snapshot("prefill"));
+  if (spec_.on_snapshot) spec_.on_snapshot(*this, "prefill");
   return last;
 }
 
@@ -149,7 +149,7 @@ std::vector<float> CachedSequence::step(int32_t id) {
   if (policy_->evicts_during_decode() && decode_steps_ % spec_.interval == 0) apply_policy(CachePhase::Decode);
   if (demoter_) demote(false);
   if (spec_.on_snapshot && spec_.snapshot_every > 0 && decode_steps_ % spec_.snapshot_every == 0)
-    spec_.on_snapshot(snapshot("step " + std::to_string(decode_steps_)));
+    spec_.on_snapshot(*this, "step " + std::to_string(decode_steps_));
   return logits;
 }
 
@@ -268,7 +268,7 @@ std::vector<size_t> CachedSequence::kept_bytes_per_layer(bool k, bool v) const {
 }
 
 void CachedSequence::finish() const {
-  if (spec_.on_snapshot) spec_.on_snapshot(snapshot("end"));
+  if (spec_.on_snapshot) spec_.on_snapshot(*this, "end");
 }
 
 nlohmann::json CachedSequence::snapshot(const std::string& when) const {

@@ -16,6 +16,8 @@
 
 namespace kvlab {
 
+class CachedSequence;
+
 struct CacheSpec {
   std::string policy = "full";
   std::string budget;                                  // tokens | fraction of context | bytes
@@ -31,9 +33,10 @@ struct CacheSpec {
   // LeanK: a channel mask file (kvlab-leank mask) pruning the K of the middle region; empty = none.
   std::string channel_mask;
   LeanKWindow leank;
-  // --dump-cache: called with snapshot(when) after the prompt's policy call ("prefill"), every
-  // `snapshot_every` decode steps ("step N") and when the sequence is finished ("end").
-  std::function<void(const nlohmann::json& snapshot)> on_snapshot;
+  // --dump-cache: called with the sequence after the prompt's policy call ("prefill"), every
+  // `snapshot_every` decode steps ("step N") and when the sequence is finished ("end"); the
+  // observer takes snapshot(when) only of what it records.
+  std::function<void(const CachedSequence& seq, const std::string& when)> on_snapshot;
   int snapshot_every = 0;
 };
 

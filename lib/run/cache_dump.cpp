@@ -16,9 +16,9 @@ void add_cache_dump_flags(CLI::App& app, CacheDumpFlags& f) {
 CacheDump::CacheDump(const CacheDumpFlags& flags, CacheSpec& spec) : path_(flags.path) {
   if (path_.empty()) return;
   spec.snapshot_every = flags.every;
-  spec.on_snapshot = [state = state_](const nlohmann::json& snapshot) {
-    if (snapshot["when"] == "prefill") state->sequences++;
-    if (state->sequences == 1) state->snapshots.push_back(snapshot);
+  spec.on_snapshot = [state = state_](const CachedSequence& seq, const std::string& when) {
+    if (when == "prefill") state->sequences++;
+    if (state->sequences == 1) state->snapshots.push_back(seq.snapshot(when));
   };
 }
 
