@@ -12,6 +12,7 @@
 #include "leank/demotion.h"
 #include "leank/mask.h"
 #include "model/loaded_model.h"
+#include "model/memory_plan.h"
 #include "model/tokenizer.h"
 #include "run/cache_dump.h"
 #include "run/cache_options.h"
@@ -166,9 +167,8 @@ int eval_main(int argc, char** argv) {
   if (tok.vocab_size() > model_config.vocab_size)
     kvlab::fail(o.tokenizer + ": tokenizer has " + std::to_string(tok.vocab_size()) + " tokens but the model's " +
                 "vocab_size is " + std::to_string(model_config.vocab_size));
-  const size_t kv_bytes_per_token = size_t(model_config.num_layers) * 2 * size_t(model_config.kv_dim()) *
-                                    kvlab::dtype_size(backend->kv_dtype());
-  kvlab::PreparedTask prepared = task.prepare(task_options_json, {tok, model_config, cache, kv_bytes_per_token});
+  kvlab::PreparedTask prepared = task.prepare(
+      task_options_json, {tok, model_config, cache, kvlab::kv_bytes_per_token(model_config, backend->kv_dtype())});
   kvlab::LoadedModel m = kvlab::load_model(o.model, *backend, prepared.context_tokens);
   kvlab::install_interrupt_handlers();  // from here on SIGINT/SIGTERM end the run after the current sample
   kvlab::TaskResult result = prepared.run(*m.model);

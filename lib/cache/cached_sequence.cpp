@@ -6,6 +6,7 @@
 #include "cache/budget.h"
 #include "cache/registry.h"
 #include "core/error.h"
+#include "model/memory_plan.h"
 #include "leank/mask.h"
 #include "backend/pruned_region.h"
 
@@ -32,9 +33,8 @@ CachedSequence::CachedSequence(Transformer& model, const CacheSpec& spec, int pr
   if (spec_.interval < 0) fail("cache interval must be at least 1 (or 0 for auto)");
   if (spec_.chunk <= 0 || spec_.chunk > model.max_chunk()) spec_.chunk = model.max_chunk();
   const int context = prompt_tokens + max_new_tokens;
-  const size_t kv_bytes_per_token =
-      size_t(c.num_layers) * 2 * size_t(c.kv_dim()) * dtype_size(model.backend().kv_dtype());
-  if (!spec_.budget.empty()) budget_ = resolve_budget(spec_.budget, context, kv_bytes_per_token);
+  if (!spec_.budget.empty())
+    budget_ = resolve_budget(spec_.budget, context, kv_bytes_per_token(c, model.backend().kv_dtype()));
   spec_.interval = resolve_interval(spec_.interval, budget_);
   policy_ = make_policy(spec_.policy, spec_.params, c.num_layers, c.num_kv_heads, budget_);
   if (spec_.streaming_prefill && policy_->score_need() == ScoreNeed::PromptWindow)

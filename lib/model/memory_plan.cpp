@@ -38,6 +38,10 @@ MemoryPlan plan_memory(const ModelConfig& c, int context, int max_chunk, const P
   return p;
 }
 
+size_t kv_bytes_per_token(const ModelConfig& c, DType kv) {
+  return size_t(c.num_layers) * 2 * size_t(c.kv_dim()) * dtype_size(kv);
+}
+
 nlohmann::json to_json(const MemoryPlan& p) {
   nlohmann::json j = {{"context_tokens", p.context},
           {"weight_bytes", p.weight_bytes},

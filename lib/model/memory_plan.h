@@ -32,6 +32,8 @@ struct PlanDTypes {
 };
 
 MemoryPlan plan_memory(const ModelConfig& c, int context, int max_chunk, const PlanDTypes& t);
+// K and V of one token over all layers and KV heads, stored as `kv`.
+size_t kv_bytes_per_token(const ModelConfig& c, DType kv);
 int64_t parameter_count(const ModelConfig& c);
 nlohmann::json to_json(const MemoryPlan& p);
 std::string format_bytes(size_t bytes);  // "1.50 GiB"

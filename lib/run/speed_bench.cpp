@@ -11,6 +11,7 @@
 #include "backend/pruned_region.h"
 #include "core/error.h"
 #include "core/stats.h"
+#include "model/memory_plan.h"
 #include "model/transformer.h"
 
 namespace kvlab {
@@ -107,8 +108,7 @@ class Feeder {
   size_t allocated_bytes() const { return seq_ ? seq_->allocated_bytes() : cache_.bytes(); }
   size_t kept_bytes() const {
     if (!seq_) {
-      const ModelConfig& c = model_.config();
-      return size_t(position_) * size_t(2 * c.num_layers * c.kv_dim()) * dtype_size(model_.backend().kv_dtype());
+      return size_t(position_) * kv_bytes_per_token(model_.config(), model_.backend().kv_dtype());
     }
     size_t total = 0;
     for (size_t b : seq_->kept_kv_bytes_per_layer()) total += b;
@@ -143,7 +143,7 @@ std::vector<SpeedRow> run_speed_bench(Transformer& model, const SpeedBenchOption
   Backend& b = model.backend();
   const ModelConfig& c = model.config();
   const double weights = decode_weight_bytes(model);
-  const double kv_bytes_per_token = 2.0 * c.num_layers * c.kv_dim() * double(dtype_size(b.kv_dtype()));
+  const double kv_per_token = double(kv_bytes_per_token(c, b.kv_dtype()));
   std::mt19937_64 rng(o.seed);
   std::uniform_int_distribution<int32_t> token(0, c.vocab_size - 1);
   std::vector<SpeedRow> rows;
@@ -187,7 +187,7 @@ std::vector<SpeedRow> run_speed_bench(Transformer& model, const SpeedBenchOption
     // LeanK, the K and V it holds after demotion, as the allocator counted them).
     const double mid_context = context + o.warmup_tokens + o.decode_tokens / 2.0;
     const double kv_read = o.leank_mask                ? double(r.k_bytes_allocator + r.v_bytes_allocator)
-                           : o.cache.policy == "full" ? kv_bytes_per_token * mid_context
+                           : o.cache.policy == "full" ? kv_per_token * mid_context
                                                       : double(r.kept_kv_bytes);
     r.bytes_per_token = weights + kv_read;
     r.roofline_tokens_per_s = copy_bytes_per_s / r.bytes_per_token;

@@ -45,7 +45,7 @@ MemoryPlan RunPlanner::plan(const nlohmann::json& config, const std::string& whe
     const TaskInfo& task = find_task(config["task"].get<std::string>());
     const CacheSpec cache = eval_cache_spec(config, where);
     const PlanDTypes dtypes = backend_plan_dtypes(config["backend"].get<std::string>());
-    const size_t kv_bytes_per_token = size_t(model.num_layers) * 2 * size_t(model.kv_dim()) * dtype_size(dtypes.kv);
+    const size_t kv_bytes_per_token = kvlab::kv_bytes_per_token(model, dtypes.kv);
     const nlohmann::json options = eval_task_options(task, config, where, "", "");
     const PreparedTask prepared = task.prepare(options, {tok, model, cache, kv_bytes_per_token});
     // What the cache store checks when the run builds it: the budget's form and size, and the
