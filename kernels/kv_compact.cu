@@ -96,7 +96,7 @@ __global__ void __launch_bounds__(kThreads)
 
   if (gather) {
     if (dst >= count) return;
-    if (count > a.keep_stride) {
+    if (count > a.keep_width) {
       if (c == 0) *a.error = 1;
       return;
     }

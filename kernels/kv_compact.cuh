@@ -18,13 +18,15 @@ struct KvCompactArgs {
   int32_t* position;      // this layer: [kv_heads, capacity]
   float* score;           // this layer: [kv_heads, capacity], or null when no policy scores
   int32_t* length;        // this layer: [kv_heads]; read, then set to count
-  const int32_t* keep;    // [kv_heads, keep_stride]: strictly ascending source slots below length
-  const int32_t* count;   // [kv_heads], each at most keep_stride
+  const int32_t* keep;    // head h's row at h * keep_stride: strictly ascending source slots below length
+  const int32_t* count;   // [kv_heads], each at most keep_width
   const float* inv_freq;  // [head_dim / 2] to re-rotate moved keys, or null
   // Set to 1 when a keep list breaks its contract (a bad row is left where it was), as
   // host-mapped memory, because keep lists live on the device.
   int32_t* error;
-  int kv_heads, head_dim, capacity, keep_stride;
+  int kv_heads, head_dim, capacity;
+  int keep_width;   // entries per keep row
+  int keep_stride;  // keep_width, or 0 when every head reads the same row
 };
 
 // The launches move the kept slots in passes of `rows_per_pass` destination slots per head,

@@ -95,7 +95,7 @@ class Backend {
   // to the front in order, with their positions and scores; length[layer, h] = count[h].
   // With `renumber`, the cache holds keys rotated at their slot index (StreamingLLM-style
   // position shift), so each moved key is re-rotated from its old slot to its new one.
-  // keep: I32 [kv_heads, capacity]; count: I32 [kv_heads].
+  // keep: I32 [kv_heads, w] with w <= capacity, or [1, w]: one list for every head; count: I32 [kv_heads].
   virtual void kv_compact(KVCache& cache, int layer, const Tensor& keep, const Tensor& count,
                           const RopeTable* renumber) = 0;
 

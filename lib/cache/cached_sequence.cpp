@@ -195,29 +195,37 @@ void CachedSequence::apply_policy(CachePhase phase) {
   if (!plan) return;
 
   // The plan goes up as one write: per changed layer, its heads' lists packed at the width of
-  // its longest, so a call uploads what is kept, not the store's capacity.
+  // its longest (one row when every head keeps the same slots, as LaCache and StreamingLLM do),
+  // so a call uploads what is kept, not the store's capacity.
   const int heads = c.num_kv_heads;
   std::vector<int32_t> packed, count(size_t(count_.numel()));
-  std::vector<std::pair<int, int64_t>> changed;  // (layer, offset in packed)
-  std::vector<int> width(size_t(c.num_layers), 0);
+  struct Upload {
+    int layer, rows, width;
+    int64_t offset;  // in packed
+  };
+  std::vector<Upload> changed;
   for (int l = 0; l < c.num_layers; l++) {
     bool unchanged = true;  // ascending and the same size: the identity
+    bool shared = true;
+    int width = 1;
+    const std::vector<int32_t>& first = (*plan)[size_t(l * heads)];
     for (int h = 0; h < heads; h++) {
       const size_t lh = size_t(l * heads + h);
       const std::vector<int32_t>& slots = (*plan)[lh];
       count[lh] = int32_t(slots.size());
-      width[size_t(l)] = std::max(width[size_t(l)], int(slots.size()));
+      width = std::max(width, int(slots.size()));
       unchanged = unchanged && slots.size() == positions_[lh].size();
+      shared = shared && slots == first;
     }
     if (unchanged) continue;
-    width[size_t(l)] = std::max(width[size_t(l)], 1);
-    changed.emplace_back(l, int64_t(packed.size()));
-    packed.resize(packed.size() + size_t(heads) * size_t(width[size_t(l)]), 0);
-    for (int h = 0; h < heads; h++) {
+    const Upload u{l, shared ? 1 : heads, width, int64_t(packed.size())};
+    changed.push_back(u);
+    packed.resize(packed.size() + size_t(u.rows) * size_t(width), 0);
+    for (int h = 0; h < u.rows; h++) {
       const size_t lh = size_t(l * heads + h);
       const std::vector<int32_t>& slots = (*plan)[lh];
       const std::vector<int32_t>& held = positions_[lh];
-      int32_t* row = packed.data() + changed.back().second + int64_t(h) * width[size_t(l)];
+      int32_t* row = packed.data() + u.offset + int64_t(h) * width;
       for (size_t i = 0; i < slots.size(); i++) {
         KVLAB_ASSERT(slots[i] >= 0 && size_t(slots[i]) < held.size() && (i == 0 || slots[i] > slots[i - 1]));
         row[i] = slots[i];
@@ -229,17 +237,16 @@ void CachedSequence::apply_policy(CachePhase phase) {
     b.write(count_, count.data(), count.size() * sizeof(int32_t));
   }
   const RopeTable* renumber = policy_->renumbers_positions() ? &model_.rope() : nullptr;
-  for (auto [l, offset] : changed) {
-    const int w = width[size_t(l)];
-    b.kv_compact(cache_, l, keep_.slice(offset, int64_t(heads) * w).reshape({heads, w}),
-                 count_.slice(l, 1).reshape({heads}), renumber);
-  }
+  for (const Upload& u : changed)
+    b.kv_compact(cache_, u.layer, keep_.slice(u.offset, int64_t(u.rows) * u.width).reshape({u.rows, u.width}),
+                 count_.slice(u.layer, 1).reshape({heads}), renumber);
   for (size_t lh = 0; lh < plan->size(); lh++) {
-    std::vector<int32_t> kept;
-    kept.reserve((*plan)[lh].size());
-    for (int32_t slot : (*plan)[lh]) kept.push_back(positions_[lh][size_t(slot)]);
-    positions_[lh] = std::move(kept);
-    cache_.host_length[lh] = int32_t(positions_[lh].size());
+    // In place: slots ascend, so slot i's source is never below i.
+    const std::vector<int32_t>& slots = (*plan)[lh];
+    std::vector<int32_t>& held = positions_[lh];
+    for (size_t i = 0; i < slots.size(); i++) held[i] = held[size_t(slots[i])];
+    held.resize(slots.size());
+    cache_.host_length[lh] = int32_t(held.size());
   }
   b.synchronize();
   compactions_++;

@@ -68,6 +68,7 @@ std::optional<std::vector<std::vector<int32_t>>> LadderCompactor::compact(int se
   std::vector<std::vector<int32_t>> keep(static_cast<size_t>(L));
   for (int i = 0; i < L; i++) {
     std::vector<int32_t> first;  // indices into the current cache
+    first.reserve(size_t(seq_len));
     for (int j = 0; j < cursor_; j++) first.push_back(j);
     for (int j = 0; j < groups; j++)
       for (int k = 0; k < A; k++) first.push_back(cursor_ + i % (R + 1) + B * j + k);
@@ -82,11 +83,13 @@ std::optional<std::vector<std::vector<int32_t>>> LadderCompactor::compact(int se
     }
     // Re-compact everything after the sinks with a ladder t times coarser.
     std::vector<int32_t> sel;
+    sel.reserve(first.size());
     for (int j = 0; j < S; j++) sel.push_back(j);
     for (int j = 0; j < G2; j++)
       for (int k = 0; k < A; k++) sel.push_back(S + i % (B2 - A + 1) + B2 * j + t * k);
     for (int j = S + B2 * G2; j < int(first.size()); j++) sel.push_back(j);
     std::vector<int32_t>& out = keep[size_t(i)];
+    out.reserve(sel.size());
     for (int32_t idx : sel) {
       if (idx >= int(first.size()))
         fail("cache policy lacache: startover index " + std::to_string(idx) + " is past the " +

@@ -1,5 +1,7 @@
 // StreamingLLM (Xiao et al., 2024; mit-han-lab/streaming-llm kv_cache.py): attention sinks
 // plus a window of recent tokens, applied whenever the cache is over sinks + window.
+#include <numeric>
+
 #include "cache/policy.h"
 #include "core/error.h"
 
@@ -20,12 +22,14 @@ class StreamingLlm final : public CachePolicy {
       const int len = int((*s.positions)[i].size());
       std::vector<int32_t>& keep = plan[i];
       if (len <= sinks_ + window_) {
-        for (int j = 0; j < len; j++) keep.push_back(j);
+        keep.resize(size_t(len));
+        std::iota(keep.begin(), keep.end(), 0);
         continue;
       }
       change = true;
-      for (int j = 0; j < sinks_; j++) keep.push_back(j);
-      for (int j = len - window_; j < len; j++) keep.push_back(j);
+      keep.resize(size_t(sinks_ + window_));
+      std::iota(keep.begin(), keep.begin() + sinks_, 0);
+      std::iota(keep.begin() + sinks_, keep.end(), len - window_);
     }
     return change ? std::optional<KeepPlan>(std::move(plan)) : std::nullopt;
   }

@@ -314,14 +314,15 @@ class CpuBackend final : public Backend {
   void kv_compact(KVCache& cache, int layer, const Tensor& keep, const Tensor& count,
                   const RopeTable* renumber) override {
     const int hd = cache.head_dim, half = hd / 2;
-    KVLAB_ASSERT(keep.shape.size() == 2 && keep.dim(0) == cache.kv_heads && keep.dim(1) <= cache.capacity);
+    KVLAB_ASSERT(keep.shape.size() == 2 && (keep.dim(0) == cache.kv_heads || keep.dim(0) == 1) &&
+                 keep.dim(1) <= cache.capacity);
     for (int h = 0; h < cache.kv_heads; h++) {
       const int64_t head = int64_t(layer) * cache.kv_heads + h;
       float* k = cache.k[size_t(layer)].ptr<float>() + int64_t(h) * cache.capacity * hd;
       float* v = cache.v[size_t(layer)].ptr<float>() + int64_t(h) * cache.capacity * hd;
       int32_t* pos = cache.position.ptr<int32_t>() + head * cache.capacity;
       float* score = cache.score.empty() ? nullptr : cache.score.ptr<float>() + head * cache.capacity;
-      const int32_t* kp = keep.ptr<int32_t>() + h * keep.dim(1);
+      const int32_t* kp = keep.ptr<int32_t>() + (keep.dim(0) == 1 ? 0 : h) * keep.dim(1);
       const int32_t n = count.ptr<int32_t>()[h];
       KVLAB_ASSERT(n <= keep.dim(1));
       // Ascending sources and dst <= src make the in-place forward copy safe.

@@ -553,8 +553,8 @@ class CudaBackend final : public Backend {
     require_tensor(cache.k[size_t(layer)], DType::BF16, "KV cache");
     require_tensor(keep, DType::I32, "kv_compact keep");
     require_tensor(count, DType::I32, "kv_compact count");
-    require(keep.shape.size() == 2 && keep.dim(0) == cache.kv_heads && keep.dim(1) >= 1 && keep.dim(1) <= cache.capacity &&
-                count.numel() == cache.kv_heads,
+    require(keep.shape.size() == 2 && (keep.dim(0) == cache.kv_heads || keep.dim(0) == 1) && keep.dim(1) >= 1 &&
+                keep.dim(1) <= cache.capacity && count.numel() == cache.kv_heads,
             "kv_compact keep/count shape " + keep.shape_string() + " / " + count.shape_string());
     require(kernels::kv_compact_supports(cache.head_dim), "kv_compact: head_dim must be even");
     const int64_t head_slots = int64_t(layer) * cache.kv_heads * cache.capacity;
@@ -569,7 +569,8 @@ class CudaBackend final : public Backend {
     }
     a.length = cache.length.ptr<int32_t>() + int64_t(layer) * cache.kv_heads;
     a.keep = keep.ptr<int32_t>();
-    a.keep_stride = int(keep.dim(1));
+    a.keep_width = int(keep.dim(1));
+    a.keep_stride = keep.dim(0) == 1 ? 0 : a.keep_width;
     a.count = count.ptr<int32_t>();
     a.inv_freq = nullptr;
     if (renumber) {
