@@ -12,7 +12,7 @@ policies=${2:-full lacache streaming h2o snapkv pyramidkv}
 for p in $policies; do
   echo "== $p"
   timeout 150 "$build/bin/kvlab-bench" --shape llama-3.1-8b --contexts 32768 --decode-tokens 256 --cache "$p" \
-    --budget 0.25 --json "$out/policy_$p.json" --markdown "$out/policy_$p.md" >"$out/policy_$p.log" 2>&1
+    --budget 0.25 --json "$out/policy_$p.json" >"$out/policy_$p.log" 2>&1
   rc=$?
   echo "exit $rc"
   [[ $rc == 0 ]] || status=1
