@@ -38,6 +38,10 @@ struct PrunedKeys {
   const int32_t* k_offset;  // [kv_heads]
   const int32_t* v_row;     // [kv_heads]; -1 when kept = 0
   int capacity;
+  // A middle key's K + V elements: the most over the layer's heads (kernel argument), and the
+  // mean over heads as a fraction of a full key's (host planning only).
+  int max_key_elems = 0;
+  float key_cost = 0.0f;
 };
 
 bool decode_attention_supports(int head_dim);

@@ -5,10 +5,14 @@
 // partial (max, sum, unnormalised output), and decode_merge_kernel combines the partials by
 // log-sum-exp. Two block kernels share that scheme:
 //   decode_attention_mma_kernel  (head_dim 64, 128): the group's query heads (x queries) are
-//     the 16 rows of an m16n8k16 tensor-core tile; 4 warps take 16 keys each of every 64-key
+//     the rows of an m16n8k16 tensor-core tile; 4 warps take 16 keys each of every 64-key
 //     tile, streamed through a 3-stage cp.async pipeline, and merge at the end. q and the
-//     softmax weights are split into bf16 high and low parts (two mma each), so the result
-//     keeps fp32 accuracy while the tensor cores do the arithmetic and the loads stay in flight;
+//     softmax weights are split into bf16 high and low parts, so the result keeps fp32
+//     accuracy while the tensor cores do the arithmetic and the loads stay in flight. With up
+//     to 8 rows per KV head (batch-1 decode: the GQA group) the block is *packed*: the high
+//     parts fill tile rows 0-7 and the low parts rows 8-15, and since a thread's accumulators
+//     hold rows r and r + 8, it adds the two halves of a product itself: one mma where the
+//     16-row layout needs two (high and low parts in separate tiles);
 //   decode_pruned_mma_kernel     (a layer with LeanK's middle region, attention.cuh: PrunedKeys):
 //     the full region's splits as above plus the middle's, whose blocks run the same body over
 //     keys of kept channels only (32, 64, 96, 128: one instance per count, chosen per block)
@@ -16,6 +20,7 @@
 //   decode_attention_simt_kernel (any head_dim that is a multiple of 8, up to 256): CUDA
 //     cores, a key spread over kLanes lanes (8 dims = one 16-byte load each); the fallback.
 #include <algorithm>
+#include <cmath>
 
 #include "attention.cuh"
 #include "tensor_core.cuh"
@@ -28,12 +33,18 @@ constexpr int kMergeThreads = 1024;
 constexpr int kMmaWarps = 4;
 constexpr int kTileKeys = 16 * kMmaWarps;  // keys per pipeline stage: 16 per warp
 constexpr int kStages = 3;
-constexpr int kRows = 16;                  // (query, head) rows per block: one mma tile
+constexpr int kRows = 16;                  // rows of one mma tile: (query, head) rows, or 8 packed
 
 template <int kHeadDim>
 constexpr int mma_smem_bytes() {
   // Two bf16 copies of the 16 query rows (high and low parts), then the K/V stages.
   return (2 * kRows + kStages * 2 * kTileKeys) * (kHeadDim / 8) * int(sizeof(uint4));
+}
+
+// (query, head) rows a block takes: 8 when packed (high and low parts in one tile), else 16.
+template <bool kPacked>
+constexpr int block_rows() {
+  return kPacked ? kRows / 2 : kRows;
 }
 
 // The keys one block of the mma kernel attends: one KV head's slots [0, length) of a region.
@@ -54,15 +65,18 @@ struct SplitSlot {
 // One block of split-K attention on tensor cores over a region whose keys have kKeyDim
 // channels (head_dim for the full region, the kept count for LeanK's middle). K rows sit in
 // shared memory padded to a multiple of 8 chunks so the swizzle applies; only kKeyDim / 8 are
-// loaded and read.
-template <int kHeadDim, int kKeyDim>
+// loaded and read. Packed, the tile's rows 8-15 are the low parts of rows 0-7, so every
+// accumulator's c2, c3 complete the same row's c0, c1.
+template <int kHeadDim, int kKeyDim, bool kPacked>
 __device__ __forceinline__ void mma_attend(const AttentionArgs& a, const Region& reg, int kvh, int rb, SplitSlot slot,
                                            float* __restrict__ partial, uint4* smem) {
   constexpr int kChunks = kHeadDim / 8;
   constexpr int kKeyChunks = kKeyDim / 8;
   constexpr int kKeyStride = (kKeyChunks + 7) / 8 * 8;
   constexpr int kStageChunks = kTileKeys * (kKeyStride + kChunks);  // K tile then V tile
-  uint4* sq = smem;                                      // [2][kRows][kKeyStride]: high, low
+  constexpr int kBlockRows = block_rows<kPacked>();
+  constexpr int kParts = kPacked ? 1 : 2;  // A fragments per product: packed holds both parts
+  uint4* sq = smem;  // [2][kRows][kKeyStride]: high, low tiles; packed, one tile of both
   uint4* stages = sq + 2 * kRows * kKeyStride;            // [kStages][K, V tiles]
   auto swz_k = [](int row, int chunk) { return swizzle<kKeyStride>(row, chunk); };
   auto swz_v = [](int row, int chunk) { return swizzle<kChunks>(row, chunk); };
@@ -73,7 +87,7 @@ __device__ __forceinline__ void mma_attend(const AttentionArgs& a, const Region&
   const int64_t q_stride = int64_t(a.q_heads) * kHeadDim;
   const int len = reg.length;
   // Keys seen by the block's last query; splits are whole tiles of that range.
-  const int64_t last_row = min(rows, int64_t(rb + 1) * kRows) - 1;
+  const int64_t last_row = min(rows, int64_t(rb + 1) * kBlockRows) - 1;
   const int kv_end = reg.causal ? max(0, len - int(a.n) + int(last_row / group) + 1) : len;
   const int per_split = ((kv_end + slot.splits - 1) / slot.splits + kTileKeys - 1) / kTileKeys * kTileKeys;
   const int k_begin = min(kv_end, slot.split * per_split);
@@ -104,9 +118,9 @@ __device__ __forceinline__ void mma_attend(const AttentionArgs& a, const Region&
 
   // q = high + low, both bf16: the pair carries 16 significant bits, ~fp32 for a dot product.
   // In the middle, q is gathered to the head's kept channels.
-  for (int c = tid; c < kRows * kKeyChunks; c += kMmaWarps * 32) {
+  for (int c = tid; c < kBlockRows * kKeyChunks; c += kMmaWarps * 32) {
     const int r = c / kKeyChunks, ch = c % kKeyChunks;
-    const int64_t row = int64_t(rb) * kRows + r;
+    const int64_t row = int64_t(rb) * kBlockRows + r;
     uint4 hi = make_uint4(0, 0, 0, 0), lo = hi;
     if (row < rows) {
       const int64_t qi = row / group;
@@ -131,25 +145,25 @@ __device__ __forceinline__ void mma_attend(const AttentionArgs& a, const Region&
       lo = make_uint4(l32[0], l32[1], l32[2], l32[3]);
     }
     sq[swz_k(r, ch)] = hi;
-    sq[kRows * kKeyStride + swz_k(r, ch)] = lo;
+    sq[kPacked ? swz_k(r + kBlockRows, ch) : kRows * kKeyStride + swz_k(r, ch)] = lo;
   }
   __syncthreads();
-  uint32_t q_hi[kKeyDim / 16][4], q_lo[kKeyDim / 16][4];
+  uint32_t qf[kParts][kKeyDim / 16][4];
 #pragma unroll
-  for (int kk = 0; kk < kKeyDim / 16; kk++) {
-    ldmatrix_x4(q_hi[kk], sq + swz_k(lane % 16, kk * 2 + lane / 16));
-    ldmatrix_x4(q_lo[kk], sq + kRows * kKeyStride + swz_k(lane % 16, kk * 2 + lane / 16));
-  }
+  for (int p = 0; p < kParts; p++)
+#pragma unroll
+    for (int kk = 0; kk < kKeyDim / 16; kk++)
+      ldmatrix_x4(qf[p][kk], sq + p * kRows * kKeyStride + swz_k(lane % 16, kk * 2 + lane / 16));
 
-  // Every warp holds the same rows r_a = lane / 4 and r_a + 8; each sees keys up to its
-  // query's causal limit and the split's end.
+  // Every warp holds the same rows r_a = lane / 4 and r_a + 8 (packed: r_a twice); each sees
+  // keys up to its query's causal limit and the split's end.
   const int r_a = lane / 4;
   auto limit = [&](int r) {
-    const int64_t row = int64_t(rb) * kRows + r;
+    const int64_t row = int64_t(rb) * kBlockRows + r;
     if (row >= rows) return 0;
     return reg.causal ? min(k_end, len - int(a.n) + int(row / group) + 1) : k_end;
   };
-  const int lim_a = limit(r_a), lim_b = limit(r_a + 8);
+  const int lim_a = limit(r_a), lim_b = kPacked ? lim_a : limit(r_a + 8);
   const float scale_log2 = a.scale * kLog2e;
   float o[kHeadDim / 8][4] = {};
   float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.0f, l_b = 0.0f;
@@ -162,15 +176,29 @@ __device__ __forceinline__ void mma_attend(const AttentionArgs& a, const Region&
     const uint4* kt = stages + (t % kStages) * kStageChunks;
     const uint4* vt = kt + kTileKeys * kKeyStride;
 
-    float s[2][4] = {};
+    // Two accumulator sets (q's parts, or even and odd k-steps when packed) halve the chain
+    // of dependent mma.
+    float acc[2][2][4] = {};
 #pragma unroll
     for (int kk = 0; kk < kKeyDim / 16; kk++) {
       uint32_t b[4];
       load_key_fragments<kKeyStride>(b, kt, warp * 16, kk, lane);
-      mma_bf16(s[0], q_hi[kk], b[0], b[1]);
-      mma_bf16(s[1], q_hi[kk], b[2], b[3]);
-      mma_bf16(s[0], q_lo[kk], b[0], b[1]);
-      mma_bf16(s[1], q_lo[kk], b[2], b[3]);
+#pragma unroll
+      for (int p = 0; p < kParts; p++) {
+        float(&set)[2][4] = acc[kPacked ? kk % 2 : p];
+        mma_bf16(set[0], qf[p][kk], b[0], b[1]);
+        mma_bf16(set[1], qf[p][kk], b[2], b[3]);
+      }
+    }
+    float s[2][4];
+#pragma unroll
+    for (int j = 0; j < 2; j++) {
+#pragma unroll
+      for (int e = 0; e < 4; e++) s[j][e] = acc[0][j][e] + acc[1][j][e];
+      if constexpr (kPacked) {
+        s[j][0] += s[j][2], s[j][1] += s[j][3];
+        s[j][2] = s[j][0], s[j][3] = s[j][1];  // row "b" is row a again: its state stays a copy
+      }
     }
     const int key0 = k_begin + t * kTileKeys + warp * 16;
     float mx_a = -INFINITY, mx_b = -INFINITY;
@@ -199,26 +227,37 @@ __device__ __forceinline__ void mma_attend(const AttentionArgs& a, const Region&
 #pragma unroll
     for (int j = 0; j < 2; j++) {
       s[j][0] = exp2f(s[j][0] - ref_a), s[j][1] = exp2f(s[j][1] - ref_a);
-      s[j][2] = exp2f(s[j][2] - ref_b), s[j][3] = exp2f(s[j][3] - ref_b);
+      if constexpr (kPacked) {
+        s[j][2] = s[j][0], s[j][3] = s[j][1];
+      } else {
+        s[j][2] = exp2f(s[j][2] - ref_b), s[j][3] = exp2f(s[j][3] - ref_b);
+      }
       l_a += s[j][0] + s[j][1];
       l_b += s[j][2] + s[j][3];
     }
-    // P (16 rows x 16 keys) as the A fragment, high and low bf16 parts.
-    uint32_t p_hi[4], p_lo[4];
+    // P (rows x 16 keys) as A fragments, high and low bf16 parts: fragment f holds row
+    // r_a (f even) or r_a + 8 (f odd) of keys 8 * (f / 2)...; packed, row r_a + 8 is r_a's low part.
+    uint32_t pf[kParts][4];
 #pragma unroll
     for (int f = 0; f < 4; f++) {
-      const float x = s[f / 2][(f % 2) * 2], y = s[f / 2][(f % 2) * 2 + 1];
-      p_hi[f] = pack_bf16x2(x, y);
-      p_lo[f] = pack_bf16x2(x - bf16_lo(p_hi[f]), y - bf16_hi(p_hi[f]));
+      const int j = f / 2, e = kPacked ? 0 : (f % 2) * 2;
+      const float x = s[j][e], y = s[j][e + 1];
+      const uint32_t hi = pack_bf16x2(x, y), lo = pack_bf16x2(x - bf16_lo(hi), y - bf16_hi(hi));
+      if constexpr (kPacked) {
+        pf[0][f] = f % 2 ? lo : hi;
+      } else {
+        pf[0][f] = hi, pf[1][f] = lo;
+      }
     }
 #pragma unroll
     for (int d = 0; d < kHeadDim / 8; d += 2) {
       uint32_t b[4];
       load_value_fragments<kChunks>(b, vt, warp * 16, d, lane);
-      mma_bf16(o[d], p_hi, b[0], b[1]);
-      mma_bf16(o[d + 1], p_hi, b[2], b[3]);
-      mma_bf16(o[d], p_lo, b[0], b[1]);
-      mma_bf16(o[d + 1], p_lo, b[2], b[3]);
+#pragma unroll
+      for (int p = 0; p < kParts; p++) {
+        mma_bf16(o[d], pf[p], b[0], b[1]);
+        mma_bf16(o[d + 1], pf[p], b[2], b[3]);
+      }
     }
   }
 
@@ -237,16 +276,20 @@ __device__ __forceinline__ void mma_attend(const AttentionArgs& a, const Region&
     const int col = d * 8 + (lane % 4) * 2;
     float* ra = sm_o + (warp * kRows + r_a) * kHeadDim + col;
     float* rb8 = ra + 8 * kHeadDim;
-    ra[0] = o[d][0], ra[1] = o[d][1], rb8[0] = o[d][2], rb8[1] = o[d][3];
+    if constexpr (kPacked) {
+      ra[0] = o[d][0] + o[d][2], ra[1] = o[d][1] + o[d][3];
+    } else {
+      ra[0] = o[d][0], ra[1] = o[d][1], rb8[0] = o[d][2], rb8[1] = o[d][3];
+    }
   }
   if (lane % 4 == 0) {
     sm_m[warp * kRows + r_a] = m_a, sm_l[warp * kRows + r_a] = l_a;
     sm_m[warp * kRows + r_a + 8] = m_b, sm_l[warp * kRows + r_a + 8] = l_b;
   }
   __syncthreads();
-  for (int e = tid; e < kRows * kHeadDim; e += kMmaWarps * 32) {
+  for (int e = tid; e < kBlockRows * kHeadDim; e += kMmaWarps * 32) {
     const int r = e / kHeadDim, d = e % kHeadDim;
-    const int64_t row = int64_t(rb) * kRows + r;
+    const int64_t row = int64_t(rb) * kBlockRows + r;
     if (row >= rows) break;
     float mx = -INFINITY;
     for (int w = 0; w < kMmaWarps; w++) mx = fmaxf(mx, sm_m[w * kRows + r]);
@@ -271,22 +314,24 @@ __device__ __forceinline__ void mma_attend(const AttentionArgs& a, const Region&
 }
 
 // Grid: (split, kv head x row block). Row R of a KV head is (query R / group, head R % group).
-template <int kHeadDim>
+template <int kHeadDim, bool kPacked>
 __global__ void __launch_bounds__(kMmaWarps * 32)
     decode_attention_mma_kernel(AttentionArgs a, int splits, int row_blocks, float* __restrict__ partial) {
   extern __shared__ uint4 smem[];
   const int kvh = blockIdx.y / row_blocks;
   const Region reg{a.k + int64_t(kvh) * a.capacity * kHeadDim, a.v + int64_t(kvh) * a.capacity * kHeadDim, nullptr,
                    a.length[kvh], true};
-  mma_attend<kHeadDim, kHeadDim>(a, reg, kvh, blockIdx.y % row_blocks, SplitSlot{int(blockIdx.x), splits, 0, splits},
-                                 partial, smem);
+  mma_attend<kHeadDim, kHeadDim, kPacked>(a, reg, kvh, blockIdx.y % row_blocks,
+                                          SplitSlot{int(blockIdx.x), splits, 0, splits}, partial, smem);
 }
 
 // A layer with LeanK's middle region, in one launch: blocks with blockIdx.x < full_splits take
 // the full region as decode_attention_mma_kernel does, the rest the middle's splits, whose
-// partials follow. A middle block dispatches on its head's kept count (uniform over the block);
-// a head that keeps nothing writes empty partials (max -inf, sum 0).
-template <int kHeadDim>
+// partials follow. A middle block dispatches on its head's kept count (uniform over the block).
+// Heads split the middle in proportion to the bytes a key of theirs reads (the heaviest takes
+// all pruned_splits), so the blocks of one wave end together; a block past its head's share, or
+// of a head that keeps nothing, writes an empty partial (max -inf, sum 0).
+template <int kHeadDim, bool kPacked>
 __global__ void __launch_bounds__(kMmaWarps * 32)
     decode_pruned_mma_kernel(AttentionArgs a, PrunedKeys p, int full_splits, int pruned_splits, int row_blocks,
                              float* __restrict__ partial) {
@@ -296,23 +341,25 @@ __global__ void __launch_bounds__(kMmaWarps * 32)
   if (int(blockIdx.x) < full_splits) {
     const Region full{a.k + int64_t(kvh) * a.capacity * kHeadDim, a.v + int64_t(kvh) * a.capacity * kHeadDim, nullptr,
                       a.length[kvh], true};
-    mma_attend<kHeadDim, kHeadDim>(a, full, kvh, rb, SplitSlot{int(blockIdx.x), full_splits, 0, stride}, partial,
-                                   smem);
+    mma_attend<kHeadDim, kHeadDim, kPacked>(a, full, kvh, rb, SplitSlot{int(blockIdx.x), full_splits, 0, stride},
+                                            partial, smem);
     return;
   }
   const int kept = p.kept[kvh];
-  const SplitSlot slot{int(blockIdx.x) - full_splits, pruned_splits, full_splits, stride};
+  const int key_elems = kept > 0 ? kept + kHeadDim : 0;
+  const int head_splits = max(1, (pruned_splits * key_elems + p.max_key_elems - 1) / max(p.max_key_elems, 1));
+  const SplitSlot slot{int(blockIdx.x) - full_splits, head_splits, full_splits, stride};
   const Region reg{p.k + p.k_offset[kvh], p.v + int64_t(max(p.v_row[kvh], 0)) * p.capacity * kHeadDim,
                    p.channels + kvh * kHeadDim, kept > 0 ? p.length[kvh] : 0, false};
   switch (kept) {
-    case 64: mma_attend<kHeadDim, 64>(a, reg, kvh, rb, slot, partial, smem); break;
+    case 64: mma_attend<kHeadDim, 64, kPacked>(a, reg, kvh, rb, slot, partial, smem); break;
     case 96:
-      if constexpr (kHeadDim >= 96) mma_attend<kHeadDim, 96>(a, reg, kvh, rb, slot, partial, smem);
+      if constexpr (kHeadDim >= 96) mma_attend<kHeadDim, 96, kPacked>(a, reg, kvh, rb, slot, partial, smem);
       break;
     case 128:
-      if constexpr (kHeadDim >= 128) mma_attend<kHeadDim, 128>(a, reg, kvh, rb, slot, partial, smem);
+      if constexpr (kHeadDim >= 128) mma_attend<kHeadDim, 128, kPacked>(a, reg, kvh, rb, slot, partial, smem);
       break;
-    default: mma_attend<kHeadDim, 32>(a, reg, kvh, rb, slot, partial, smem); break;  // 32, or 0 (length 0)
+    default: mma_attend<kHeadDim, 32, kPacked>(a, reg, kvh, rb, slot, partial, smem); break;  // 32, or 0 (length 0)
   }
 }
 
@@ -507,12 +554,15 @@ bool uses_mma(int head_dim) { return head_dim == 64 || head_dim == 128; }
 int lanes_for(int head_dim) { return head_dim <= 64 ? 8 : head_dim <= 128 ? 16 : 32; }
 int heads_for(int group) { return group <= 1 ? 1 : group <= 2 ? 2 : group <= 4 ? 4 : 8; }
 
-template <int kHeadDim>
+// Batch-1 decode (at most 8 rows per KV head) takes the packed blocks.
+bool packed_rows(const AttentionArgs& a) { return a.n * (a.q_heads / a.kv_heads) <= kRows / 2; }
+
+template <int kHeadDim, bool kPacked>
 cudaError_t set_mma_smem() {
-  const cudaError_t err = cudaFuncSetAttribute(decode_attention_mma_kernel<kHeadDim>,
+  const cudaError_t err = cudaFuncSetAttribute(decode_attention_mma_kernel<kHeadDim, kPacked>,
                                                cudaFuncAttributeMaxDynamicSharedMemorySize, mma_smem_bytes<kHeadDim>());
   if (err != cudaSuccess) return err;
-  return cudaFuncSetAttribute(decode_pruned_mma_kernel<kHeadDim>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+  return cudaFuncSetAttribute(decode_pruned_mma_kernel<kHeadDim, kPacked>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                               mma_smem_bytes<kHeadDim>());
 }
 
@@ -523,37 +573,50 @@ int blocks_per_sm(Kernel kernel, int smem_bytes) {
   return n;
 }
 
+template <int kHeadDim, bool kPacked>
+int mma_blocks_per_sm(bool pruned) {
+  if (set_mma_smem<kHeadDim, kPacked>() != cudaSuccess) return 0;
+  return pruned ? blocks_per_sm(decode_pruned_mma_kernel<kHeadDim, kPacked>, mma_smem_bytes<kHeadDim>())
+                : blocks_per_sm(decode_attention_mma_kernel<kHeadDim, kPacked>, mma_smem_bytes<kHeadDim>());
+}
+
+template <bool kPacked>
+int64_t blocks_per_head(const AttentionArgs& a) {
+  return (a.n * (a.q_heads / a.kv_heads) + block_rows<kPacked>() - 1) / block_rows<kPacked>();
+}
+
 // Blocks of the chosen kernel that one SM holds at once, and the blocks per split.
+template <bool kPacked>
 void mma_shape(const AttentionArgs& a, bool pruned, int* per_sm, int64_t* per_split) {
-  const int group = a.q_heads / a.kv_heads;
-  const int64_t row_blocks = (a.n * group + kRows - 1) / kRows;
-  *per_split = a.kv_heads * row_blocks;
-  *per_sm = 0;
-  if (a.head_dim == 64 && set_mma_smem<64>() == cudaSuccess)
-    *per_sm = pruned ? blocks_per_sm(decode_pruned_mma_kernel<64>, mma_smem_bytes<64>())
-                     : blocks_per_sm(decode_attention_mma_kernel<64>, mma_smem_bytes<64>());
-  if (a.head_dim == 128 && set_mma_smem<128>() == cudaSuccess)
-    *per_sm = pruned ? blocks_per_sm(decode_pruned_mma_kernel<128>, mma_smem_bytes<128>())
-                     : blocks_per_sm(decode_attention_mma_kernel<128>, mma_smem_bytes<128>());
+  *per_split = a.kv_heads * blocks_per_head<kPacked>(a);
+  *per_sm = a.head_dim == 64    ? mma_blocks_per_sm<64, kPacked>(pruned)
+            : a.head_dim == 128 ? mma_blocks_per_sm<128, kPacked>(pruned)
+                                : 0;
+}
+
+template <int kHeadDim, bool kPacked>
+cudaError_t launch_mma(const AttentionArgs& a, const DecodePlan& plan, const PrunedKeys* pruned, float* partial,
+                       cudaStream_t stream) {
+  const cudaError_t err = set_mma_smem<kHeadDim, kPacked>();
+  if (err != cudaSuccess) return err;
+  const int blocks = int(blocks_per_head<kPacked>(a));
+  if (pruned) {
+    decode_pruned_mma_kernel<kHeadDim, kPacked>
+        <<<dim3(unsigned(plan.splits + plan.pruned_splits), unsigned(a.kv_heads * blocks)), kMmaWarps * 32,
+           mma_smem_bytes<kHeadDim>(), stream>>>(a, *pruned, plan.splits, plan.pruned_splits, blocks, partial);
+  } else {
+    decode_attention_mma_kernel<kHeadDim, kPacked>
+        <<<dim3(unsigned(plan.splits), unsigned(a.kv_heads * blocks)), kMmaWarps * 32, mma_smem_bytes<kHeadDim>(),
+           stream>>>(a, plan.splits, blocks, partial);
+  }
+  return cudaSuccess;
 }
 
 template <int kHeadDim>
 cudaError_t launch_mma(const AttentionArgs& a, const DecodePlan& plan, const PrunedKeys* pruned, float* partial,
                        cudaStream_t stream) {
-  const cudaError_t err = set_mma_smem<kHeadDim>();
-  if (err != cudaSuccess) return err;
-  const int group = a.q_heads / a.kv_heads;
-  const int row_blocks = int((a.n * group + kRows - 1) / kRows);
-  if (pruned) {
-    decode_pruned_mma_kernel<kHeadDim>
-        <<<dim3(unsigned(plan.splits + plan.pruned_splits), unsigned(a.kv_heads * row_blocks)), kMmaWarps * 32,
-           mma_smem_bytes<kHeadDim>(), stream>>>(a, *pruned, plan.splits, plan.pruned_splits, row_blocks, partial);
-  } else {
-    decode_attention_mma_kernel<kHeadDim>
-        <<<dim3(unsigned(plan.splits), unsigned(a.kv_heads * row_blocks)), kMmaWarps * 32, mma_smem_bytes<kHeadDim>(),
-           stream>>>(a, plan.splits, row_blocks, partial);
-  }
-  return cudaSuccess;
+  return packed_rows(a) ? launch_mma<kHeadDim, true>(a, plan, pruned, partial, stream)
+                        : launch_mma<kHeadDim, false>(a, plan, pruned, partial, stream);
 }
 
 template <int kLanes, int kHeads>
@@ -585,7 +648,11 @@ DecodePlan decode_attention_plan(const AttentionArgs& a, int sm_count, const Pru
   int64_t blocks = int64_t(a.kv_heads) * ((group + heads_for(group) - 1) / heads_for(group)) * a.n;
   int keys_per_block_step = kSimtWarps * (32 / lanes_for(a.head_dim)) * kSimtUnroll;
   if (uses_mma(a.head_dim)) {
-    mma_shape(a, pruned != nullptr, &per_sm, &blocks);
+    if (packed_rows(a)) {
+      mma_shape<true>(a, pruned != nullptr, &per_sm, &blocks);
+    } else {
+      mma_shape<false>(a, pruned != nullptr, &per_sm, &blocks);
+    }
     per_sm = std::max(per_sm, 1);
     keys_per_block_step = kTileKeys;
   }
@@ -597,10 +664,18 @@ DecodePlan decode_attention_plan(const AttentionArgs& a, int sm_count, const Pru
   };
   DecodePlan plan;
   if (pruned) {
-    // The middle holds nearly every key: it gets the GPU-filling split count, the full region
-    // (sink + recent window) what its length warrants, all within one launch and one merge.
-    plan.pruned_splits = splits_for(pruned->capacity, kMaxSplits - 1);
-    plan.splits = splits_for(a.capacity, kMaxSplits - plan.pruned_splits);
+    // One wave of blocks over both regions, shared in proportion to the bytes each reads, so
+    // that no region's blocks wait for a second wave (the full region, sink + recent window,
+    // is short but reads every channel).
+    // Within the middle, heads whose keys cost less take fewer splits (the kernel scales each
+    // head's share from the heaviest's): the heaviest gets wave splits x max cost / mean cost.
+    const int64_t wave = std::clamp<int64_t>((int64_t(per_sm) * sm_count + blocks - 1) / blocks, 2, kMaxSplits);
+    const double full = double(a.capacity), middle = double(pruned->capacity) * pruned->key_cost;
+    plan.splits = splits_for(a.capacity, std::max<int64_t>(1, std::llround(double(wave) * full / (full + middle))));
+    const double heaviest = pruned->key_cost > 0 ? pruned->max_key_elems / (2.0 * a.head_dim * pruned->key_cost) : 1;
+    const int64_t middle_splits = std::llround(double(wave - plan.splits) * heaviest);
+    plan.pruned_splits = int(std::clamp<int64_t>(std::min<int64_t>(middle_splits, pruned->capacity / kTileKeys), 1,
+                                                 kMaxSplits - plan.splits));
   } else {
     plan.splits = splits_for(a.capacity, kMaxSplits);
   }

@@ -483,6 +483,14 @@ class CudaBackend final : public Backend {
       p.k_offset = mid.k_offset.ptr<int32_t>() + lh;
       p.v_row = mid.v_row.ptr<int32_t>() + lh;
       p.capacity = mid.capacity;
+      double elems = 0;  // a middle key's K and V elements, summed over the layer's heads
+      for (int h = 0; h < cache.kv_heads; h++) {
+        const int32_t kept = mid.host_kept[size_t(lh + h)];
+        const int key = kept > 0 ? kept + hd : 0;
+        elems += key;
+        p.max_key_elems = std::max(p.max_key_elems, key);
+      }
+      p.key_cost = float(elems / (2.0 * hd * cache.kv_heads));
     }
     const kernels::PrunedKeys* pruned = mid.empty() ? nullptr : &p;
     const kernels::DecodePlan plan = kernels::decode_attention_plan(a, prop_.multiProcessorCount, pruned);
