@@ -242,7 +242,7 @@ void BM_KvCompact(benchmark::State& state) {
   // Kept rows of K and V, read once and written once.
   run(state, *b, 2.0 * 2 * kv_heads * (capacity / 2) * double(hd) * 2, [&](int) {
     b->write(cache.length, full.data(), full.size() * 4);
-    b->kv_compact(cache, 0, kt, ct, &rope);
+    b->kv_compact(cache, 0, kt, ct, {false, &rope});
   });
 }
 BENCHMARK(BM_KvCompact)->Arg(4096)->Arg(32768)->Iterations(kIterations)->UseManualTime()->Unit(benchmark::kMicrosecond);

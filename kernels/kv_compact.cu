@@ -77,7 +77,7 @@ __device__ __forceinline__ void store_chunk(__nv_bfloat16* p, const Chunk<W>& c)
 template <int W>
 __global__ void __launch_bounds__(kThreads)
     kv_compact_kernel(KvCompactArgs a, Scratch s, int rows, int pass, int passes) {
-  const int half = a.head_dim / 2, cpr = half / W;
+  const int cpr = a.head_dim / 2 / W;
   const bool gather = blockIdx.y == 0;
   const int p = gather ? pass : pass - 1;
   if (p < 0 || p >= passes) return;
@@ -93,6 +93,13 @@ __global__ void __launch_bounds__(kThreads)
   __nv_bfloat16* sv = s.v[p % 2] + srow * a.head_dim;
   const int count = a.count[h];
   const int32_t* keep = a.keep + int64_t(h) * a.keep_stride;
+  // This head's rows: K of `width` channels (the lanes past half of it move only V), V or none.
+  const int width = a.width ? a.width[h] : a.head_dim, half = width / 2;
+  const bool has_k = c * W < half;
+  __nv_bfloat16* k_rows = a.k + (a.k_offset ? a.k_offset[h] : head_slots * a.head_dim);
+  __nv_bfloat16* v_rows = a.v_row ? (a.v_row[h] < 0 ? nullptr : a.v + int64_t(a.v_row[h]) * a.capacity * a.head_dim)
+                                  : a.v + head_slots * a.head_dim;
+  const int vhalf = a.head_dim / 2;
 
   if (gather) {
     if (dst >= count) return;
@@ -103,29 +110,34 @@ __global__ void __launch_bounds__(kThreads)
     const int src = keep[dst];
     const bool ok = src >= dst && src < a.length[h] && (dst == 0 || keep[dst - 1] < src);
     if (!ok && c == 0) *a.error = 1;
-    if (!ok || src == dst) {
+    // A key rotated at index i, rotated by `turn`, sits rotated at index i + turn.
+    const int turn = a.inv_freq && width > 0 ? dst - src + (a.shift && dst >= a.shift[2 * h] ? a.shift[2 * h + 1] : 0) : 0;
+    if (!ok || (src == dst && turn == 0)) {
       if (c == 0) s.position[p % 2][srow] = kNoMove;
       return;
     }
-    const __nv_bfloat16* k = a.k + (head_slots + src) * a.head_dim;
-    const __nv_bfloat16* v = a.v + (head_slots + src) * a.head_dim;
-    Chunk<W> k0 = load_chunk<W>(k + c * W), k1 = load_chunk<W>(k + half + c * W);
-    store_chunk<W>(sv + c * W, load_chunk<W>(v + c * W));
-    store_chunk<W>(sv + half + c * W, load_chunk<W>(v + half + c * W));
-    if (a.inv_freq) {
-      // A key rotated at slot src, rotated by (dst - src), sits rotated at slot dst.
-      const float delta = float(dst - src);
-#pragma unroll
-      for (int w = 0; w < W; w++) {
-        float sn, cs;
-        sincosf(delta * a.inv_freq[c * W + w], &sn, &cs);
-        const float x = __bfloat162float(k0.x[w]), y = __bfloat162float(k1.x[w]);
-        k0.x[w] = __float2bfloat16_rn(x * cs - y * sn);
-        k1.x[w] = __float2bfloat16_rn(y * cs + x * sn);
-      }
+    if (v_rows) {
+      const __nv_bfloat16* v = v_rows + int64_t(src) * a.head_dim;
+      store_chunk<W>(sv + c * W, load_chunk<W>(v + c * W));
+      store_chunk<W>(sv + vhalf + c * W, load_chunk<W>(v + vhalf + c * W));
     }
-    store_chunk<W>(sk + c * W, k0);
-    store_chunk<W>(sk + half + c * W, k1);
+    if (has_k) {
+      const __nv_bfloat16* k = k_rows + int64_t(src) * width;
+      Chunk<W> k0 = load_chunk<W>(k + c * W), k1 = load_chunk<W>(k + half + c * W);
+      if (turn != 0) {
+#pragma unroll
+        for (int w = 0; w < W; w++) {
+          const int j = c * W + w;
+          float sn, cs;
+          sincosf(float(turn) * a.inv_freq[a.channels ? a.channels[h * a.head_dim + j] : j], &sn, &cs);
+          const float x = __bfloat162float(k0.x[w]), y = __bfloat162float(k1.x[w]);
+          k0.x[w] = __float2bfloat16_rn(x * cs - y * sn);
+          k1.x[w] = __float2bfloat16_rn(y * cs + x * sn);
+        }
+      }
+      store_chunk<W>(sk + c * W, k0);
+      store_chunk<W>(sk + half + c * W, k1);
+    }
     if (c == 0) {
       s.position[p % 2][srow] = a.position[head_slots + src];
       if (a.score) s.score[p % 2][srow] = a.score[head_slots + src];
@@ -139,12 +151,16 @@ __global__ void __launch_bounds__(kThreads)
   }
   const int32_t position = s.position[p % 2][srow];
   if (position == kNoMove) return;
-  __nv_bfloat16* k = a.k + (head_slots + dst) * a.head_dim;
-  __nv_bfloat16* v = a.v + (head_slots + dst) * a.head_dim;
-  store_chunk<W>(k + c * W, load_chunk<W>(sk + c * W));
-  store_chunk<W>(k + half + c * W, load_chunk<W>(sk + half + c * W));
-  store_chunk<W>(v + c * W, load_chunk<W>(sv + c * W));
-  store_chunk<W>(v + half + c * W, load_chunk<W>(sv + half + c * W));
+  if (has_k) {
+    __nv_bfloat16* k = k_rows + int64_t(dst) * width;
+    store_chunk<W>(k + c * W, load_chunk<W>(sk + c * W));
+    store_chunk<W>(k + half + c * W, load_chunk<W>(sk + half + c * W));
+  }
+  if (v_rows) {
+    __nv_bfloat16* v = v_rows + int64_t(dst) * a.head_dim;
+    store_chunk<W>(v + c * W, load_chunk<W>(sv + c * W));
+    store_chunk<W>(v + vhalf + c * W, load_chunk<W>(sv + vhalf + c * W));
+  }
   if (c == 0) {
     a.position[head_slots + dst] = position;
     if (a.score) a.score[head_slots + dst] = s.score[p % 2][srow];

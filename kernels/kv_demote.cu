@@ -10,7 +10,7 @@ constexpr int kStripes = 64;  // blocks per head; each loops over its share of t
 __global__ void kv_demote_kernel(KvDemoteArgs a) {
   const int h = blockIdx.y;
   const int n = a.count[h], kept = a.kept[h], base = a.mid_length[h];
-  const int64_t src0 = int64_t(h) * a.capacity + a.sink;
+  const int64_t src0 = int64_t(h) * a.capacity + a.front[h];
   const int64_t pos0 = int64_t(h) * a.mid_capacity + base;
   for (int i = blockIdx.x; i < n; i += gridDim.x) {
     const int64_t src = (src0 + i) * a.head_dim;

@@ -1,6 +1,6 @@
 #pragma once
 // LeanK demotion on one layer of the bf16 KV cache: per KV head, full-region slots
-// [sink, sink + count[h]) are copied to the end of the head's middle region (kv_cache.h:
+// [front[h], front[h] + count[h]) are copied to the end of the head's middle region (kv_cache.h:
 // ChannelPrunedKV): K gathered to the head's kept channels, V whole when it keeps any, with
 // their positions; then the middle's length grows by count[h]. The full region is left as it
 // is (the caller compacts it).
@@ -24,7 +24,8 @@ struct KvDemoteArgs {
   const int32_t* k_offset;       // [kv_heads]
   const int32_t* v_row;          // [kv_heads]
   const int32_t* count;          // [kv_heads]
-  int kv_heads, head_dim, capacity, mid_capacity, sink;
+  const int32_t* front;          // [kv_heads]: full-region slots older than the middle
+  int kv_heads, head_dim, capacity, mid_capacity;
 };
 
 cudaError_t kv_demote(const KvDemoteArgs& a, cudaStream_t stream);

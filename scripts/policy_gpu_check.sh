@@ -2,7 +2,7 @@
 # Decode speed under each cache policy on the Llama-3.1-8B shape at 32K context, budget 1/4,
 # the interval at its default (auto), as issue 5 measures the cost of compaction: kvlab-bench's
 # `policy %` is the share of decode time spent in policy calls. Against a build made elsewhere
-# (as scripts/gpu_check.sh), from the repository root; JSON and Markdown go to $OUT (when set).
+# (as scripts/gpu_check.sh), from the repository root; JSON and logs go to $OUT (when set).
 # About 200 s on an H200.
 #   bash scripts/policy_gpu_check.sh [build dir] [policies]
 set -uo pipefail

@@ -310,7 +310,7 @@ TEST(CpuBackend, CompactionReRotatesKeysToTheirNewSlot) {
   std::vector<int32_t> keep_h = {0, 3, 5, 0, 0, 0}, count_h = {3};
   b->write(keep, keep_h.data(), 24);
   b->write(count, count_h.data(), 4);
-  b->kv_compact(cache, 0, keep, count, &rope);
+  b->kv_compact(cache, 0, keep, count, {false, &rope});
   // Expected: raw keys of tokens 0, 3, 5 rotated at positions 0, 1, 2.
   Tensor want = b->alloc({3, 8}, DType::F32), want_pos = b->alloc({3}, DType::I32);
   std::vector<float> rows;

@@ -10,6 +10,7 @@
 #include "backend/backend.h"
 #include "backend/pruned_region.h"
 #include "cache/cached_sequence.h"
+#include "cache/region_plan.h"
 #include "core/error.h"
 #include "leank/demotion.h"
 #include "leank/mask.h"
@@ -82,7 +83,7 @@ void apply_mask_to_plain(Backend& b, KVCache& plain, const std::vector<int32_t>&
     Tensor kt = b.alloc({heads, plain.capacity}, DType::I32), ct = b.alloc({heads}, DType::I32);
     b.write(kt, keep_slots.data(), keep_slots.size() * 4);
     b.write(ct, count.data(), count.size() * 4);
-    b.kv_compact(plain, l, kt, ct, nullptr);
+    b.kv_compact(plain, l, kt, ct);
   }
 }
 
@@ -250,6 +251,82 @@ TEST(LeankSequence, EveryChannelInTheMiddleMatchesTheFullCache) {
   EXPECT_EQ(lean.pruned.host_length[0], 38 + 12);
 }
 
+// Compacts `cache` (one region) with per-(layer, head) slot lists, as CachedSequence uploads them.
+void compact_region(Backend& b, KVCache& cache, const KeepPlan& plan, const std::vector<int32_t>* shift, int region,
+                    const RopeTable& rope) {
+  const int heads = cache.kv_heads;
+  const int width = std::max(1, cache.pruned.empty() || region == 0 ? cache.capacity : cache.pruned.capacity);
+  for (int l = 0; l < cache.layers; l++) {
+    std::vector<int32_t> keep(size_t(heads * width), 0), count(static_cast<size_t>(heads), 0);
+    for (int h = 0; h < heads; h++) {
+      const std::vector<int32_t>& slots = plan[size_t(l * heads + h)];
+      std::copy(slots.begin(), slots.end(), keep.begin() + h * width);
+      count[size_t(h)] = int32_t(slots.size());
+    }
+    Tensor kt = b.alloc({heads, width}, DType::I32), ct = b.alloc({heads}, DType::I32), st;
+    b.write(kt, keep.data(), keep.size() * 4);
+    b.write(ct, count.data(), count.size() * 4);
+    if (shift) {
+      st = b.alloc({heads, 2}, DType::I32);
+      b.write(st, shift->data() + 2 * (size_t(region) * plan.size() + size_t(l * heads)), size_t(heads) * 8);
+    }
+    b.kv_compact(cache, l, kt, ct, {region == 1, &rope, shift ? &st : nullptr});
+    for (int h = 0; h < heads; h++) {
+      std::vector<int32_t>& len = region == 1 ? cache.pruned.host_length : cache.host_length;
+      len[size_t(l * heads + h)] = count[size_t(h)];
+    }
+  }
+}
+
+TEST(LeankSequence, RenumberedEvictionAcrossBothRegionsMatchesThePlainCache) {
+  // Every channel in the middle (nothing pruned): an eviction over the age order that cuts into
+  // the front, the middle and the rest of the full region, split by split_by_region and applied
+  // per region with re-rotation, attends exactly as the plain cache compacted in one piece, and
+  // so do the decode steps and demotions after it.
+  auto backend = make_backend(BackendKind::CPU);
+  LoadedModel m = load_model(tiny_llama(), *backend, 128, false);
+  Transformer& t = *m.model;
+  const ModelConfig& c = m.config;
+  const std::vector<int32_t> ids = prompt(50, c.vocab_size);
+  std::vector<int32_t> pos(ids.size());
+  for (size_t i = 0; i < pos.size(); i++) pos[i] = int32_t(i);
+  KVCache plain = t.new_cache(62), lean = t.new_cache(62);
+  attach_pruned_region(*backend, lean, std::vector<int32_t>(size_t(ModelFingerprint::of(c).channels()), 1), 62, 4);
+  Demoter demoter(*backend, {4, 8, 4});
+  t.forward(ids, pos, plain, Logits::Last);
+  t.forward(ids, pos, lean, Logits::Last);
+  ASSERT_TRUE(demoter.demote(lean, true));  // front 4, middle 38, full 12
+
+  // Age-order plan, different per (layer, head): drop one sink, every third middle token, and
+  // one of the recent ones.
+  const size_t n = size_t(c.num_layers * c.num_kv_heads);
+  KeepPlan plan(n);
+  for (size_t lh = 0; lh < n; lh++)
+    for (int32_t i = 0; i < 50; i++)
+      if (i != int32_t(lh % 4) && !(i >= 4 && i < 42 && (i + int(lh)) % 3 == 0) && i != 45) plan[lh].push_back(i);
+  const RopeTable& rope = t.rope();
+  compact_region(*backend, plain, plan, nullptr, 0, rope);
+  const RegionPlans split = split_by_region(plan, lean.pruned);
+  compact_region(*backend, lean, split.full, &split.shift, 0, rope);
+  compact_region(*backend, lean, split.middle, &split.shift, 1, rope);
+  lean.pruned.host_front = split.front;
+  backend->write(lean.pruned.front, split.front.data(), n * 4);
+  EXPECT_EQ(lean.pruned.host_front[0], 3);
+  EXPECT_EQ(lean.host_length[0] + lean.pruned.host_length[0], plain.host_length[0]);
+
+  for (int s = 0; s < 12; s++) {
+    // Renumbered: the new token sits at the kept count (every head keeps the same number here).
+    const int32_t at = plain.host_length[0];
+    ForwardExtras extras;
+    extras.rope_positions = {at};
+    const std::vector<float> a = backend->to_host_f32(t.forward({int32_t(5 + s)}, {50 + s}, plain, Logits::Last, extras));
+    const std::vector<float> b = backend->to_host_f32(t.forward({int32_t(5 + s)}, {50 + s}, lean, Logits::Last, extras));
+    EXPECT_LT(max_diff(a, b), 1e-4) << "step " << s;
+    demoter.demote(lean, false);
+  }
+  EXPECT_GT(lean.pruned.host_length[0], 30);
+}
+
 TEST(LeankSequence, DemotesThePromptsMiddleThenEveryAccumulateSteps) {
   auto backend = make_backend(BackendKind::CPU);
   LoadedModel m = load_model(tiny_llama(), *backend, 128, false);
@@ -306,6 +383,54 @@ TEST(LeankSequence, ComposesWithSnapKv) {
   EXPECT_EQ(seq.cache().host_length[0] + seq.cache().pruned.host_length[0], 32 + 6);
 }
 
+TEST(LeankSequence, ComposesWithThePoliciesThatEvictWhileDecoding) {
+  // Position-based policies choose the same original positions with or without a middle region
+  // (they see every kept token in age order), memory stays flat over 10x the budget, and the
+  // logits stay finite past the model's maximum position (128 here).
+  auto backend = make_backend(BackendKind::CPU);
+  LoadedModel m = load_model(tiny_llama(), *backend, 128, false);
+  const ModelConfig& c = m.config;
+  const std::string pairs = testing::temp_dir() + "/pairs.safetensors";
+  write_mask(pairs, make_mask(importance_for(c, 11), 0.5, 4, true));
+  ASSERT_TRUE(read_mask(pairs).pair_closed());
+  struct Case {
+    std::string policy;
+    nlohmann::json params;
+  };
+  const Case cases[] = {{"streaming", {{"sinks", 2}}},
+                        {"streaming", {{"sinks", 2}, {"positions", "original"}}},
+                        {"lacache", nlohmann::json::object()}};
+  const int budget = 32, steps = 10 * budget;
+  for (const Case& cs : cases) {
+    const std::string what = cs.policy + " " + cs.params.dump();
+    CacheSpec plain;
+    plain.policy = cs.policy;
+    plain.budget = std::to_string(budget);
+    plain.params = cs.params;
+    plain.interval = 3;
+    CacheSpec lean = plain;
+    lean.channel_mask = pairs;
+    lean.leank = {4, 8, 4};
+    CachedSequence a(*m.model, plain, 60, steps), b(*m.model, lean, 60, steps);
+    a.prefill(prompt(60, c.vocab_size));
+    b.prefill(prompt(60, c.vocab_size));
+    size_t bytes = 0;
+    for (int s = 0; s < steps; s++) {
+      a.step(int32_t(5 + s % 50));
+      ASSERT_TRUE(std::isfinite(b.step(int32_t(5 + s % 50))[0])) << what << " step " << s;
+      if (s == 2 * budget) bytes = b.allocated_bytes();
+    }
+    EXPECT_EQ(b.allocated_bytes(), bytes) << what;
+    EXPECT_GT(b.cache().pruned.host_length[0], 0) << what;
+    for (int l = 0; l < c.num_layers; l++)
+      for (int h = 0; h < c.num_kv_heads; h++) {
+        EXPECT_EQ(b.kept(l, h), a.kept(l, h)) << what << " layer " << l << " head " << h;
+        const size_t lh = size_t(l * c.num_kv_heads + h);
+        EXPECT_EQ(size_t(b.cache().host_length[lh] + b.cache().pruned.host_length[lh]), b.kept(l, h).size()) << what;
+      }
+  }
+}
+
 // ---------------------------------------------------------------------------- refusals
 
 using testing::error_of;
@@ -314,12 +439,19 @@ TEST(LeankSequence, RefusesWhatItCannotDo) {
   auto backend = make_backend(BackendKind::CPU);
   LoadedModel m = load_model(tiny_llama(), *backend, 128, false);
   const std::string mask = write_mask_for(m.config, 0.5, 4, "r.safetensors");
-  for (const char* policy : {"streaming", "h2o", "lacache"}) {
+  CacheSpec h2o = leank_spec(mask, 4, 8, 4);
+  h2o.policy = "h2o";
+  h2o.budget = "32";
+  EXPECT_NE(error_of([&] { CachedSequence(*m.model, h2o, 60, 4); }).find("does not compose with a LeanK channel mask"),
+            std::string::npos);
+  // Re-rotating pruned keys needs both channels of each RoPE pair.
+  ASSERT_FALSE(read_mask(mask).pair_closed());
+  for (const char* policy : {"streaming", "lacache"}) {
     CacheSpec s = leank_spec(mask, 4, 8, 4);
     s.policy = policy;
     s.budget = "32";
     const std::string e = error_of([&] { CachedSequence(*m.model, s, 60, 4); });
-    EXPECT_NE(e.find("does not compose with a LeanK channel mask"), std::string::npos) << policy << ": " << e;
+    EXPECT_NE(e.find("--rope-pairs"), std::string::npos) << policy << ": " << e;
   }
   CacheSpec streaming = leank_spec(mask, 4, 8, 4);
   streaming.streaming_prefill = true;

@@ -23,6 +23,20 @@ struct RopeTable {
   float attention_scaling = 1.0f;
 };
 
+// What Backend::kv_compact moves, and how it treats the keys it moves.
+struct CompactKeys {
+  // LeanK's middle region (cache.pruned: keys of the kept channels) instead of the full region.
+  bool middle = false;
+  // Keys sit rotated at their index in the cache's age order (StreamingLLM's and LaCache's
+  // position shift): a moved key is re-rotated by its new index minus its old one. In the middle
+  // the rotated pairs are kept channels c and c + head_dim / 2 (a RoPE-pair-closed mask).
+  const RopeTable* renumber = nullptr;
+  // With a middle region the age order interleaves the regions (kv_cache.h), so a slot's index
+  // there is its slot plus an offset that a compaction can change: I32 [kv_heads, 2] of (from,
+  // extra) per head: a moved key whose new slot is at least `from` turns by `extra` more.
+  const Tensor* shift = nullptr;
+};
+
 // Device work a backend recorded for replay (a CUDA graph); opaque to its callers, who own it.
 class Recording {
  public:
@@ -92,18 +106,17 @@ class Backend {
   // Same masking as attention().
   virtual void accumulate_attention(const Tensor& q, KVCache& cache, int layer, float scale, int first_query) = 0;
   // Moves, for each KV head h of `layer`, slots keep[h, 0..count[h]) (ascending slot indices)
-  // to the front in order, with their positions and scores; length[layer, h] = count[h].
-  // With `renumber`, the cache holds keys rotated at their slot index (StreamingLLM-style
-  // position shift), so each moved key is re-rotated from its old slot to its new one.
-  // keep: I32 [kv_heads, w] with w <= capacity, or [1, w]: one list for every head; count: I32 [kv_heads].
+  // of the full region (or of the middle, keys.middle) to the front in order, with their
+  // positions and scores; the region's length[layer, h] = count[h]. keep: I32 [kv_heads, w]
+  // with w <= the region's capacity, or [1, w]: one list for every head; count: I32 [kv_heads].
   virtual void kv_compact(KVCache& cache, int layer, const Tensor& keep, const Tensor& count,
-                          const RopeTable* renumber) = 0;
+                          const CompactKeys& keys = {}) = 0;
 
   // LeanK demotion: copies, for each KV head h of `layer`, full-region slots
-  // [sink, sink + count[h]) to the end of the head's middle region with their positions: K
-  // gathered to the head's kept channels, V only when it keeps any. The caller then drops them
-  // from the full region with kv_compact. count: I32 [kv_heads]; the caller guarantees
-  // sink + count[h] <= length and room in the middle.
+  // [front, front + count[h]) (front: cache.pruned.front) to the end of the head's middle region
+  // with their positions: K gathered to the head's kept channels, V only when it keeps any. The
+  // caller then drops them from the full region with kv_compact. count: I32 [kv_heads]; the
+  // caller guarantees front + count[h] <= length and room in the middle.
   virtual void kv_demote(KVCache& cache, int layer, const Tensor& count) = 0;
 
   // Runs `ops`, a sequence of this backend's ops with no host reads or writes inside. A backend

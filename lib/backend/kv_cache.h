@@ -14,8 +14,10 @@ namespace kvlab {
 
 // LeanK's middle region (docs/leank.md, "The inference layout"): tokens between the sink and
 // the recent window keep only the K channels of a static per-(layer, head) mask, packed; heads
-// that keep no channel hold no middle K or V at all. Tokens enter it by Backend::kv_demote, are
-// never appended to directly, and are always older than every full-region token but the sink.
+// that keep no channel hold no middle K or V at all. Tokens enter it by Backend::kv_demote and
+// are never appended to directly. In age order a head holds full-region slots [0, front), then
+// its middle, then full-region slots [front, length): front starts at the sink and only drops,
+// when a cache policy evicts some of those oldest slots.
 struct ChannelPrunedKV {
   int capacity = 0;        // slots per (layer, head); 0: no middle region
   std::vector<Tensor> k;   // per layer: head h's rows of kept[l, h] channels, from k_offset[l, h]
@@ -26,8 +28,8 @@ struct ChannelPrunedKV {
   Tensor channels;         // I32 [layers, kv_heads, head_dim]: kept channel indices ascending, then 0
   Tensor k_offset;         // I32 [layers, kv_heads]: element offset of the head's block in k[layer]
   Tensor v_row;            // I32 [layers, kv_heads]: the head's block in v[layer], -1 when kept = 0
-  int sink = 0;            // leading full-region slots that are never demoted
-  std::vector<int32_t> host_kept, host_length;  // host mirrors, as KVCache::host_length
+  Tensor front;            // I32 [layers, kv_heads]: full-region slots older than the middle
+  std::vector<int32_t> host_kept, host_length, host_front;  // host mirrors, as KVCache::host_length
 
   bool empty() const { return capacity == 0; }
   size_t k_bytes() const;

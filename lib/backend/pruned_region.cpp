@@ -42,9 +42,9 @@ void attach_pruned_region(Backend& b, KVCache& cache, const std::vector<int32_t>
   ChannelPrunedKV& m = cache.pruned;
   m = ChannelPrunedKV{};
   m.capacity = capacity;
-  m.sink = sink;
   m.host_kept.assign(size_t(layers * heads), 0);
   m.host_length.assign(size_t(layers * heads), 0);
+  m.host_front.assign(size_t(layers * heads), sink);
   std::vector<int32_t> channels(keep.size(), 0), k_offset(size_t(layers * heads), 0), v_row(size_t(layers * heads), -1);
   for (int l = 0; l < layers; l++) {
     int64_t k_elements = 0;
@@ -69,6 +69,7 @@ void attach_pruned_region(Backend& b, KVCache& cache, const std::vector<int32_t>
   m.k_offset = upload_i32(b, {layers, heads}, k_offset);
   m.v_row = upload_i32(b, {layers, heads}, v_row);
   m.length = upload_i32(b, {layers, heads}, m.host_length);
+  m.front = upload_i32(b, {layers, heads}, m.host_front);
   m.position = b.alloc({layers, heads, capacity}, DType::I32);
 }
 

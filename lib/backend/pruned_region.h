@@ -11,7 +11,7 @@ namespace kvlab {
 
 // Allocates the middle region: `keep` is the 0/1 mask [layers, kv_heads, head_dim]; every
 // (layer, head) gets `capacity` slots of its kept channels (V only where it keeps any); the
-// first `sink` full-region slots are never demoted.
+// first `sink` full-region slots are never demoted (ChannelPrunedKV::front).
 void attach_pruned_region(Backend& b, KVCache& cache, const std::vector<int32_t>& keep, int capacity, int sink);
 
 // Gives the full region `capacity` slots (>= every head's length), keeping each head's slots,

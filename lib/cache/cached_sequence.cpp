@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "cache/budget.h"
+#include "cache/region_plan.h"
 #include "cache/registry.h"
 #include "core/error.h"
 #include "model/memory_plan.h"
@@ -52,22 +53,29 @@ CachedSequence::CachedSequence(Transformer& model, const CacheSpec& spec, int pr
     capacity = std::max(prompt_tokens, kept) + decode_growth;
   }
   cache_ = model.new_cache(capacity);
+  int middle_capacity = 0;
   if (!spec_.channel_mask.empty()) {
-    // LeanK sits under the token policy: the policy's choice is final before tokens leave the
-    // full region, so policies that evict later (or re-rotate keys) cannot see the middle yet.
-    if (policy_->renumbers_positions() || (kept > 0 && policy_->evicts_during_decode()) ||
-        policy_->score_need() == ScoreNeed::AllQueries)
+    // LeanK sits under the token policy: the policy chooses over every kept token in age order,
+    // whichever region holds it (apply_policy splits its choice between them).
+    if (policy_->score_need() == ScoreNeed::AllQueries)
       fail("cache policy " + spec_.policy +
-           " does not compose with a LeanK channel mask yet: only full, snapkv and pyramidkv do "
-           "(policies that evict or re-rotate tokens after the prompt need the middle region's scores and compaction" +
-           std::string(policy_->renumbers_positions()
-                           ? "; re-rotating kept keys also needs a RoPE-pair-closed mask, kvlab-leank mask --rope-pairs)"
-                           : ")"));
+           " does not compose with a LeanK channel mask yet: it ranks tokens by attention accumulated at every "
+           "step, which the middle region does not record (full, streaming, snapkv, pyramidkv and lacache compose)");
     if (spec_.streaming_prefill) fail("a LeanK channel mask needs the whole prompt in (no --streaming-prefill)");
     const ChannelMask mask = read_mask(spec_.channel_mask, ModelFingerprint::of(c), "the model");
+    if (policy_->renumbers_positions() && !mask.pair_closed())
+      fail("cache policy " + spec_.policy +
+           " re-rotates kept keys to their new index, which needs both channels of every RoPE pair (i, i + " +
+           std::to_string(c.head_dim / 2) + ") kept or dropped together; make the mask with kvlab-leank mask --rope-pairs" +
+           (spec_.policy == "streaming" ? " (or use --cache-param positions=original)" : ""));
     // A mask that prunes nothing (sparsity 0) leaves the cache exactly as it is.
     if (std::any_of(mask.keep.begin(), mask.keep.end(), [](int32_t k) { return k == 0; })) {
-      attach_channel_mask(model.backend(), cache_, mask, spec_.leank, capacity);
+      // The middle receives only what the prompt's policy call kept, and what arrives after;
+      // a policy may evict the sink, leaving more of its choice to the middle.
+      const int max_tokens = kept > 0 ? std::min(capacity, kept + decode_growth) : capacity;
+      attach_channel_mask(model.backend(), cache_, mask, spec_.leank,
+                          spec_.leank.middle_capacity(max_tokens, kept > 0));
+      middle_capacity = cache_.pruned.capacity;
       demoter_ = std::make_unique<Demoter>(model.backend(), spec_.leank);
     }
   }
@@ -79,8 +87,13 @@ CachedSequence::CachedSequence(Transformer& model, const CacheSpec& spec, int pr
     b.write(cache_.score, zeros.data(), zeros.size() * sizeof(float));
   }
   if (kept > 0) {
-    keep_ = b.alloc({int64_t(c.num_layers) * c.num_kv_heads * capacity}, DType::I32);
-    count_ = b.alloc({c.num_layers, c.num_kv_heads}, DType::I32);
+    // Plans of both regions go up together: counts [region, layer, head] and, for renumbering
+    // policies over a middle, each region's index shifts [region, layer, head, 2].
+    const int regions = middle_capacity > 0 ? 2 : 1;
+    keep_ = b.alloc({int64_t(c.num_layers) * c.num_kv_heads * (capacity + middle_capacity)}, DType::I32);
+    count_ = b.alloc({regions, c.num_layers, c.num_kv_heads}, DType::I32);
+    if (middle_capacity > 0 && policy_->renumbers_positions())
+      shift_ = b.alloc({regions, c.num_layers, c.num_kv_heads, 2}, DType::I32);
   }
 }
 
@@ -194,41 +207,62 @@ void CachedSequence::apply_policy(CachePhase phase) {
   std::optional<KeepPlan> plan = policy_->select(state);
   if (!plan) return;
 
-  // The plan goes up as one write: per changed layer, its heads' lists packed at the width of
-  // its longest (one row when every head keeps the same slots, as LaCache and StreamingLLM do),
-  // so a call uploads what is kept, not the store's capacity.
+  // With LeanK's middle the policy's choice splits into one plan per region (region_plan.h).
+  ChannelPrunedKV& mid = cache_.pruned;
   const int heads = c.num_kv_heads;
+  const size_t n_lh = plan->size();
+  std::vector<const KeepPlan*> regions = {&*plan};
+  RegionPlans split;
+  if (!mid.empty()) {
+    split = split_by_region(*plan, mid);
+    regions = {&split.full, &split.middle};
+    mid.host_front = split.front;
+    b.write(mid.front, mid.host_front.data(), n_lh * sizeof(int32_t));
+    if (!shift_.empty()) b.write(shift_, split.shift.data(), split.shift.size() * sizeof(int32_t));
+  }
+  const std::vector<int32_t>& shift = split.shift;
+
+  // The plans go up as one write: per changed (region, layer), its heads' lists packed at the
+  // width of its longest (one row when every head keeps the same slots, as LaCache and
+  // StreamingLLM do), so a call uploads what is kept, not the store's capacity.
   std::vector<int32_t> packed, count(size_t(count_.numel()));
   struct Upload {
-    int layer, rows, width;
+    int region, layer, rows, width;
     int64_t offset;  // in packed
   };
   std::vector<Upload> changed;
-  for (int l = 0; l < c.num_layers; l++) {
-    bool unchanged = true;  // ascending and the same size: the identity
-    bool shared = true;
-    int width = 1;
-    const std::vector<int32_t>& first = (*plan)[size_t(l * heads)];
-    for (int h = 0; h < heads; h++) {
-      const size_t lh = size_t(l * heads + h);
-      const std::vector<int32_t>& slots = (*plan)[lh];
-      count[lh] = int32_t(slots.size());
-      width = std::max(width, int(slots.size()));
-      unchanged = unchanged && slots.size() == positions_[lh].size();
-      shared = shared && slots == first;
-    }
-    if (unchanged) continue;
-    const Upload u{l, shared ? 1 : heads, width, int64_t(packed.size())};
-    changed.push_back(u);
-    packed.resize(packed.size() + size_t(u.rows) * size_t(width), 0);
-    for (int h = 0; h < u.rows; h++) {
-      const size_t lh = size_t(l * heads + h);
-      const std::vector<int32_t>& slots = (*plan)[lh];
-      const std::vector<int32_t>& held = positions_[lh];
-      int32_t* row = packed.data() + u.offset + int64_t(h) * width;
-      for (size_t i = 0; i < slots.size(); i++) {
-        KVLAB_ASSERT(slots[i] >= 0 && size_t(slots[i]) < held.size() && (i == 0 || slots[i] > slots[i - 1]));
-        row[i] = slots[i];
+  for (int r = 0; r < int(regions.size()); r++) {
+    const KeepPlan& region = *regions[size_t(r)];
+    const std::vector<int32_t>& length = r == 0 ? cache_.host_length : mid.host_length;
+    for (int l = 0; l < c.num_layers; l++) {
+      bool unchanged = true;  // ascending and the same size: the identity
+      bool shared = true;
+      int width = 1;
+      const std::vector<int32_t>& first = region[size_t(l * heads)];
+      for (int h = 0; h < heads; h++) {
+        const size_t lh = size_t(l * heads + h);
+        const std::vector<int32_t>& slots = region[lh];
+        count[size_t(r) * n_lh + lh] = int32_t(slots.size());
+        width = std::max(width, int(slots.size()));
+        unchanged = unchanged && int(slots.size()) == length[lh];
+        shared = shared && slots == first;
+      }
+      // Renumbered keys turn when the region before them shrank, even where all are kept.
+      if (unchanged && !shift_.empty())
+        for (int h = 0; h < heads; h++)
+          unchanged = unchanged && shift[2 * (size_t(r) * n_lh + size_t(l * heads + h)) + 1] == 0;
+      if (unchanged) continue;
+      const Upload u{r, l, shared ? 1 : heads, width, int64_t(packed.size())};
+      changed.push_back(u);
+      packed.resize(packed.size() + size_t(u.rows) * size_t(width), 0);
+      for (int h = 0; h < u.rows; h++) {
+        const size_t lh = size_t(l * heads + h);
+        const std::vector<int32_t>& slots = region[lh];
+        int32_t* row = packed.data() + u.offset + int64_t(h) * width;
+        for (size_t i = 0; i < slots.size(); i++) {
+          KVLAB_ASSERT(slots[i] >= 0 && slots[i] < length[lh] && (i == 0 || slots[i] > slots[i - 1]));
+          row[i] = slots[i];
+        }
       }
     }
   }
@@ -237,16 +271,24 @@ void CachedSequence::apply_policy(CachePhase phase) {
     b.write(count_, count.data(), count.size() * sizeof(int32_t));
   }
   const RopeTable* renumber = policy_->renumbers_positions() ? &model_.rope() : nullptr;
-  for (const Upload& u : changed)
+  for (const Upload& u : changed) {
+    const int64_t lh0 = int64_t(u.region) * int64_t(n_lh) + int64_t(u.layer) * heads;
+    const Tensor shift_rows = shift_.empty() ? Tensor{} : shift_.reshape({int64_t(2 * n_lh), 2}).slice(lh0, heads);
+    CompactKeys keys{u.region == 1, renumber, shift_.empty() ? nullptr : &shift_rows};
     b.kv_compact(cache_, u.layer, keep_.slice(u.offset, int64_t(u.rows) * u.width).reshape({u.rows, u.width}),
-                 count_.slice(u.layer, 1).reshape({heads}), renumber);
+                 count_.reshape({int64_t(regions.size()) * c.num_layers, heads}).slice(lh0 / heads, 1).reshape({heads}),
+                 keys);
+  }
+  for (size_t lh = 0; lh < n_lh; lh++) {
+    cache_.host_length[lh] = int32_t((*regions[0])[lh].size());
+    if (!mid.empty()) mid.host_length[lh] = int32_t(split.middle[lh].size());
+  }
   for (size_t lh = 0; lh < plan->size(); lh++) {
     // In place: slots ascend, so slot i's source is never below i.
     const std::vector<int32_t>& slots = (*plan)[lh];
     std::vector<int32_t>& held = positions_[lh];
     for (size_t i = 0; i < slots.size(); i++) held[i] = held[size_t(slots[i])];
     held.resize(slots.size());
-    cache_.host_length[lh] = int32_t(held.size());
   }
   b.synchronize();
   compactions_++;

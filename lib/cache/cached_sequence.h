@@ -94,7 +94,7 @@ class CachedSequence {
   std::vector<std::vector<int32_t>> positions_;  // per (layer * kv_heads + head)
   int64_t tokens_seen_ = 0;
   int64_t decode_steps_ = 0;
-  Tensor keep_, count_;  // staging for compaction plans
+  Tensor keep_, count_, shift_;  // staging for compaction plans
   std::unique_ptr<Demoter> demoter_;  // LeanK, when a channel mask is given
   double policy_seconds_ = 0;
   int compactions_ = 0;

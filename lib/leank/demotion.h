@@ -3,6 +3,7 @@
 // "The inference layout"): after the prompt, everything between the first `sink` tokens and
 // the last `recent`; while decoding, once a head's full region holds sink + recent + accumulate
 // tokens, its oldest `accumulate` non-sink ones. The prompt itself is attended in full.
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,11 @@ struct LeanKWindow {
   int accumulate = 128;
 
   int full_capacity() const { return sink + recent + accumulate; }
+  // Middle slots per head when at most `max_tokens` are cached per head. A cache policy that
+  // evicts sink tokens shrinks the front, so the middle must then also hold what the sink held.
+  int middle_capacity(int max_tokens, bool policy_evicts_front) const {
+    return std::max(1, max_tokens - recent - (policy_evicts_front ? 0 : sink));
+  }
   void validate() const;  // Error for negative sink, recent < 0, accumulate < 1
 };
 
@@ -36,10 +42,10 @@ class Demoter {
   Tensor count_, keep_, keep_count_;  // staging, [layers, kv_heads (, capacity)]
 };
 
-// The middle region for `mask` on `cache` (backend/pruned_region.h), sized for `max_tokens`
-// tokens per head in all, and checked against what the backend supports.
+// The middle region for `mask` on `cache` (backend/pruned_region.h) with `middle_capacity`
+// slots per head, checked against what the backend supports.
 void attach_channel_mask(Backend& b, KVCache& cache, const ChannelMask& mask, const LeanKWindow& window,
-                         int max_tokens);
+                         int middle_capacity);
 
 struct MemoryPlan;
 // Adds LeanK's middle region to `plan` (made for `plan.context` tokens) as attach_channel_mask

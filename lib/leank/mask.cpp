@@ -211,6 +211,14 @@ ChannelImportance read_importance(const std::string& path) {
 
 // ---------------------------------------------------------------------------- mask files
 
+bool ChannelMask::pair_closed() const {
+  const size_t hd = size_t(model.head_dim), half = hd / 2;
+  for (size_t row = 0; row < keep.size(); row += hd)
+    for (size_t c = 0; c < half; c++)
+      if (keep[row + c] != keep[row + c + half]) return false;
+  return true;
+}
+
 void write_mask(const std::string& path, const ChannelMask& mask) {
   const ModelFingerprint& f = mask.model;
   KVLAB_ASSERT(int64_t(mask.keep.size()) == f.channels() && mask.kept.size() == size_t(f.layers * f.kv_heads));

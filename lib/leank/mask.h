@@ -83,6 +83,9 @@ struct ChannelMask {
     return keep[(size_t(layer) * size_t(model.kv_heads) + size_t(head)) * size_t(model.head_dim) + size_t(channel)] != 0;
   }
   int kept_count(int layer, int head) const { return kept[size_t(layer) * size_t(model.kv_heads) + size_t(head)]; }
+  // Whether every head keeps channel i exactly when it keeps i + head_dim / 2 (what re-rotating
+  // a pruned key needs), whether or not the mask was made with rope_pairs.
+  bool pair_closed() const;
 };
 
 void write_mask(const std::string& path, const ChannelMask& mask);

@@ -80,7 +80,7 @@ class Feeder {
     const int32_t next = device_argmax(logits);
     if (o_.leank_mask) {
       Backend& b = model_.backend();
-      attach_channel_mask(b, cache_, *o_.leank_mask, o_.leank, cache_.capacity);
+      attach_channel_mask(b, cache_, *o_.leank_mask, o_.leank, o_.leank.middle_capacity(cache_.capacity, false));
       demoter_ = std::make_unique<Demoter>(b, o_.leank);
       demoter_->demote(cache_, true);
       resize_full_region(b, cache_, std::min(cache_.capacity, std::max(cache_.max_length(), o_.leank.full_capacity())));

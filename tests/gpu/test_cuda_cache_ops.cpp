@@ -164,7 +164,7 @@ TEST_F(CudaCacheOps, KvCompactMatchesCpu) {
       Tensor kt = put(*b, keep_flat, {cs.kv_heads, cap}, DType::I32);
       Tensor ct = put(*b, count, {cs.kv_heads}, DType::I32);
       RopeTable rope{put(*b, freq, {cs.hd / 2}, DType::F32), 1.0f};
-      b->kv_compact(cache, 1, kt, ct, cs.renumber ? &rope : nullptr);
+      b->kv_compact(cache, 1, kt, ct, {false, cs.renumber ? &rope : nullptr});
       b->synchronize();
     }
     ASSERT_EQ(ints(gpu(), c.gpu.length), ints(cpu(), c.cpu.length)) << what;
@@ -220,7 +220,7 @@ TEST_F(CudaCacheOps, KvCompactRejectsABadKeepList) {
     Tensor kt = put(gpu(), keep, {2, 8}, DType::I32);
     Tensor ct = put(gpu(), std::vector<int32_t>{2, 0}, {2}, DType::I32);
     try {
-      gpu().kv_compact(c.gpu, 0, kt, ct, nullptr);
+      gpu().kv_compact(c.gpu, 0, kt, ct);
       gpu().synchronize();
       ADD_FAILURE() << "keep list " << bad[0] << ", " << bad[1] << " was accepted";
     } catch (const Error& e) {

@@ -265,8 +265,9 @@ class CpuBackend final : public Backend {
       const int64_t lh = int64_t(layer) * cache.kv_heads + h;
       const int32_t n = count.ptr<int32_t>()[h];
       int32_t& mid_len = mid.length.ptr<int32_t>()[lh];
-      KVLAB_ASSERT(n >= 0 && mid.sink + n <= cache.length.ptr<int32_t>()[lh] && mid_len + n <= mid.capacity);
-      const int64_t src = int64_t(h) * cache.capacity + mid.sink;
+      const int32_t front = mid.front.ptr<int32_t>()[lh];
+      KVLAB_ASSERT(n >= 0 && front + n <= cache.length.ptr<int32_t>()[lh] && mid_len + n <= mid.capacity);
+      const int64_t src = int64_t(h) * cache.capacity + front;
       const float* k = cache.k[size_t(layer)].ptr<float>() + src * hd;
       const float* v = cache.v[size_t(layer)].ptr<float>() + src * hd;
       const int32_t kept = mid.kept.ptr<int32_t>()[lh];
@@ -280,7 +281,7 @@ class CpuBackend final : public Backend {
         std::memcpy(mv, v, size_t(n) * size_t(hd) * 4);
       }
       std::memcpy(mid.position.ptr<int32_t>() + lh * mid.capacity + mid_len,
-                  cache.position.ptr<int32_t>() + lh * cache.capacity + mid.sink, size_t(n) * 4);
+                  cache.position.ptr<int32_t>() + lh * cache.capacity + front, size_t(n) * 4);
       mid_len += n;
     }
   }
@@ -312,35 +313,57 @@ class CpuBackend final : public Backend {
   }
 
   void kv_compact(KVCache& cache, int layer, const Tensor& keep, const Tensor& count,
-                  const RopeTable* renumber) override {
-    const int hd = cache.head_dim, half = hd / 2;
+                  const CompactKeys& keys) override {
+    const int hd = cache.head_dim;
+    const ChannelPrunedKV& mid = cache.pruned;
+    KVLAB_ASSERT(!keys.middle || !mid.empty());
+    const int capacity = keys.middle ? mid.capacity : cache.capacity;
     KVLAB_ASSERT(keep.shape.size() == 2 && (keep.dim(0) == cache.kv_heads || keep.dim(0) == 1) &&
-                 keep.dim(1) <= cache.capacity);
+                 keep.dim(1) <= capacity);
     for (int h = 0; h < cache.kv_heads; h++) {
       const int64_t head = int64_t(layer) * cache.kv_heads + h;
-      float* k = cache.k[size_t(layer)].ptr<float>() + int64_t(h) * cache.capacity * hd;
-      float* v = cache.v[size_t(layer)].ptr<float>() + int64_t(h) * cache.capacity * hd;
-      int32_t* pos = cache.position.ptr<int32_t>() + head * cache.capacity;
-      float* score = cache.score.empty() ? nullptr : cache.score.ptr<float>() + head * cache.capacity;
+      // The region's rows of this head: K of `width` channels (channel j of a row is `channel[j]`
+      // of the key), V of head_dim or none, positions, scores, length.
+      int width = hd;
+      const int32_t* channel = nullptr;
+      float *k, *v;
+      int32_t *pos, *length;
+      float* score = nullptr;
+      if (keys.middle) {
+        width = mid.kept.ptr<int32_t>()[head];
+        channel = mid.channels.ptr<int32_t>() + head * hd;
+        k = width ? mid.k[size_t(layer)].ptr<float>() + mid.k_offset.ptr<int32_t>()[head] : nullptr;
+        v = width ? mid.v[size_t(layer)].ptr<float>() + int64_t(mid.v_row.ptr<int32_t>()[head]) * capacity * hd : nullptr;
+        pos = mid.position.ptr<int32_t>() + head * capacity;
+        length = mid.length.ptr<int32_t>() + head;
+      } else {
+        k = cache.k[size_t(layer)].ptr<float>() + int64_t(h) * capacity * hd;
+        v = cache.v[size_t(layer)].ptr<float>() + int64_t(h) * capacity * hd;
+        pos = cache.position.ptr<int32_t>() + head * capacity;
+        length = cache.length.ptr<int32_t>() + head;
+        if (!cache.score.empty()) score = cache.score.ptr<float>() + head * capacity;
+      }
       const int32_t* kp = keep.ptr<int32_t>() + (keep.dim(0) == 1 ? 0 : h) * keep.dim(1);
+      const int32_t* shift = keys.shift ? keys.shift->ptr<int32_t>() + 2 * h : nullptr;
       const int32_t n = count.ptr<int32_t>()[h];
       KVLAB_ASSERT(n <= keep.dim(1));
       // Ascending sources and dst <= src make the in-place forward copy safe.
       for (int32_t dst = 0; dst < n; dst++) {
         const int32_t src = kp[dst];
-        KVLAB_ASSERT(src >= dst && src < cache.length.ptr<int32_t>()[head]);
+        KVLAB_ASSERT(src >= dst && src < *length);
         if (src != dst) {
-          std::memcpy(k + int64_t(dst) * hd, k + int64_t(src) * hd, size_t(hd) * 4);
-          std::memcpy(v + int64_t(dst) * hd, v + int64_t(src) * hd, size_t(hd) * 4);
+          if (width) std::memcpy(k + int64_t(dst) * width, k + int64_t(src) * width, size_t(width) * 4);
+          if (v) std::memcpy(v + int64_t(dst) * hd, v + int64_t(src) * hd, size_t(hd) * 4);
           pos[dst] = pos[src];
           if (score) score[dst] = score[src];
         }
-        if (renumber && src != dst) {
-          // Rotating by (dst - src) moves a key rotated at slot src to slot dst.
-          const float delta = float(dst - src);
-          float* x = k + int64_t(dst) * hd;
+        const int32_t turn = dst - src + (shift && dst >= shift[0] ? shift[1] : 0);
+        if (keys.renumber && turn != 0 && width) {
+          // Rotating by `turn` moves a key rotated at age index i to index i + turn.
+          float* x = k + int64_t(dst) * width;
+          const int half = width / 2;
           for (int j = 0; j < half; j++) {
-            const float angle = delta * renumber->inv_freq.ptr<float>()[j];
+            const float angle = float(turn) * keys.renumber->inv_freq.ptr<float>()[channel ? channel[j] : j];
             const float c = std::cos(angle), s = std::sin(angle);
             const float a = x[j], b = x[j + half];
             x[j] = a * c - b * s;
@@ -348,8 +371,8 @@ class CpuBackend final : public Backend {
           }
         }
       }
-      if (score) std::fill(score + n, score + cache.capacity, 0.0f);
-      cache.length.ptr<int32_t>()[head] = n;
+      if (score) std::fill(score + n, score + capacity, 0.0f);
+      *length = n;
     }
   }
 

@@ -522,7 +522,7 @@ class CudaBackend final : public Backend {
     a.head_dim = cache.head_dim;
     a.capacity = cache.capacity;
     a.mid_capacity = mid.capacity;
-    a.sink = mid.sink;
+    a.front = mid.front.ptr<int32_t>() + lh;
     KVLAB_CUDA_CHECK(kernels::kv_demote(a, stream_));
   }
 
@@ -556,42 +556,59 @@ class CudaBackend final : public Backend {
   }
 
   void kv_compact(KVCache& cache, int layer, const Tensor& keep, const Tensor& count,
-                  const RopeTable* renumber) override {
+                  const CompactKeys& keys) override {
     KVLAB_ASSERT(layer >= 0 && layer < cache.layers);
+    const ChannelPrunedKV& mid = cache.pruned;
+    require(!keys.middle || !mid.empty(), "kv_compact: the cache has no middle region");
+    const int capacity = keys.middle ? mid.capacity : cache.capacity;
     require_tensor(cache.k[size_t(layer)], DType::BF16, "KV cache");
     require_tensor(keep, DType::I32, "kv_compact keep");
     require_tensor(count, DType::I32, "kv_compact count");
     require(keep.shape.size() == 2 && (keep.dim(0) == cache.kv_heads || keep.dim(0) == 1) && keep.dim(1) >= 1 &&
-                keep.dim(1) <= cache.capacity && count.numel() == cache.kv_heads,
+                keep.dim(1) <= capacity && count.numel() == cache.kv_heads,
             "kv_compact keep/count shape " + keep.shape_string() + " / " + count.shape_string());
     require(kernels::kv_compact_supports(cache.head_dim), "kv_compact: head_dim must be even");
-    const int64_t head_slots = int64_t(layer) * cache.kv_heads * cache.capacity;
-    kernels::KvCompactArgs a;
-    a.k = static_cast<__nv_bfloat16*>(cache.k[size_t(layer)].data);
-    a.v = static_cast<__nv_bfloat16*>(cache.v[size_t(layer)].data);
-    a.position = cache.position.ptr<int32_t>() + head_slots;
-    a.score = nullptr;
-    if (!cache.score.empty()) {
-      require_tensor(cache.score, DType::F32, "KV cache scores");
-      a.score = cache.score.ptr<float>() + head_slots;
+    const int64_t lh = int64_t(layer) * cache.kv_heads, head_slots = lh * capacity;
+    kernels::KvCompactArgs a{};
+    if (keys.middle) {
+      a.k = mid.k[size_t(layer)].empty() ? nullptr : static_cast<__nv_bfloat16*>(mid.k[size_t(layer)].data);
+      a.v = mid.v[size_t(layer)].empty() ? nullptr : static_cast<__nv_bfloat16*>(mid.v[size_t(layer)].data);
+      a.position = mid.position.ptr<int32_t>() + head_slots;
+      a.length = mid.length.ptr<int32_t>() + lh;
+      a.width = mid.kept.ptr<int32_t>() + lh;
+      a.k_offset = mid.k_offset.ptr<int32_t>() + lh;
+      a.channels = mid.channels.ptr<int32_t>() + lh * cache.head_dim;
+      a.v_row = mid.v_row.ptr<int32_t>() + lh;
+    } else {
+      a.k = static_cast<__nv_bfloat16*>(cache.k[size_t(layer)].data);
+      a.v = static_cast<__nv_bfloat16*>(cache.v[size_t(layer)].data);
+      a.position = cache.position.ptr<int32_t>() + head_slots;
+      a.length = cache.length.ptr<int32_t>() + lh;
+      if (!cache.score.empty()) {
+        require_tensor(cache.score, DType::F32, "KV cache scores");
+        a.score = cache.score.ptr<float>() + head_slots;
+      }
     }
-    a.length = cache.length.ptr<int32_t>() + int64_t(layer) * cache.kv_heads;
     a.keep = keep.ptr<int32_t>();
     a.keep_width = int(keep.dim(1));
     a.keep_stride = keep.dim(0) == 1 ? 0 : a.keep_width;
     a.count = count.ptr<int32_t>();
-    a.inv_freq = nullptr;
-    if (renumber) {
-      require_tensor(renumber->inv_freq, DType::F32, "kv_compact inv_freq");
-      require(renumber->inv_freq.numel() == cache.head_dim / 2, "kv_compact inv_freq must have head_dim/2 elements");
-      a.inv_freq = renumber->inv_freq.ptr<float>();
+    if (keys.renumber) {
+      require_tensor(keys.renumber->inv_freq, DType::F32, "kv_compact inv_freq");
+      require(keys.renumber->inv_freq.numel() == cache.head_dim / 2, "kv_compact inv_freq must have head_dim/2 elements");
+      a.inv_freq = keys.renumber->inv_freq.ptr<float>();
+    }
+    if (keys.shift) {
+      require_tensor(*keys.shift, DType::I32, "kv_compact shift");
+      require(keys.shift->numel() == 2 * int64_t(cache.kv_heads), "kv_compact shift shape " + keys.shift->shape_string());
+      a.shift = keys.shift->ptr<int32_t>();
     }
     a.error = compact_error_device_;
     a.kv_heads = cache.kv_heads;
     a.head_dim = cache.head_dim;
-    a.capacity = cache.capacity;
+    a.capacity = capacity;
     const kernels::KvCompactPlan plan =
-        kernels::kv_compact_plan(cache.kv_heads, cache.head_dim, cache.capacity, kCompactWorkspaceBytes);
+        kernels::kv_compact_plan(cache.kv_heads, cache.head_dim, capacity, kCompactWorkspaceBytes);
     void* workspace = compact_scratch_.get(plan.workspace_bytes, stream_);
     KVLAB_CUDA_CHECK(kernels::kv_compact(a, plan, workspace, stream_));
   }
