@@ -69,6 +69,7 @@ class CachedSequence {
   std::vector<size_t> kept_v_bytes_per_layer() const { return kept_bytes_per_layer(false, true); }
   size_t allocated_bytes() const { return cache_.bytes(); }
   const KVCache& cache() const { return cache_; }
+  KVCache& cache() { return cache_; }  // e.g. to free K and V once the sequence is done
   // {"when", "tokens_seen", "policy", "layers": [[positions of head 0], [head 1], ...]} for
   // --dump-cache.
   nlohmann::json snapshot(const std::string& when) const;

@@ -97,12 +97,12 @@ class Feeder {
     }
     return next;
   }
-  // The direct path's K and V as the allocator counts them, by freeing them (the row's last use).
+  // K and V as the allocator counts them, by freeing them (the row's last use).
   std::pair<size_t, size_t> release_kv() {
-    if (seq_) return {0, 0};
     Backend& b = model_.backend();
-    const size_t k = freed_bytes(b, cache_.k) + freed_bytes(b, cache_.pruned.k);
-    const size_t v = freed_bytes(b, cache_.v) + freed_bytes(b, cache_.pruned.v);
+    KVCache& cache = seq_ ? seq_->cache() : cache_;
+    const size_t k = freed_bytes(b, cache.k) + freed_bytes(b, cache.pruned.k);
+    const size_t v = freed_bytes(b, cache.v) + freed_bytes(b, cache.pruned.v);
     return {k, v};
   }
   size_t allocated_bytes() const { return seq_ ? seq_->allocated_bytes() : cache_.bytes(); }
