@@ -3,7 +3,8 @@
 // The keys of each KV head are cut into `splits` ranges, enough blocks to fill the GPU at any
 // length; each block reads its keys once for all the query heads of the group and writes a
 // partial (max, sum, unnormalised output), and decode_merge_kernel combines the partials by
-// log-sum-exp. Two block kernels share that scheme:
+// log-sum-exp (launched as a programmatic dependent: it starts as the splits drain). Two block
+// kernels share that scheme:
 //   decode_attention_mma_kernel  (head_dim 64, 128): the group's query heads (x queries) are
 //     the rows of an m16n8k16 tensor-core tile; 4 warps take 16 keys each of every 64-key
 //     tile, streamed through a 3-stage cp.async pipeline, and merge at the end. q and the
@@ -261,6 +262,7 @@ __device__ __forceinline__ void mma_attend(const AttentionArgs& a, const Region&
     }
   }
 
+  allow_dependent_launch();  // the keys are read: the merge may take its place on the SMs
   // Merge the 4 warps' (max, sum, output) per row through shared memory (the stages are free).
   l_a += __shfl_xor_sync(kFullMask, l_a, 1);
   l_a += __shfl_xor_sync(kFullMask, l_a, 2);
@@ -519,6 +521,7 @@ __global__ void __launch_bounds__(kMergeThreads)
   __shared__ float weight[kMaxSplits];
   __shared__ float warp_max[kMergeThreads / 32];
   __shared__ float slice_sum[kMergeThreads];
+  wait_for_prior_grid();
   const int h = blockIdx.x;
   const int64_t qi = blockIdx.y;
   const int hd = a.head_dim, stride = hd + 2, tid = threadIdx.x;
@@ -706,8 +709,20 @@ cudaError_t decode_attention(const AttentionArgs& a, const DecodePlan& plan, voi
     }
   }
   if (err != cudaSuccess) return err;
-  if (total > 1)
-    decode_merge_kernel<<<dim3(unsigned(a.q_heads), unsigned(a.n)), kMergeThreads, 0, stream>>>(a, total, partial);
+  if (total > 1) {
+    // Launched as a programmatic dependent, so its launch overlaps the split blocks' tail.
+    cudaLaunchConfig_t config{};
+    config.gridDim = dim3(unsigned(a.q_heads), unsigned(a.n));
+    config.blockDim = dim3(kMergeThreads);
+    config.stream = stream;
+    cudaLaunchAttribute attribute{};
+    attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attribute.val.programmaticStreamSerializationAllowed = 1;
+    config.attrs = &attribute;
+    config.numAttrs = 1;
+    err = cudaLaunchKernelEx(&config, decode_merge_kernel, a, total, static_cast<const float*>(partial));
+    if (err != cudaSuccess) return err;
+  }
   return cudaGetLastError();
 }
 

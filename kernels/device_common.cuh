@@ -36,6 +36,20 @@ __device__ __forceinline__ uint4 load_stream(const void* p) {
   return v;
 }
 
+// Programmatic dependent launch (sm_90): a kernel launched with programmatic stream
+// serialization starts while the one before it drains and waits here for its results; the one
+// before lets it start once its own blocks have done their reading.
+__device__ __forceinline__ void wait_for_prior_grid() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void allow_dependent_launch() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;");
+#endif
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(kFullMask, v, o);
