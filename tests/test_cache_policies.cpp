@@ -246,6 +246,27 @@ TEST_F(TinyModel, StreamingKeepsSinksAndRecentInEveryHead) {
   EXPECT_EQ(seq.kept(2, 1), cat({range(0, 4), range(173, 205)}));
 }
 
+// The whole prompt goes in at full size; once the policy has cut it to the budget the store
+// shrinks to the budget plus what arrives before the next call, and decoding goes on in it.
+TEST_F(TinyModel, AfterTheWholePromptTheStoreShrinksToTheBudget) {
+  for (const char* policy : {"streaming", "h2o", "snapkv", "lacache"}) {
+    CacheSpec spec;
+    spec.policy = policy;
+    spec.budget = "36";
+    spec.interval = 4;
+    CachedSequence seq(*model_.model, spec, int(prompt_.size()), 10);
+    const size_t before = seq.allocated_bytes();
+    EXPECT_GE(seq.capacity(), int(prompt_.size())) << policy;
+    std::vector<float> logits = seq.prefill(prompt_);
+    EXPECT_LE(seq.capacity(), 36 + 10) << policy;  // snapkv, selecting once, grows by every new token
+    EXPECT_LT(seq.allocated_bytes(), before / 4) << policy;
+    for (int i = 0; i < 10; i++) logits = seq.step(int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin()));
+    for (float x : logits) ASSERT_TRUE(std::isfinite(x)) << policy;
+    // Calls after steps 4 and 8 cut to 4 sinks + the 32 newest (176..207); 208, 209 came after.
+    if (std::string(policy) == "streaming") EXPECT_EQ(seq.kept(1, 0), cat({range(0, 4), range(176, 210)}));
+  }
+}
+
 TEST_F(TinyModel, StreamingPrefillBoundsMemoryAndLaCacheMatchesItsLadder) {
   CacheSpec spec;
   spec.policy = "lacache";

@@ -53,9 +53,9 @@ TEST_F(SpeedBench, UnderAPolicyTheRowRecordsWhatItKeepsAndWhatItsCallsCost) {
   for (const SpeedRow& r : rows) {
     EXPECT_EQ(r.kept_kv_bytes, 64 * kv_bytes_per_token()) << r.context;
     EXPECT_GE(r.kv_bytes, r.kept_kv_bytes);
-    // The store as allocated: the whole prompt (it goes in before the policy runs) plus one
-    // interval's growth, K and V alike.
-    EXPECT_EQ(r.k_bytes_allocator + r.v_bytes_allocator, size_t(r.context + 1) * kv_bytes_per_token()) << r.context;
+    // The store as allocated once the prompt is cut to the budget: the budget plus one
+    // interval's growth, K and V alike, whatever the context.
+    EXPECT_EQ(r.k_bytes_allocator + r.v_bytes_allocator, size_t(64 + 1) * kv_bytes_per_token()) << r.context;
     EXPECT_EQ(r.k_bytes_allocator, r.v_bytes_allocator) << r.context;
     EXPECT_EQ(r.compactions, options_.decode_tokens) << "interval 1: one eviction per timed step";
     EXPECT_GT(r.policy_fraction, 0.0);

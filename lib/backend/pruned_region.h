@@ -14,8 +14,9 @@ namespace kvlab {
 // first `sink` full-region slots are never demoted (ChannelPrunedKV::front).
 void attach_pruned_region(Backend& b, KVCache& cache, const std::vector<int32_t>& keep, int capacity, int sink);
 
-// Gives the full region `capacity` slots (>= every head's length), keeping each head's slots,
-// positions and scores; the old tensors are freed when the last handle goes.
+// Gives the full region (the whole store when there is no middle) `capacity` slots (>= every
+// head's length), keeping each head's slots, positions and scores; the old tensors are freed
+// when the last handle goes.
 void resize_full_region(Backend& b, KVCache& cache, int capacity);
 
 }  // namespace kvlab

@@ -52,6 +52,7 @@ CachedSequence::CachedSequence(Transformer& model, const CacheSpec& spec, int pr
   } else {
     capacity = std::max(prompt_tokens, kept) + decode_growth;
   }
+  if (kept > 0) decode_capacity_ = kept + decode_growth;
   cache_ = model.new_cache(capacity);
   int middle_capacity = 0;
   if (!spec_.channel_mask.empty()) {
@@ -149,6 +150,12 @@ std::vector<float> CachedSequence::prefill(const std::vector<int32_t>& ids, std:
       last = b.to_host_f32(logits);
     }
     if (spec_.streaming_prefill || final_chunk) apply_policy(CachePhase::Prefill);
+  }
+  // The whole prompt went in; cut to the budget, the store shrinks to what decoding needs, so
+  // the memory a policy saves is memory the allocator gets back.
+  if (decode_capacity_ > 0 && cache_.capacity > decode_capacity_ && cache_.max_length() <= decode_capacity_) {
+    resize_full_region(b, cache_, decode_capacity_);
+    b.synchronize();
   }
   if (demoter_) demote(true);
   if (spec_.on_snapshot) spec_.on_snapshot(*this, "prefill");

@@ -91,6 +91,7 @@ class CachedSequence {
   CacheSpec spec_;
   int budget_ = 0;
   int prompt_tokens_ = 0;
+  int decode_capacity_ = 0;  // slots decoding needs under the policy (0: the store's, unbounded)
   KVCache cache_;
   std::vector<std::vector<int32_t>> positions_;  // per (layer * kv_heads + head)
   int64_t tokens_seen_ = 0;

@@ -268,6 +268,7 @@ TEST_F(CudaModel, ScorePoliciesKeepTheCpuSlotsWhereScoresAllow) {
     const CacheSpec s = spec(policy, "64");
     const int steps = 32;
     CachedSequence sg(*mg.model, s, prompt, steps), sc(*mc.model, s, prompt, steps);
+    const int store = sg.capacity();  // the whole prompt's; the store shrinks to the budget after it
     sg.prefill(g.prompt);
     std::vector<float> lc = sc.prefill(g.prompt);
 
@@ -280,8 +281,8 @@ TEST_F(CudaModel, ScorePoliciesKeepTheCpuSlotsWhereScoresAllow) {
     for (int i = 0; i < 2; i++) {
       Transformer& m = i ? *mg.model : *mc.model;
       Backend& b = i ? gpu() : cpu();
-      KVCache cache = m.new_cache(sg.capacity());
-      cache.score = b.alloc({c.num_layers, heads, sg.capacity()}, DType::F32);
+      KVCache cache = m.new_cache(store);
+      cache.score = b.alloc({c.num_layers, heads, store}, DType::F32);
       const std::vector<float> zeros(size_t(cache.score.numel()), 0.0f);
       b.write(cache.score, zeros.data(), zeros.size() * 4);
       ForwardExtras extras;
@@ -294,7 +295,7 @@ TEST_F(CudaModel, ScorePoliciesKeepTheCpuSlotsWhereScoresAllow) {
       state.tokens_seen = prompt;
       state.positions = &positions;
       state.scores = &scores[i];
-      state.capacity = sg.capacity();
+      state.capacity = store;
       std::optional<KeepPlan> plan =
           make_policy(policy, nlohmann::json::object(), c.num_layers, heads, 64)->select(state);
       ASSERT_TRUE(plan.has_value());
@@ -313,7 +314,7 @@ TEST_F(CudaModel, ScorePoliciesKeepTheCpuSlotsWhereScoresAllow) {
         }
         // The values the policy ranked (SnapKV: pooled votes over the prefix; H2O: scores
         // of the slots before the recent window), and how many it took.
-        const int64_t row = int64_t(lh) * sg.capacity();
+        const int64_t row = int64_t(lh) * store;
         const int ranked = policy == "snapkv" ? prompt - probe->score_window() : prompt - 32;
         const int taken = 64 - (policy == "snapkv" ? probe->score_window() : 32);
         std::vector<float> v[2];
