@@ -1,12 +1,16 @@
 // kvlab-bench: prefill and decode speed of a model (checkpoint or named shape with random
 // weights) at several context lengths, against the bandwidth roofline measured in the same run.
 #include <CLI/CLI.hpp>
+#include <unistd.h>
+
 #include <cstdio>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "core/atomic_file.h"
 #include "core/environment.h"
 #include "core/error.h"
+#include "leank/mask.h"
 #include "model/loaded_model.h"
 #include "model/memory_plan.h"
 #include "model/shapes.h"
@@ -36,7 +40,8 @@ int bench_main(int argc, char** argv) {
   kvlab::add_cache_flags(app, cache);
   double leank_sparsity = -1;
   app.add_option("--leank-sparsity", leank_sparsity,
-                 "LeanK at this K sparsity with a synthetic mask (alignment 32), for --shape (instead of --leank-mask)");
+                 "LeanK at this K sparsity with a synthetic mask (alignment 32; RoPE pairs kept together under a "
+                 "--cache policy), for --shape (instead of --leank-mask)");
   app.add_option("--json", out_json, "Write the results as JSON here");
   app.add_option("--markdown", out_md, "Write the results as a Markdown table here");
   app.add_flag_callback(
@@ -71,10 +76,28 @@ int bench_main(int argc, char** argv) {
   if (!cache.leank_mask.empty())
     o.leank_mask = kvlab::read_mask(cache.leank_mask, kvlab::ModelFingerprint::of(model->config()), name);
   if (leank_sparsity >= 0) {
-    o.leank_mask = kvlab::make_mask(kvlab::synthetic_importance(model->config(), 1), leank_sparsity, 32);
+    // Under a token policy the mask keeps RoPE pairs together, which re-rotating policies need.
+    o.leank_mask = kvlab::make_mask(kvlab::synthetic_importance(model->config(), 1), leank_sparsity, 32,
+                                    o.cache.policy != "full");
     name += ", LeanK " + std::to_string(o.leank_mask->sparsity_achieved).substr(0, 5);
   }
   if (o.leank_mask) o.leank.validate();
+  // Under a token policy LeanK runs inside CachedSequence, which reads its mask from a file
+  // (as kvlab-eval does): a synthetic mask is written to a temporary one for the run.
+  std::string synthetic_mask_file;
+  if (o.leank_mask && o.cache.policy != "full" && o.cache.channel_mask.empty()) {
+    synthetic_mask_file = (std::filesystem::temp_directory_path() /
+                           ("kvlab-bench-mask-" + std::to_string(::getpid()) + ".safetensors"))
+                              .string();
+    kvlab::write_mask(synthetic_mask_file, *o.leank_mask);
+    o.cache.channel_mask = synthetic_mask_file;
+  }
+  struct RemoveFile {
+    const std::string& path;
+    ~RemoveFile() {
+      if (!path.empty()) std::remove(path.c_str());
+    }
+  } remove_mask{synthetic_mask_file};
   const double bandwidth = backend->measure_copy_bandwidth();
   std::vector<kvlab::SpeedRow> rows = kvlab::run_speed_bench(*model, o, bandwidth);
 

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "backend/cpu/cpu_backend.h"
+#include "leank/mask.h"
 #include "model/loaded_model.h"
 #include "run/speed_bench.h"
 #include "test_support.h"
@@ -62,6 +63,25 @@ TEST_F(SpeedBench, UnderAPolicyTheRowRecordsWhatItKeepsAndWhatItsCallsCost) {
     EXPECT_LT(r.policy_fraction, 1.0);
     // The roofline reads the kept KV, not the context's.
     EXPECT_LT(r.bytes_per_token, decode_weight_bytes(*model_.model) + 65.0 * kv_bytes_per_token());
+  }
+}
+
+// LeanK under a token policy runs inside the sequence: the allocator's K shrinks by the
+// middle's pruned channels against the same policy without the mask.
+TEST_F(SpeedBench, LeanKUnderAPolicyStoresFewerKBytes) {
+  options_.cache.policy = "lacache";
+  options_.cache.budget = "64";
+  options_.cache.leank = {4, 16, 4};
+  const std::vector<SpeedRow> plain = run_speed_bench(*model_.model, options_, 1e10);
+  const std::string mask = testing::temp_dir() + "/bench_mask.safetensors";
+  write_mask(mask, make_mask(synthetic_importance(model_.model->config(), 1), 0.5, 8, true));
+  options_.cache.channel_mask = mask;
+  const std::vector<SpeedRow> leank = run_speed_bench(*model_.model, options_, 1e10);
+  ASSERT_EQ(plain.size(), leank.size());
+  for (size_t i = 0; i < plain.size(); i++) {
+    EXPECT_GT(plain[i].k_bytes_allocator, 0u);
+    EXPECT_LT(leank[i].k_bytes_allocator, plain[i].k_bytes_allocator) << plain[i].context;
+    EXPECT_GT(leank[i].compactions, 0) << plain[i].context;
   }
 }
 

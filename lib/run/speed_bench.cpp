@@ -61,7 +61,6 @@ class Feeder {
     if (o.cache.policy == "full") {
       cache_ = model.new_cache(context + steps);
     } else {
-      if (o.leank_mask) fail("kvlab-bench runs LeanK with the full cache only (the direct path)");
       seq_ = std::make_unique<CachedSequence>(model, o.cache, context, steps);
     }
     next_ = model.backend().alloc({1}, DType::I32);
