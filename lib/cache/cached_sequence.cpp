@@ -3,13 +3,14 @@
 #include <algorithm>
 #include <chrono>
 
+#include "backend/pruned_region.h"
 #include "cache/budget.h"
 #include "cache/region_plan.h"
 #include "cache/registry.h"
 #include "core/error.h"
-#include "model/memory_plan.h"
+#include "core/host_memory.h"
 #include "leank/mask.h"
-#include "backend/pruned_region.h"
+#include "model/memory_plan.h"
 
 namespace kvlab {
 
@@ -30,6 +31,7 @@ nlohmann::json to_json(const CacheSpec& s) {
 
 CachedSequence::CachedSequence(Transformer& model, const CacheSpec& spec, int prompt_tokens, int max_new_tokens)
     : model_(model), spec_(spec), prompt_tokens_(prompt_tokens) {
+  keep_freed_host_memory();  // each policy call frees and allocates its lists again
   const ModelConfig& c = model.config();
   if (spec_.interval < 0) fail("cache interval must be at least 1 (or 0 for auto)");
   if (spec_.chunk <= 0 || spec_.chunk > model.max_chunk()) spec_.chunk = model.max_chunk();
@@ -198,7 +200,6 @@ void CachedSequence::apply_policy(CachePhase phase) {
   AddElapsed timer{policy_seconds_};
   const ModelConfig& c = model_.config();
   Backend& b = model_.backend();
-  std::vector<float> scores;
   CacheState state;
   state.layers = c.num_layers;
   state.kv_heads = c.num_kv_heads;
@@ -207,9 +208,9 @@ void CachedSequence::apply_policy(CachePhase phase) {
   state.positions = &positions_;
   state.capacity = cache_.capacity;
   if (policy_->score_need() != ScoreNeed::None) {
-    scores.resize(size_t(cache_.score.numel()));
-    b.read(cache_.score, scores.data(), scores.size() * sizeof(float));
-    state.scores = &scores;
+    scores_.resize(size_t(cache_.score.numel()));
+    b.read(cache_.score, scores_.data(), scores_.size() * sizeof(float));
+    state.scores = &scores_;
   }
   std::optional<KeepPlan> plan = policy_->select(state);
   if (!plan) return;

@@ -97,6 +97,7 @@ class CachedSequence {
   int64_t tokens_seen_ = 0;
   int64_t decode_steps_ = 0;
   Tensor keep_, count_, shift_;  // staging for compaction plans
+  std::vector<float> scores_;    // the scores a policy call reads, kept for the next call
   std::unique_ptr<Demoter> demoter_;  // LeanK, when a channel mask is given
   double policy_seconds_ = 0;
   int compactions_ = 0;
