@@ -12,6 +12,8 @@ RegionPlans split_by_region(const KeepPlan& plan, const ChannelPrunedKV& middle)
   for (size_t lh = 0; lh < n; lh++) {
     const int32_t front = middle.host_front[lh], held = middle.host_length[lh];
     int32_t kept_front = 0, kept_middle = 0;
+    r.full[lh].reserve(plan[lh].size());
+    r.middle[lh].reserve(plan[lh].size());
     for (int32_t i : plan[lh]) {
       if (i < front) {
         r.full[lh].push_back(i);
