@@ -290,8 +290,6 @@ void CachedSequence::apply_policy(CachePhase phase) {
   for (size_t lh = 0; lh < n_lh; lh++) {
     cache_.host_length[lh] = int32_t((*regions[0])[lh].size());
     if (!mid.empty()) mid.host_length[lh] = int32_t(split.middle[lh].size());
-  }
-  for (size_t lh = 0; lh < plan->size(); lh++) {
     // In place: slots ascend, so slot i's source is never below i.
     const std::vector<int32_t>& slots = (*plan)[lh];
     std::vector<int32_t>& held = positions_[lh];

@@ -211,11 +211,21 @@ ChannelImportance read_importance(const std::string& path) {
 
 // ---------------------------------------------------------------------------- mask files
 
+namespace {
+// A channel of one head's keep row that is kept without its RoPE partner (c +- head_dim / 2),
+// or -1 when every pair is kept or dropped together.
+int unpaired_channel(const int32_t* row, int head_dim) {
+  const int half = head_dim / 2;
+  for (int c = 0; c < half; c++)
+    if (row[c] != row[c + half]) return row[c] ? c : c + half;
+  return -1;
+}
+}  // namespace
+
 bool ChannelMask::pair_closed() const {
-  const size_t hd = size_t(model.head_dim), half = hd / 2;
+  const size_t hd = size_t(model.head_dim);
   for (size_t row = 0; row < keep.size(); row += hd)
-    for (size_t c = 0; c < half; c++)
-      if (keep[row + c] != keep[row + c + half]) return false;
+    if (unpaired_channel(keep.data() + row, model.head_dim) >= 0) return false;
   return true;
 }
 
@@ -288,11 +298,10 @@ ChannelMask read_mask(const std::string& path) {
       if (sum % mask.alignment != 0)
         fail(path + ": kept" + at + " = " + std::to_string(sum) + " is not a multiple of the alignment " +
              std::to_string(mask.alignment));
-      for (int c = 0; mask.rope_pairs && c < fp.head_dim / 2; c++)
-        if (r[c] != r[c + fp.head_dim / 2])
-          fail(path + ": the mask says rope_pairs but" + at + " keeps channel " +
-               std::to_string(r[c] ? c : c + fp.head_dim / 2) + " without its RoPE partner " +
-               std::to_string(r[c] ? c + fp.head_dim / 2 : c));
+      const int half = fp.head_dim / 2, c = mask.rope_pairs ? unpaired_channel(r, fp.head_dim) : -1;
+      if (c >= 0)
+        fail(path + ": the mask says rope_pairs but" + at + " keeps channel " + std::to_string(c) +
+             " without its RoPE partner " + std::to_string(c < half ? c + half : c - half));
       total += sum;
     }
   }
