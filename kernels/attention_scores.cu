@@ -12,7 +12,9 @@
 // attention lays them out) in shared memory as fp32, pre-scaled by scale * log2(e), and a tile
 // of 32 keys as bf16. Thread (warp w, lane l) computes rows 4w..4w+3 against key l: the q
 // reads are warp-wide broadcasts, the key rows are padded by 16 bytes so the 16-byte reads of
-// 8 lanes land in 8 different bank groups.
+// 8 lanes land in 8 different bank groups. With LeanK's middle, a head's keys are its middle
+// slots, then its full-region slots; a middle key's kept channels are scattered into a zeroed
+// full-width tile row, so the same dot product runs over the kept channels only.
 #include <algorithm>
 
 #include "attention_scores.cuh"
@@ -42,18 +44,21 @@ __device__ __forceinline__ Tiles tiles(void* smem, int head_dim) {
   return {q, reinterpret_cast<__nv_bfloat16*>(q + kRowTile * head_dim)};
 }
 
-// Rows of one KV head: row r is query first_query + r / group, query head r % group.
+// Rows of one KV head: row r is query first_query + r / group, query head r % group. Keys:
+// the head's mid_len middle slots, then its len full-region slots.
 struct Rows {
   int64_t count;
-  int group, len, n, first_query;
+  int group, len, mid_len, n, first_query;
   __device__ Rows(const AttentionScoreArgs& a, int kvh)
       : count((a.n - a.first_query) * (a.q_heads / a.kv_heads)),
         group(a.q_heads / a.kv_heads),
         len(a.length[kvh]),
+        mid_len(a.mid_k && a.kept[kvh] > 0 ? a.mid_length[kvh] : 0),
         n(int(a.n)),
         first_query(a.first_query) {}
-  // Slots query row r sees: [0, visible).
-  __device__ int visible(int64_t r) const { return len - n + first_query + int(r / group) + 1; }
+  __device__ int keys() const { return mid_len + len; }
+  // Keys query row r sees: [0, visible).
+  __device__ int visible(int64_t r) const { return mid_len + len - n + first_query + int(r / group) + 1; }
 };
 
 __device__ void load_q_tile(const AttentionScoreArgs& a, const Rows& rows, int kvh, int64_t row0, float* sq) {
@@ -73,15 +78,27 @@ __device__ void load_q_tile(const AttentionScoreArgs& a, const Rows& rows, int k
 }
 
 // Keys [key0, key0 + kKeys) of `kvh`; those at or past `end` as zeros (past a head's length
-// the cache holds anything, and a NaN there would survive a zero weight).
-__device__ void load_k_tile(const AttentionScoreArgs& a, int kvh, int key0, int end, __nv_bfloat16* sk) {
-  const int chunks = a.head_dim / 8;
-  const __nv_bfloat16* base = a.k + int64_t(kvh) * a.capacity * a.head_dim;
+// the cache holds anything, and a NaN there would survive a zero weight), middle keys zero but
+// for their kept channels. Called by the whole block (it synchronises for the middle).
+__device__ void load_k_tile(const AttentionScoreArgs& a, const Rows& rows, int kvh, int key0, int end,
+                            __nv_bfloat16* sk) {
+  const int hd = a.head_dim, chunks = hd / 8;
+  const __nv_bfloat16* base = a.k + int64_t(kvh) * a.capacity * hd;
   for (int c = threadIdx.x; c < kKeys * chunks; c += kThreads) {
     const int r = c / chunks, ch = c % chunks;
     const int key = key0 + r;
-    const uint4 v = key < end ? load_stream(base + int64_t(key) * a.head_dim + ch * 8) : make_uint4(0, 0, 0, 0);
-    *reinterpret_cast<uint4*>(sk + r * (a.head_dim + 8) + ch * 8) = v;
+    const bool full = key >= rows.mid_len && key < end;
+    const uint4 v = full ? load_stream(base + int64_t(key - rows.mid_len) * hd + ch * 8) : make_uint4(0, 0, 0, 0);
+    *reinterpret_cast<uint4*>(sk + r * (hd + 8) + ch * 8) = v;
+  }
+  if (key0 >= rows.mid_len) return;
+  __syncthreads();  // the middle's rows are zeroed
+  const int kept = a.kept[kvh], in_middle = min(kKeys, min(end, rows.mid_len) - key0);
+  const int32_t* channels = a.channels + int64_t(kvh) * hd;
+  const __nv_bfloat16* mid = a.mid_k + a.k_offset[kvh] + int64_t(key0) * kept;
+  for (int e = threadIdx.x; e < in_middle * kept; e += kThreads) {
+    const int r = e / kept, j = e % kept;
+    sk[r * (hd + 8) + channels[j]] = mid[e];
   }
 }
 
@@ -137,7 +154,7 @@ __global__ void __launch_bounds__(kThreads)
   }
   for (int key0 = k_begin; key0 < k_end; key0 += kKeys) {
     __syncthreads();  // the q tile is in, and everyone is done with the previous key tile
-    load_k_tile(a, kvh, key0, k_end, t.k);
+    load_k_tile(a, rows, kvh, key0, k_end, t.k);
     __syncthreads();
     float s[kRowsPerWarp];
     dot_rows(t, a.head_dim, s);
@@ -169,7 +186,7 @@ __global__ void __launch_bounds__(kThreads) score_sum_kernel(AttentionScoreArgs 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const Rows rows(a, kvh);
   const int key_base = blockIdx.x * tiles_per_block * kKeys;
-  if (key_base >= rows.len) return;
+  if (key_base >= rows.keys()) return;
 
   float acc[kMaxTilesPerBlock] = {};
   bool k_loaded = false;
@@ -193,10 +210,10 @@ __global__ void __launch_bounds__(kThreads) score_sum_kernel(AttentionScoreArgs 
 #pragma unroll
     for (int tile = 0; tile < kMaxTilesPerBlock; tile++) {
       const int key0 = key_base + tile * kKeys;
-      if (tile >= tiles_per_block || key0 >= rows.len) break;
+      if (tile >= tiles_per_block || key0 >= rows.keys()) break;
       if (tiles_per_block > 1 || !k_loaded) {
         __syncthreads();  // everyone is done with the previous key tile
-        load_k_tile(a, kvh, key0, rows.len, t.k);
+        load_k_tile(a, rows, kvh, key0, rows.keys(), t.k);
         k_loaded = true;
       }
       __syncthreads();  // tiles and lse are in
@@ -215,20 +232,25 @@ __global__ void __launch_bounds__(kThreads) score_sum_kernel(AttentionScoreArgs 
 #pragma unroll
   for (int tile = 0; tile < kMaxTilesPerBlock; tile++) {
     const int key0 = key_base + tile * kKeys;
-    if (tile >= tiles_per_block || key0 >= rows.len) break;
+    if (tile >= tiles_per_block || key0 >= rows.keys()) break;
     __syncthreads();
     warp_sum[warp][lane] = acc[tile];
     __syncthreads();
-    if (warp == 0 && key0 + lane < rows.len) {
+    const int key = key0 + lane;
+    if (warp == 0 && key < rows.keys()) {
       float total = 0.0f;
 #pragma unroll
       for (int w = 0; w < kWarps; w++) total += warp_sum[w][lane];
-      score[key0 + lane] += total;
+      if (key < rows.mid_len) a.mid_score[int64_t(kvh) * a.mid_capacity + key] += total;
+      else score[key - rows.mid_len] += total;
     }
   }
 }
 
 int64_t row_count(const AttentionScoreArgs& a) { return (a.n - a.first_query) * (a.q_heads / a.kv_heads); }
+
+// Key slots a head may hold: the full region's, and the middle's.
+int64_t key_capacity(const AttentionScoreArgs& a) { return a.capacity + (a.mid_k ? a.mid_capacity : 0); }
 
 }  // namespace
 
@@ -238,7 +260,7 @@ AttentionScorePlan attention_scores_plan(const AttentionScoreArgs& a, int sm_cou
   const int64_t row_tiles = (row_count(a) + kRowTile - 1) / kRowTile;
   const int64_t blocks = std::max<int64_t>(1, a.kv_heads * row_tiles);
   const int64_t by_sms = (2 * int64_t(sm_count) + blocks - 1) / blocks;
-  const int64_t by_capacity = std::max<int64_t>(1, a.capacity / (4 * kKeys));
+  const int64_t by_capacity = std::max<int64_t>(1, key_capacity(a) / (4 * kKeys));
   AttentionScorePlan plan;
   plan.splits = int(std::max<int64_t>(1, std::min({by_sms, by_capacity, int64_t(kMaxSplits)})));
   plan.workspace_bytes = size_t(a.kv_heads) * size_t(row_count(a)) * plan.splits * sizeof(float2);
@@ -259,7 +281,7 @@ cudaError_t accumulate_attention_scores(const AttentionScoreArgs& a, const Atten
       a, plan.splits, row_tiles, partial);
   const int tiles_per_block = row_tiles == 1 ? kMaxTilesPerBlock : 1;
   const int keys_per_block = tiles_per_block * kKeys;
-  const dim3 grid(unsigned((a.capacity + keys_per_block - 1) / keys_per_block), unsigned(a.kv_heads));
+  const dim3 grid(unsigned((key_capacity(a) + keys_per_block - 1) / keys_per_block), unsigned(a.kv_heads));
   score_sum_kernel<<<grid, kThreads, smem, stream>>>(a, plan.splits, row_tiles, tiles_per_block, partial);
   return cudaGetLastError();
 }

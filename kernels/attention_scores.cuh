@@ -2,7 +2,9 @@
 // Attention probabilities accumulated per cache slot, for the cache policies that rank tokens
 // by attention (H2O, SnapKV): score[kv_head, j] += the softmax probability that queries
 // [first_query, n) of the n newest tokens, over the group's query heads, give slot j, with the
-// causal masking of attention.cuh (query i sees slots [0, length - n + i]).
+// causal masking of attention.cuh (query i sees slots [0, length - n + i]). With LeanK's middle
+// region (kv_cache.h), every query also sees all of the head's middle slots, scored over its
+// kept channels, in the same softmax, and their probabilities go to mid_score.
 #include <cuda_bf16.h>
 #include <cuda_runtime_api.h>
 
@@ -20,10 +22,19 @@ struct AttentionScoreArgs {
   int first_query;
   int q_heads, kv_heads, head_dim, capacity;
   float scale;
+  // The middle, this layer's (null mid_k: none, or no head keeps a channel): packed rows of
+  // kept[h] channels from element k_offset[h], channels[h, j] the key channel of element j.
+  const __nv_bfloat16* mid_k;
+  const int32_t* mid_length;  // [kv_heads]
+  const int32_t* kept;        // [kv_heads]
+  const int32_t* channels;    // [kv_heads, head_dim]
+  const int32_t* k_offset;    // [kv_heads]
+  float* mid_score;           // [kv_heads, mid_capacity]
+  int mid_capacity;
 };
 
 // Two launches: row statistics (max and sum of each query row's softmax, split over the
-// keys), then per-slot sums of exp(s - lse). The split is chosen from shapes and capacity,
+// keys), then per-slot sums of exp(s - lse). The split is chosen from shapes and capacities,
 // never from the lengths, which stay on the device; so one plan serves a captured graph.
 struct AttentionScorePlan {
   int splits = 1;

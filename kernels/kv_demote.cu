@@ -14,7 +14,10 @@ __global__ void kv_demote_kernel(KvDemoteArgs a) {
   const int64_t pos0 = int64_t(h) * a.mid_capacity + base;
   for (int i = blockIdx.x; i < n; i += gridDim.x) {
     const int64_t src = (src0 + i) * a.head_dim;
-    if (threadIdx.x == 0) a.mid_position[pos0 + i] = a.position[src0 + i];
+    if (threadIdx.x == 0) {
+      a.mid_position[pos0 + i] = a.position[src0 + i];
+      if (a.score) a.mid_score[pos0 + i] = a.score[src0 + i];
+    }
     if (kept == 0) continue;
     __nv_bfloat16* mk = a.mid_k + a.k_offset[h] + int64_t(base + i) * kept;
     __nv_bfloat16* mv = a.mid_v + (int64_t(a.v_row[h]) * a.mid_capacity + base + i) * a.head_dim;

@@ -11,6 +11,7 @@
 #include "backend/pruned_region.h"
 #include "cache/cached_sequence.h"
 #include "cache/region_plan.h"
+#include "cache/registry.h"
 #include "core/error.h"
 #include "leank/demotion.h"
 #include "leank/mask.h"
@@ -251,9 +252,10 @@ TEST(LeankSequence, EveryChannelInTheMiddleMatchesTheFullCache) {
   EXPECT_EQ(lean.pruned.host_length[0], 38 + 12);
 }
 
-// Compacts `cache` (one region) with per-(layer, head) slot lists, as CachedSequence uploads them.
+// Compacts `cache` (one region) with per-(layer, head) slot lists, as CachedSequence uploads them;
+// with `renumber`, re-rotating moved keys by their shift.
 void compact_region(Backend& b, KVCache& cache, const KeepPlan& plan, const std::vector<int32_t>* shift, int region,
-                    const RopeTable& rope) {
+                    const RopeTable* renumber) {
   const int heads = cache.kv_heads;
   const int width = std::max(1, cache.pruned.empty() || region == 0 ? cache.capacity : cache.pruned.capacity);
   for (int l = 0; l < cache.layers; l++) {
@@ -270,7 +272,7 @@ void compact_region(Backend& b, KVCache& cache, const KeepPlan& plan, const std:
       st = b.alloc({heads, 2}, DType::I32);
       b.write(st, shift->data() + 2 * (size_t(region) * plan.size() + size_t(l * heads)), size_t(heads) * 8);
     }
-    b.kv_compact(cache, l, kt, ct, {region == 1, &rope, shift ? &st : nullptr});
+    b.kv_compact(cache, l, kt, ct, {region == 1, renumber, shift ? &st : nullptr});
     for (int h = 0; h < heads; h++) {
       std::vector<int32_t>& len = region == 1 ? cache.pruned.host_length : cache.host_length;
       len[size_t(l * heads + h)] = count[size_t(h)];
@@ -304,7 +306,7 @@ TEST(LeankSequence, RenumberedEvictionAcrossBothRegionsMatchesThePlainCache) {
   for (size_t lh = 0; lh < n; lh++)
     for (int32_t i = 0; i < 50; i++)
       if (i != int32_t(lh % 4) && !(i >= 4 && i < 42 && (i + int(lh)) % 3 == 0) && i != 45) plan[lh].push_back(i);
-  const RopeTable& rope = t.rope();
+  const RopeTable* rope = &t.rope();
   compact_region(*backend, plain, plan, nullptr, 0, rope);
   const RegionPlans split = split_by_region(plan, lean.pruned);
   compact_region(*backend, lean, split.full, &split.shift, 0, rope);
@@ -325,6 +327,93 @@ TEST(LeankSequence, RenumberedEvictionAcrossBothRegionsMatchesThePlainCache) {
     demoter.demote(lean, false);
   }
   EXPECT_GT(lean.pruned.host_length[0], 30);
+}
+
+// The scores of a cache with a middle, joined in age order as apply_policy hands them to a policy.
+std::vector<float> joined_scores(Backend& b, const KVCache& c) {
+  std::vector<float> out;
+  scores_in_age_order(b.to_host_f32(c.score), c.capacity, c.host_length, b.to_host_f32(c.pruned.score), c.pruned, out);
+  return out;
+}
+
+// H2O's view of a cache: every head holds `tokens` slots of positions 0..tokens-1 (no eviction
+// before), scores from the cache in rows of `capacity`.
+KeepPlan h2o_plan(const ModelConfig& c, int budget, int tokens, const std::vector<float>& scores, int capacity) {
+  std::vector<int32_t> held(static_cast<size_t>(tokens));
+  for (int i = 0; i < tokens; i++) held[size_t(i)] = i;
+  const std::vector<std::vector<int32_t>> positions(size_t(c.num_layers * c.num_kv_heads), held);
+  CacheState state;
+  state.layers = c.num_layers;
+  state.kv_heads = c.num_kv_heads;
+  state.tokens_seen = tokens;
+  state.positions = &positions;
+  state.scores = &scores;
+  state.capacity = capacity;
+  std::optional<KeepPlan> plan = make_policy("h2o", nlohmann::json::object(), c.num_layers, c.num_kv_heads, budget)->select(state);
+  return plan ? *plan : KeepPlan{};
+}
+
+// Every channel in the middle: attention accumulated over both regions, carried through the
+// prompt's demotion and the decode demotions, joined in age order, is the plain cache's up to
+// fp32 rounding; H2O picks the same slots from it, and after its eviction is applied per region
+// the steps attend and accumulate as the plain cache does.
+TEST(LeankSequence, H2oOverBothRegionsRanksAsThePlainCache) {
+  auto backend = make_backend(BackendKind::CPU);
+  LoadedModel m = load_model(tiny_llama(), *backend, 128, false);
+  Transformer& t = *m.model;
+  const ModelConfig& c = m.config;
+  const std::vector<int32_t> ids = prompt(50, c.vocab_size);
+  std::vector<int32_t> pos(ids.size());
+  for (size_t i = 0; i < pos.size(); i++) pos[i] = int32_t(i);
+  KVCache plain = t.new_cache(70), lean = t.new_cache(70);
+  attach_pruned_region(*backend, lean, std::vector<int32_t>(size_t(ModelFingerprint::of(c).channels()), 1), 70, 4);
+  attach_scores(*backend, plain);
+  attach_scores(*backend, lean);
+  ASSERT_FALSE(lean.pruned.score.empty());
+  Demoter demoter(*backend, {4, 8, 4});
+  ForwardExtras scored;
+  scored.score_first_query = 0;
+  t.forward(ids, pos, plain, Logits::Last, scored);
+  t.forward(ids, pos, lean, Logits::Last, scored);
+  ASSERT_TRUE(demoter.demote(lean, true));
+  int tokens = 50;
+  auto step_both = [&](int s) {
+    const std::vector<float> a = backend->to_host_f32(t.forward({int32_t(5 + s)}, {tokens}, plain, Logits::Last, scored));
+    const std::vector<float> b = backend->to_host_f32(t.forward({int32_t(5 + s)}, {tokens}, lean, Logits::Last, scored));
+    EXPECT_LT(max_diff(a, b), 1e-4) << "step " << s;
+    tokens++;
+    demoter.demote(lean, false);
+  };
+  for (int s = 0; s < 6; s++) step_both(s);
+  ASSERT_GT(lean.pruned.host_length[0], 30);
+
+  const std::vector<float> want = backend->to_host_f32(plain.score), got = joined_scores(*backend, lean);
+  const int lean_row = lean.capacity + lean.pruned.capacity;
+  double worst = 0, mass = 0;
+  for (size_t lh = 0; lh < size_t(c.num_layers * c.num_kv_heads); lh++)
+    for (int j = 0; j < tokens; j++) {
+      worst = std::max(worst, double(std::fabs(got[lh * size_t(lean_row) + size_t(j)] - want[lh * 70 + size_t(j)])));
+      mass += want[lh * 70 + size_t(j)];
+    }
+  EXPECT_LT(worst, 1e-4);
+  // Every query of every head gave one unit of probability: nothing was dropped on the way.
+  EXPECT_NEAR(mass, double(c.num_layers) * c.num_heads * (50 + 6), 1e-2);
+
+  const int budget = 24;
+  const KeepPlan plan = h2o_plan(c, budget, tokens, want, 70);
+  ASSERT_EQ(plan.size(), size_t(c.num_layers * c.num_kv_heads));
+  EXPECT_EQ(h2o_plan(c, budget, tokens, got, lean_row), plan);
+  compact_region(*backend, plain, plan, nullptr, 0, nullptr);
+  const RegionPlans split = split_by_region(plan, lean.pruned);
+  compact_region(*backend, lean, split.full, nullptr, 0, nullptr);
+  compact_region(*backend, lean, split.middle, nullptr, 1, nullptr);
+  lean.pruned.host_front = split.front;
+  backend->write(lean.pruned.front, split.front.data(), plan.size() * 4);
+  for (int s = 6; s < 12; s++) step_both(s);
+  const std::vector<float> after = backend->to_host_f32(plain.score), joined = joined_scores(*backend, lean);
+  for (size_t lh = 0; lh < plan.size(); lh++)
+    for (int j = 0; j < plain.host_length[lh]; j++)
+      ASSERT_NEAR(joined[lh * size_t(lean_row) + size_t(j)], after[lh * 70 + size_t(j)], 1e-4) << lh << " slot " << j;
 }
 
 TEST(LeankSequence, DemotesThePromptsMiddleThenEveryAccumulateSteps) {
@@ -383,6 +472,48 @@ TEST(LeankSequence, ComposesWithSnapKv) {
   EXPECT_EQ(seq.cache().host_length[0] + seq.cache().pruned.host_length[0], 32 + 6);
 }
 
+TEST(LeankSequence, ComposesWithH2o) {
+  // H2O ranks the tokens of both regions together: memory stays flat over 10x the budget, the
+  // kept tokens stay within budget + interval, the middle keeps old heavy hitters and their
+  // scores.
+  auto backend = make_backend(BackendKind::CPU);
+  LoadedModel m = load_model(tiny_llama(), *backend, 128, false);
+  const ModelConfig& c = m.config;
+  CacheSpec s = leank_spec(write_mask_for(c, 0.5, 4, "h2o.safetensors"), 4, 8, 4);
+  s.policy = "h2o";
+  s.budget = "32";
+  s.interval = 3;
+  const int steps = 320;
+  CachedSequence seq(*m.model, s, 60, steps);
+  seq.prefill(prompt(60, c.vocab_size));
+  size_t bytes = 0;
+  for (int i = 0; i < steps; i++) {
+    ASSERT_TRUE(std::isfinite(seq.step(int32_t(5 + i % 50))[0])) << "step " << i;
+    if (i == 64) bytes = seq.allocated_bytes();
+    for (size_t lh = 0; lh < size_t(c.num_layers * c.num_kv_heads); lh++)
+      ASSERT_LE(seq.cache().host_length[lh] + seq.cache().pruned.host_length[lh], 32 + 3) << "step " << i;
+  }
+  EXPECT_EQ(seq.allocated_bytes(), bytes);
+  EXPECT_GT(seq.compactions(), steps / 3 - 2);
+  // Heavy hitters from long before the budget's reach survive in the middle somewhere.
+  const int32_t long_ago = 60 + steps - 2 * 32;
+  bool old_in_middle = false;
+  for (int l = 0; l < c.num_layers; l++)
+    for (int h = 0; h < c.num_kv_heads; h++) {
+      const size_t lh = size_t(l * c.num_kv_heads + h);
+      const std::vector<int32_t>& kept = seq.kept(l, h);
+      ASSERT_EQ(size_t(seq.cache().host_length[lh] + seq.cache().pruned.host_length[lh]), kept.size());
+      const int front = seq.cache().pruned.host_front[lh];
+      for (int i = front; i < front + seq.cache().pruned.host_length[lh]; i++) old_in_middle |= kept[size_t(i)] < long_ago;
+    }
+  EXPECT_TRUE(old_in_middle);
+  const std::vector<float> full = backend->to_host_f32(seq.cache().score), mid = backend->to_host_f32(seq.cache().pruned.score);
+  for (float x : full) ASSERT_GE(x, 0.0f);
+  double middle_mass = 0;
+  for (float x : mid) middle_mass += x;
+  EXPECT_GT(middle_mass, 0.0);
+}
+
 TEST(LeankSequence, ComposesWithThePoliciesThatEvictWhileDecoding) {
   // Position-based policies choose the same original positions with or without a middle region
   // (they see every kept token in age order), memory stays flat over 10x the budget, and the
@@ -439,11 +570,6 @@ TEST(LeankSequence, RefusesWhatItCannotDo) {
   auto backend = make_backend(BackendKind::CPU);
   LoadedModel m = load_model(tiny_llama(), *backend, 128, false);
   const std::string mask = write_mask_for(m.config, 0.5, 4, "r.safetensors");
-  CacheSpec h2o = leank_spec(mask, 4, 8, 4);
-  h2o.policy = "h2o";
-  h2o.budget = "32";
-  EXPECT_NE(error_of([&] { CachedSequence(*m.model, h2o, 60, 4); }).find("does not compose with a LeanK channel mask"),
-            std::string::npos);
   // Re-rotating pruned keys needs both channels of each RoPE pair.
   ASSERT_FALSE(read_mask(mask).pair_closed());
   for (const char* policy : {"streaming", "lacache"}) {

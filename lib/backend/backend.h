@@ -102,8 +102,8 @@ class Backend {
 
   // For cache policies that rank tokens by attention (H2O, SnapKV): adds to cache.score[layer]
   // the softmax probability that queries [first_query, n) of the n newest tokens, over all query
-  // heads of each KV group, give every kept slot of the full region (never the middle).
-  // Same masking as attention().
+  // heads of each KV group, give every kept slot of the full region, and to cache.pruned.score
+  // what they give the middle's slots. Same softmax and masking as attention().
   virtual void accumulate_attention(const Tensor& q, KVCache& cache, int layer, float scale, int first_query) = 0;
   // Moves, for each KV head h of `layer`, slots keep[h, 0..count[h]) (ascending slot indices)
   // of the full region (or of the middle, keys.middle) to the front in order, with their
@@ -114,9 +114,10 @@ class Backend {
 
   // LeanK demotion: copies, for each KV head h of `layer`, full-region slots
   // [front, front + count[h]) (front: cache.pruned.front) to the end of the head's middle region
-  // with their positions: K gathered to the head's kept channels, V only when it keeps any. The
-  // caller then drops them from the full region with kv_compact. count: I32 [kv_heads]; the
-  // caller guarantees front + count[h] <= length and room in the middle.
+  // with their positions (and scores, when the cache keeps them): K gathered to the head's kept
+  // channels, V only when it keeps any. The caller then drops them from the full region with
+  // kv_compact. count: I32 [kv_heads]; the caller guarantees front + count[h] <= length and room
+  // in the middle.
   virtual void kv_demote(KVCache& cache, int layer, const Tensor& count) = 0;
 
   // Runs `ops`, a sequence of this backend's ops with no host reads or writes inside. A backend

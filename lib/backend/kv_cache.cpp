@@ -21,8 +21,8 @@ size_t KVCache::v_bytes() const { return sum_bytes(v) + pruned.v_bytes(); }
 
 size_t KVCache::bytes() const {
   size_t n = bytes_or_zero(length) + bytes_or_zero(position) + bytes_or_zero(score) + k_bytes() + v_bytes();
-  for (const Tensor* t : {&pruned.length, &pruned.position, &pruned.kept, &pruned.channels, &pruned.k_offset,
-                          &pruned.v_row})
+  for (const Tensor* t : {&pruned.length, &pruned.position, &pruned.score, &pruned.kept, &pruned.channels,
+                          &pruned.k_offset, &pruned.v_row, &pruned.front})
     n += bytes_or_zero(*t);
   return n;
 }

@@ -29,6 +29,7 @@ struct ChannelPrunedKV {
   Tensor k_offset;         // I32 [layers, kv_heads]: element offset of the head's block in k[layer]
   Tensor v_row;            // I32 [layers, kv_heads]: the head's block in v[layer], -1 when kept = 0
   Tensor front;            // I32 [layers, kv_heads]: full-region slots older than the middle
+  Tensor score;            // F32 [layers, kv_heads, capacity]: as KVCache::score, when it is there
   std::vector<int32_t> host_kept, host_length, host_front;  // host mirrors, as KVCache::host_length
 
   bool empty() const { return capacity == 0; }

@@ -14,6 +14,13 @@ Tensor upload_i32(Backend& b, const std::vector<int64_t>& shape, const std::vect
   return t;
 }
 
+Tensor zeros_f32(Backend& b, const std::vector<int64_t>& shape) {
+  Tensor t = b.alloc(shape, DType::F32);
+  const std::vector<float> zeros(size_t(t.numel()), 0.0f);
+  b.write(t, zeros.data(), zeros.size() * sizeof(float));
+  return t;
+}
+
 // Rows [first, first + count) of a tensor seen as [rows, last dim], as a view.
 Tensor rows_of(const Tensor& t, int64_t first, int64_t count) { return t.reshape({t.numel() / t.cols(), t.cols()}).slice(first, count); }
 
@@ -73,6 +80,11 @@ void attach_pruned_region(Backend& b, KVCache& cache, const std::vector<int32_t>
   m.position = b.alloc({layers, heads, capacity}, DType::I32);
 }
 
+void attach_scores(Backend& b, KVCache& cache) {
+  cache.score = zeros_f32(b, {cache.layers, cache.kv_heads, cache.capacity});
+  if (!cache.pruned.empty()) cache.pruned.score = zeros_f32(b, {cache.layers, cache.kv_heads, cache.pruned.capacity});
+}
+
 void resize_full_region(Backend& b, KVCache& cache, int capacity) {
   KVLAB_ASSERT(capacity >= cache.max_length() && capacity > 0);
   if (capacity == cache.capacity) return;
@@ -88,11 +100,7 @@ void resize_full_region(Backend& b, KVCache& cache, int capacity) {
   // Positions and scores: one row of `capacity` per (layer, head).
   for (Tensor* t : {&cache.position, &cache.score}) {
     if (t->empty()) continue;
-    Tensor fresh = b.alloc({layers, heads, capacity}, t->dtype);
-    if (t->dtype == DType::F32) {
-      const std::vector<float> zeros(size_t(fresh.numel()), 0.0f);
-      b.write(fresh, zeros.data(), zeros.size() * sizeof(float));
-    }
+    Tensor fresh = t->dtype == DType::F32 ? zeros_f32(b, {layers, heads, capacity}) : b.alloc({layers, heads, capacity}, t->dtype);
     std::vector<int32_t> lengths = cache.host_length;
     Tensor from = t->reshape({int64_t(layers) * heads * old, 1}), to = fresh.reshape({int64_t(layers) * heads * capacity, 1});
     copy_blocks(b, from, to, int64_t(layers) * heads, old, capacity, lengths);

@@ -59,11 +59,7 @@ CachedSequence::CachedSequence(Transformer& model, const CacheSpec& spec, int pr
   int middle_capacity = 0;
   if (!spec_.channel_mask.empty()) {
     // LeanK sits under the token policy: the policy chooses over every kept token in age order,
-    // whichever region holds it (apply_policy splits its choice between them).
-    if (policy_->score_need() == ScoreNeed::AllQueries)
-      fail("cache policy " + spec_.policy +
-           " does not compose with a LeanK channel mask yet: it ranks tokens by attention accumulated at every "
-           "step, which the middle region does not record (full, streaming, snapkv, pyramidkv and lacache compose)");
+    // whichever region holds it (apply_policy joins their scores and splits its choice).
     if (spec_.streaming_prefill) fail("a LeanK channel mask needs the whole prompt in (no --streaming-prefill)");
     const ChannelMask mask = read_mask(spec_.channel_mask, ModelFingerprint::of(c), "the model");
     if (policy_->renumbers_positions() && !mask.pair_closed())
@@ -84,11 +80,7 @@ CachedSequence::CachedSequence(Transformer& model, const CacheSpec& spec, int pr
   }
   positions_.assign(size_t(c.num_layers * c.num_kv_heads), {});
   Backend& b = model.backend();
-  if (policy_->score_need() != ScoreNeed::None) {
-    cache_.score = b.alloc({c.num_layers, c.num_kv_heads, capacity}, DType::F32);
-    std::vector<float> zeros(size_t(cache_.score.numel()), 0.0f);
-    b.write(cache_.score, zeros.data(), zeros.size() * sizeof(float));
-  }
+  if (policy_->score_need() != ScoreNeed::None) attach_scores(b, cache_);
   if (kept > 0) {
     // Plans of both regions go up together: counts [region, layer, head] and, for renumbering
     // policies over a middle, each region's index shifts [region, layer, head, 2].
@@ -207,16 +199,24 @@ void CachedSequence::apply_policy(CachePhase phase) {
   state.tokens_seen = tokens_seen_;
   state.positions = &positions_;
   state.capacity = cache_.capacity;
+  ChannelPrunedKV& mid = cache_.pruned;
   if (policy_->score_need() != ScoreNeed::None) {
-    scores_.resize(size_t(cache_.score.numel()));
-    b.read(cache_.score, scores_.data(), scores_.size() * sizeof(float));
+    // With LeanK's middle the policy ranks both regions' slots together, in age order.
+    std::vector<float>& full = mid.empty() ? scores_ : region_scores_[0];
+    full.resize(size_t(cache_.score.numel()));
+    b.read(cache_.score, full.data(), full.size() * sizeof(float));
+    if (!mid.empty()) {
+      region_scores_[1].resize(size_t(mid.score.numel()));
+      b.read(mid.score, region_scores_[1].data(), region_scores_[1].size() * sizeof(float));
+      scores_in_age_order(full, cache_.capacity, cache_.host_length, region_scores_[1], mid, scores_);
+      state.capacity = cache_.capacity + mid.capacity;
+    }
     state.scores = &scores_;
   }
   std::optional<KeepPlan> plan = policy_->select(state);
   if (!plan) return;
 
   // With LeanK's middle the policy's choice splits into one plan per region (region_plan.h).
-  ChannelPrunedKV& mid = cache_.pruned;
   const int heads = c.num_kv_heads;
   const size_t n_lh = plan->size();
   std::vector<const KeepPlan*> regions = {&*plan};

@@ -98,6 +98,7 @@ class CachedSequence {
   int64_t decode_steps_ = 0;
   Tensor keep_, count_, shift_;  // staging for compaction plans
   std::vector<float> scores_;    // the scores a policy call reads, kept for the next call
+  std::vector<float> region_scores_[2];  // with a middle: each region's, before scores_ joins them
   std::unique_ptr<Demoter> demoter_;  // LeanK, when a channel mask is given
   double policy_seconds_ = 0;
   int compactions_ = 0;

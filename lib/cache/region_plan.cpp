@@ -1,5 +1,7 @@
 #include "cache/region_plan.h"
 
+#include <algorithm>
+
 namespace kvlab {
 
 RegionPlans split_by_region(const KeepPlan& plan, const ChannelPrunedKV& middle) {
@@ -31,6 +33,21 @@ RegionPlans split_by_region(const KeepPlan& plan, const ChannelPrunedKV& middle)
     r.shift[2 * (n + lh) + 1] = kept_front - front;
   }
   return r;
+}
+
+void scores_in_age_order(const std::vector<float>& full, int full_capacity, const std::vector<int32_t>& full_length,
+                         const std::vector<float>& middle, const ChannelPrunedKV& region, std::vector<float>& out) {
+  const size_t n = full_length.size(), row = size_t(full_capacity + region.capacity);
+  out.assign(n * row, 0.0f);
+  for (size_t lh = 0; lh < n; lh++) {
+    const float* f = full.data() + lh * size_t(full_capacity);
+    const float* m = middle.data() + lh * size_t(region.capacity);
+    const int32_t front = region.host_front[lh], held = region.host_length[lh];
+    float* o = out.data() + lh * row;
+    o = std::copy(f, f + front, o);
+    o = std::copy(m, m + held, o);
+    std::copy(f + front, f + full_length[lh], o);
+  }
 }
 
 }  // namespace kvlab

@@ -20,4 +20,10 @@ struct RegionPlans {
 
 RegionPlans split_by_region(const KeepPlan& plan, const ChannelPrunedKV& middle);
 
+// The other way, for the policies that rank by attention: per (layer, head), the scores of both
+// regions in age order, in rows of full_capacity + middle.capacity (zeros past the held slots).
+// full: [layers * kv_heads, full_capacity], middle: [layers * kv_heads, middle.capacity].
+void scores_in_age_order(const std::vector<float>& full, int full_capacity, const std::vector<int32_t>& full_length,
+                         const std::vector<float>& middle, const ChannelPrunedKV& region, std::vector<float>& out);
+
 }  // namespace kvlab

@@ -19,7 +19,7 @@ void add_cache_flags(CLI::App& app, CacheFlags& f) {
                "(default: whole prompt in, then one compaction)");
   app.add_option("--leank-mask", f.leank_mask,
                  "LeanK K-channel mask (kvlab-leank mask): the middle of the context keeps only its K channels; "
-                 "composes with every policy but h2o (streaming and lacache need a --rope-pairs mask)");
+                 "composes with every policy (streaming and lacache need a --rope-pairs mask)");
   app.add_option("--leank-sink", f.leank.sink, "LeanK: leading tokens kept at every channel")->check(CLI::NonNegativeNumber);
   app.add_option("--leank-recent", f.leank.recent, "LeanK: most recent tokens kept at every channel")
       ->check(CLI::NonNegativeNumber);

@@ -282,31 +282,49 @@ class CpuBackend final : public Backend {
       }
       std::memcpy(mid.position.ptr<int32_t>() + lh * mid.capacity + mid_len,
                   cache.position.ptr<int32_t>() + lh * cache.capacity + front, size_t(n) * 4);
+      if (!mid.score.empty())
+        std::memcpy(mid.score.ptr<float>() + lh * mid.capacity + mid_len,
+                    cache.score.ptr<float>() + lh * cache.capacity + front, size_t(n) * 4);
       mid_len += n;
     }
   }
 
   void accumulate_attention(const Tensor& q, KVCache& cache, int layer, float scale, int first_query) override {
-    KVLAB_ASSERT(!cache.score.empty());
+    const ChannelPrunedKV& mid = cache.pruned;
+    KVLAB_ASSERT(!cache.score.empty() && (mid.empty() || !mid.score.empty()));
     const int hd = cache.head_dim;
     const int64_t n = q.rows();
     const int64_t q_heads = q.cols() / hd;
     const int64_t group = q_heads / cache.kv_heads;
-    const bool parallel = n * int64_t(cache.capacity) * hd >= (int64_t(1) << 16);
+    const bool parallel = n * int64_t(cache.capacity + mid.capacity) * hd >= (int64_t(1) << 16);
 #pragma omp parallel for if (parallel)
     for (int64_t kvh = 0; kvh < cache.kv_heads; kvh++) {
-      const int64_t len = cache.length.ptr<int32_t>()[layer * cache.kv_heads + kvh];
+      const int64_t lh = layer * cache.kv_heads + kvh;
+      const int64_t len = cache.length.ptr<int32_t>()[lh];
       ConstMatrixMap keys(cache.k[size_t(layer)].ptr<float>() + kvh * cache.capacity * hd, len, hd);
-      float* score = cache.score.ptr<float>() + (int64_t(layer) * cache.kv_heads + kvh) * cache.capacity;
-      Eigen::VectorXf p;
+      float* score = cache.score.ptr<float>() + lh * cache.capacity;
+      // The middle, as attention() sees it: every slot, keys over the kept channels only.
+      const int64_t kept = mid.empty() ? 0 : mid.kept.ptr<int32_t>()[lh];
+      const int64_t mid_len = kept > 0 ? mid.length.ptr<int32_t>()[lh] : 0;
+      const int32_t* channels = mid_len ? mid.channels.ptr<int32_t>() + lh * hd : nullptr;
+      ConstMatrixMap mid_keys(mid_len ? mid.k[size_t(layer)].ptr<float>() + mid.k_offset.ptr<int32_t>()[lh] : nullptr,
+                              mid_len, kept);
+      float* mid_score = mid_len ? mid.score.ptr<float>() + lh * mid.capacity : nullptr;
+      Eigen::VectorXf p, q_kept(kept);
       for (int64_t h = kvh * group; h < (kvh + 1) * group; h++) {
         for (int64_t i = first_query; i < n; i++) {
           const int64_t visible = len - n + i + 1;
           Eigen::Map<const Eigen::VectorXf> qi(q.ptr<float>() + i * q.cols() + h * hd, hd);
-          p = (keys.topRows(visible) * qi) * scale;
+          p.resize(mid_len + visible);
+          p.tail(visible) = (keys.topRows(visible) * qi) * scale;
+          if (mid_len) {
+            for (int64_t c = 0; c < kept; c++) q_kept[c] = qi[channels[c]];
+            p.head(mid_len) = (mid_keys * q_kept) * scale;
+          }
           p = (p.array() - p.maxCoeff()).exp();
           p /= p.sum();
-          for (int64_t j = 0; j < visible; j++) score[j] += p[j];
+          for (int64_t j = 0; j < mid_len; j++) mid_score[j] += p[j];
+          for (int64_t j = 0; j < visible; j++) score[j] += p[mid_len + j];
         }
       }
     }
@@ -336,6 +354,7 @@ class CpuBackend final : public Backend {
         v = width ? mid.v[size_t(layer)].ptr<float>() + int64_t(mid.v_row.ptr<int32_t>()[head]) * capacity * hd : nullptr;
         pos = mid.position.ptr<int32_t>() + head * capacity;
         length = mid.length.ptr<int32_t>() + head;
+        if (!mid.score.empty()) score = mid.score.ptr<float>() + head * capacity;
       } else {
         k = cache.k[size_t(layer)].ptr<float>() + int64_t(h) * capacity * hd;
         v = cache.v[size_t(layer)].ptr<float>() + int64_t(h) * capacity * hd;

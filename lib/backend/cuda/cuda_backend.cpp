@@ -505,7 +505,7 @@ class CudaBackend final : public Backend {
     require_tensor(count, DType::I32, "kv_demote count");
     require(count.numel() == cache.kv_heads, "kv_demote count shape " + count.shape_string());
     const int64_t lh = int64_t(layer) * cache.kv_heads;
-    kernels::KvDemoteArgs a;
+    kernels::KvDemoteArgs a{};
     a.k = bf16(cache.k[size_t(layer)]);
     a.v = bf16(cache.v[size_t(layer)]);
     a.position = cache.position.ptr<int32_t>() + lh * cache.capacity;
@@ -523,6 +523,11 @@ class CudaBackend final : public Backend {
     a.capacity = cache.capacity;
     a.mid_capacity = mid.capacity;
     a.front = mid.front.ptr<int32_t>() + lh;
+    if (!mid.score.empty()) {
+      require_tensor(cache.score, DType::F32, "KV cache scores");
+      a.score = cache.score.ptr<float>() + lh * cache.capacity;
+      a.mid_score = mid.score.ptr<float>() + lh * mid.capacity;
+    }
     KVLAB_CUDA_CHECK(kernels::kv_demote(a, stream_));
   }
 
@@ -535,7 +540,7 @@ class CudaBackend final : public Backend {
     require(q.cols() % hd == 0, "accumulate_attention q shape " + q.shape_string());
     require(kernels::attention_scores_supports(hd), "accumulate_attention: head_dim " + std::to_string(hd) +
                                                         " is not supported (a multiple of 8 up to 256 is)");
-    kernels::AttentionScoreArgs a;
+    kernels::AttentionScoreArgs a{};
     a.q = q.ptr<float>();
     a.k = bf16(cache.k[size_t(layer)]);
     a.length = cache.length.ptr<int32_t>() + int64_t(layer) * cache.kv_heads;
@@ -547,6 +552,18 @@ class CudaBackend final : public Backend {
     a.head_dim = hd;
     a.capacity = cache.capacity;
     a.scale = scale;
+    const ChannelPrunedKV& mid = cache.pruned;
+    if (!mid.empty() && !mid.k[size_t(layer)].empty()) {
+      require_tensor(mid.score, DType::F32, "KV cache middle scores");
+      const int64_t lh = int64_t(layer) * cache.kv_heads;
+      a.mid_k = bf16(mid.k[size_t(layer)]);
+      a.mid_length = mid.length.ptr<int32_t>() + lh;
+      a.kept = mid.kept.ptr<int32_t>() + lh;
+      a.channels = mid.channels.ptr<int32_t>() + lh * hd;
+      a.k_offset = mid.k_offset.ptr<int32_t>() + lh;
+      a.mid_score = mid.score.ptr<float>() + lh * mid.capacity;
+      a.mid_capacity = mid.capacity;
+    }
     require(a.q_heads % a.kv_heads == 0, "accumulate_attention: q heads must be a multiple of KV heads");
     require(first_query >= 0, "accumulate_attention: first_query must not be negative");
     if (first_query >= a.n) return;
@@ -579,6 +596,7 @@ class CudaBackend final : public Backend {
       a.k_offset = mid.k_offset.ptr<int32_t>() + lh;
       a.channels = mid.channels.ptr<int32_t>() + lh * cache.head_dim;
       a.v_row = mid.v_row.ptr<int32_t>() + lh;
+      if (!mid.score.empty()) a.score = mid.score.ptr<float>() + head_slots;
     } else {
       a.k = static_cast<__nv_bfloat16*>(cache.k[size_t(layer)].data);
       a.v = static_cast<__nv_bfloat16*>(cache.v[size_t(layer)].data);
