@@ -38,22 +38,27 @@ struct PrunedKeys {
   const int32_t* k_offset;  // [kv_heads]
   const int32_t* v_row;     // [kv_heads]; -1 when kept = 0
   int capacity;
-  // A middle key's K + V elements: the most over the layer's heads (kernel argument), and the
-  // mean over heads as a fraction of a full key's (host planning only).
-  int max_key_elems = 0;
-  float key_cost = 0.0f;
+  const int32_t* host_kept = nullptr;  // [kv_heads] on the host, for planning
+};
+
+// The middle's blocks of one launch: KV head h takes blocks [first[h], first[h + 1]), as many as
+// its share of the bytes the whole launch reads (heads that keep no channel take none).
+constexpr int kMaxPrunedHeads = 64;
+struct MiddleBlocks {
+  int first[kMaxPrunedHeads + 1] = {};
+  int most = 0;  // the most one head takes
 };
 
 bool decode_attention_supports(int head_dim);
-bool decode_attention_supports_pruned(int head_dim);  // 64, 128
+bool decode_attention_supports_pruned(int head_dim, int kv_heads);  // head_dim 64, 128; kMaxPrunedHeads
 bool prefill_attention_supports(int head_dim);
 
 // How decode_attention splits the keys, chosen on the host from shapes alone (never from the
 // lengths, which stay on the device), so one plan serves every step of a captured graph.
-// With a middle region, its splits come after the full region's and one merge takes both.
+// With a middle region, its blocks come after the full region's and one merge takes both.
 struct DecodePlan {
-  int splits = 1;
-  int pruned_splits = 0;
+  int splits = 1;       // per KV head, over the full region
+  MiddleBlocks middle;  // with a middle region
   size_t workspace_bytes = 0;  // partial results to merge; 0 when there is a single split
 };
 DecodePlan decode_attention_plan(const AttentionArgs& a, int sm_count, const PrunedKeys* pruned = nullptr);

@@ -17,7 +17,8 @@
 //   decode_pruned_mma_kernel     (a layer with LeanK's middle region, attention.cuh: PrunedKeys):
 //     the full region's splits as above plus the middle's, whose blocks run the same body over
 //     keys of kept channels only (32, 64, 96, 128: one instance per count, chosen per block)
-//     with q gathered to them; one launch, one merge over both;
+//     with q gathered to them; each head takes middle blocks in proportion to the bytes its
+//     keys read, all blocks of both regions one wave; one launch, one merge over both;
 //   decode_attention_simt_kernel (any head_dim that is a multiple of 8, up to 256): CUDA
 //     cores, a key spread over kLanes lanes (8 dims = one 16-byte load each); the fallback.
 #include <algorithm>
@@ -327,33 +328,31 @@ __global__ void __launch_bounds__(kMmaWarps * 32)
                                           SplitSlot{int(blockIdx.x), splits, 0, splits}, partial, smem);
 }
 
-// A layer with LeanK's middle region, in one launch: blocks with blockIdx.x < full_splits take
-// the full region as decode_attention_mma_kernel does, the rest the middle's splits, whose
-// partials follow. A middle block dispatches on its head's kept count (uniform over the block).
-// Heads split the middle in proportion to the bytes a key of theirs reads (the heaviest takes
-// all pruned_splits), so the blocks of one wave end together; a block past its head's share, or
-// of a head that keeps nothing, writes an empty partial (max -inf, sum 0).
+// A layer with LeanK's middle region, in one launch. Grid: (blocks, row block): the first
+// full_splits * kv_heads blocks take the full region as decode_attention_mma_kernel does, head
+// by head; the rest are the middle's, head h's at m.first[h]..., whose partials follow the full
+// region's. A middle block dispatches on its head's kept count (uniform over the block).
 template <int kHeadDim, bool kPacked>
 __global__ void __launch_bounds__(kMmaWarps * 32)
-    decode_pruned_mma_kernel(AttentionArgs a, PrunedKeys p, int full_splits, int pruned_splits, int row_blocks,
-                             float* __restrict__ partial) {
+    decode_pruned_mma_kernel(AttentionArgs a, PrunedKeys p, int full_splits, MiddleBlocks m, float* __restrict__ partial) {
   extern __shared__ uint4 smem[];
-  const int kvh = blockIdx.y / row_blocks, rb = blockIdx.y % row_blocks;
-  const int stride = full_splits + pruned_splits;
-  if (int(blockIdx.x) < full_splits) {
+  const int rb = blockIdx.y, stride = full_splits + m.most;
+  const int full_blocks = full_splits * a.kv_heads;
+  if (int(blockIdx.x) < full_blocks) {
+    const int kvh = blockIdx.x / full_splits;
     const Region full{a.k + int64_t(kvh) * a.capacity * kHeadDim, a.v + int64_t(kvh) * a.capacity * kHeadDim, nullptr,
                       a.length[kvh], true};
-    mma_attend<kHeadDim, kHeadDim, kPacked>(a, full, kvh, rb, SplitSlot{int(blockIdx.x), full_splits, 0, stride},
+    mma_attend<kHeadDim, kHeadDim, kPacked>(a, full, kvh, rb, SplitSlot{int(blockIdx.x) % full_splits, full_splits, 0, stride},
                                             partial, smem);
     return;
   }
-  const int kept = p.kept[kvh];
-  const int key_elems = kept > 0 ? kept + kHeadDim : 0;
-  const int head_splits = max(1, (pruned_splits * key_elems + p.max_key_elems - 1) / max(p.max_key_elems, 1));
-  const SplitSlot slot{int(blockIdx.x) - full_splits, head_splits, full_splits, stride};
-  const Region reg{p.k + p.k_offset[kvh], p.v + int64_t(max(p.v_row[kvh], 0)) * p.capacity * kHeadDim,
-                   p.channels + kvh * kHeadDim, kept > 0 ? p.length[kvh] : 0, false};
-  switch (kept) {
+  const int b = int(blockIdx.x) - full_blocks;
+  int kvh = 0;
+  while (b >= m.first[kvh + 1]) kvh++;
+  const SplitSlot slot{b - m.first[kvh], m.first[kvh + 1] - m.first[kvh], full_splits, stride};
+  const Region reg{p.k + p.k_offset[kvh], p.v + int64_t(p.v_row[kvh]) * p.capacity * kHeadDim,
+                   p.channels + kvh * kHeadDim, p.length[kvh], false};
+  switch (p.kept[kvh]) {
     case 64: mma_attend<kHeadDim, 64, kPacked>(a, reg, kvh, rb, slot, partial, smem); break;
     case 96:
       if constexpr (kHeadDim >= 96) mma_attend<kHeadDim, 96, kPacked>(a, reg, kvh, rb, slot, partial, smem);
@@ -361,7 +360,7 @@ __global__ void __launch_bounds__(kMmaWarps * 32)
     case 128:
       if constexpr (kHeadDim >= 128) mma_attend<kHeadDim, 128, kPacked>(a, reg, kvh, rb, slot, partial, smem);
       break;
-    default: mma_attend<kHeadDim, 32, kPacked>(a, reg, kvh, rb, slot, partial, smem); break;  // 32, or 0 (length 0)
+    default: mma_attend<kHeadDim, 32, kPacked>(a, reg, kvh, rb, slot, partial, smem); break;
   }
 }
 
@@ -515,9 +514,11 @@ __global__ void __launch_bounds__(kSimtWarps * 32)
 // One block per (query head, query): out = sum_s o_s 2^(m_s - M) / sum_s l_s 2^(m_s - M).
 // The splits' weights are computed once into shared memory, then the output sum is spread
 // over kMergeThreads / head_dim slices of the splits, so each thread issues only a few
-// independent loads: a merge is a few microseconds of pure latency otherwise.
+// independent loads: a merge is a few microseconds of pure latency otherwise. A (query, head)
+// holds full_splits + middle.most partials, of which its KV head's blocks wrote the first
+// full_splits + (its share of middle).
 __global__ void __launch_bounds__(kMergeThreads)
-    decode_merge_kernel(AttentionArgs a, int splits, const float* __restrict__ partial) {
+    decode_merge_kernel(AttentionArgs a, int full_splits, MiddleBlocks middle, const float* __restrict__ partial) {
   __shared__ float weight[kMaxSplits];
   __shared__ float warp_max[kMergeThreads / 32];
   __shared__ float slice_sum[kMergeThreads];
@@ -525,7 +526,9 @@ __global__ void __launch_bounds__(kMergeThreads)
   const int h = blockIdx.x;
   const int64_t qi = blockIdx.y;
   const int hd = a.head_dim, stride = hd + 2, tid = threadIdx.x;
-  const float* p = partial + (qi * a.q_heads + h) * splits * stride;
+  const int kvh = h / (a.q_heads / a.kv_heads);
+  const int splits = full_splits + (middle.most ? middle.first[kvh + 1] - middle.first[kvh] : 0);
+  const float* p = partial + (qi * a.q_heads + h) * (full_splits + middle.most) * stride;
 
   const float m = tid < splits ? p[tid * stride] : -INFINITY;  // an empty split has m = -inf
   float mx = m;
@@ -605,8 +608,8 @@ cudaError_t launch_mma(const AttentionArgs& a, const DecodePlan& plan, const Pru
   const int blocks = int(blocks_per_head<kPacked>(a));
   if (pruned) {
     decode_pruned_mma_kernel<kHeadDim, kPacked>
-        <<<dim3(unsigned(plan.splits + plan.pruned_splits), unsigned(a.kv_heads * blocks)), kMmaWarps * 32,
-           mma_smem_bytes<kHeadDim>(), stream>>>(a, *pruned, plan.splits, plan.pruned_splits, blocks, partial);
+        <<<dim3(unsigned(plan.splits * a.kv_heads + plan.middle.first[a.kv_heads]), unsigned(blocks)), kMmaWarps * 32,
+           mma_smem_bytes<kHeadDim>(), stream>>>(a, *pruned, plan.splits, plan.middle, partial);
   } else {
     decode_attention_mma_kernel<kHeadDim, kPacked>
         <<<dim3(unsigned(plan.splits), unsigned(a.kv_heads * blocks)), kMmaWarps * 32, mma_smem_bytes<kHeadDim>(),
@@ -643,7 +646,9 @@ void launch_simt_lanes(const AttentionArgs& a, int splits, float* partial, cudaS
 }  // namespace
 
 bool decode_attention_supports(int head_dim) { return head_dim > 0 && head_dim % 8 == 0 && head_dim <= 256; }
-bool decode_attention_supports_pruned(int head_dim) { return uses_mma(head_dim); }
+bool decode_attention_supports_pruned(int head_dim, int kv_heads) {
+  return uses_mma(head_dim) && kv_heads <= kMaxPrunedHeads;
+}
 
 DecodePlan decode_attention_plan(const AttentionArgs& a, int sm_count, const PrunedKeys* pruned) {
   const int group = a.q_heads / a.kv_heads;
@@ -667,33 +672,44 @@ DecodePlan decode_attention_plan(const AttentionArgs& a, int sm_count, const Pru
   };
   DecodePlan plan;
   if (pruned) {
-    // One wave of blocks over both regions, shared in proportion to the bytes each reads, so
-    // that no region's blocks wait for a second wave (the full region, sink + recent window,
-    // is short but reads every channel).
-    // Within the middle, heads whose keys cost less take fewer splits (the kernel scales each
-    // head's share from the heaviest's): the heaviest gets wave splits x max cost / mean cost.
-    const int64_t wave = std::clamp<int64_t>((int64_t(per_sm) * sm_count + blocks - 1) / blocks, 2, kMaxSplits);
-    const double full = double(a.capacity), middle = double(pruned->capacity) * pruned->key_cost;
-    plan.splits = splits_for(a.capacity, std::max<int64_t>(1, std::llround(double(wave) * full / (full + middle))));
-    const double heaviest = pruned->key_cost > 0 ? pruned->max_key_elems / (2.0 * a.head_dim * pruned->key_cost) : 1;
-    const int64_t middle_splits = std::llround(double(wave - plan.splits) * heaviest);
-    plan.pruned_splits = int(std::clamp<int64_t>(std::min<int64_t>(middle_splits, pruned->capacity / kTileKeys), 1,
-                                                 kMaxSplits - plan.splits));
+    // Exactly one wave over both regions, every block reading about the same bytes, so none
+    // waits for a second wave: per row block, the full region (sink + recent window, short but
+    // read at every channel) takes its share of the SMs' slots as whole splits per head (rounded
+    // up: its blocks start first and must not be the last to end), and the middle the rest,
+    // each head in proportion to its keys' bytes (rounded down).
+    const int64_t slots = std::max<int64_t>(2 * a.kv_heads, int64_t(per_sm) * sm_count / (blocks / a.kv_heads));
+    double middle_bytes[kMaxPrunedHeads], middle_total = 0;
+    for (int h = 0; h < a.kv_heads; h++) {
+      const int kept = pruned->host_kept[h];
+      middle_bytes[h] = kept > 0 ? double(pruned->capacity) * (kept + a.head_dim) : 0.0;
+      middle_total += middle_bytes[h];
+    }
+    const double full = double(a.capacity) * 2 * a.head_dim * a.kv_heads;
+    const double full_share = double(slots) * full / (full + middle_total) / a.kv_heads;
+    plan.splits = splits_for(a.capacity, std::max<int64_t>(1, int64_t(std::ceil(full_share))));
+    const int64_t left = slots - int64_t(plan.splits) * a.kv_heads;
+    const int64_t most = std::max<int64_t>(1, std::min<int64_t>(pruned->capacity / kTileKeys, kMaxSplits - plan.splits));
+    for (int h = 0; h < a.kv_heads; h++) {
+      const int64_t share = int64_t(double(left) * middle_bytes[h] / std::max(middle_total, 1.0));
+      const int n = middle_bytes[h] > 0 ? int(std::clamp<int64_t>(share, 1, most)) : 0;
+      plan.middle.first[h + 1] = plan.middle.first[h] + n;
+      plan.middle.most = std::max(plan.middle.most, n);
+    }
   } else {
     plan.splits = splits_for(a.capacity, kMaxSplits);
   }
-  const int total = plan.splits + plan.pruned_splits;
-  if (total > 1) plan.workspace_bytes = size_t(a.n) * a.q_heads * total * (a.head_dim + 2) * sizeof(float);
+  const int partials = plan.splits + plan.middle.most;  // per (query, head)
+  if (partials > 1) plan.workspace_bytes = size_t(a.n) * a.q_heads * partials * (a.head_dim + 2) * sizeof(float);
   return plan;
 }
 
 cudaError_t decode_attention(const AttentionArgs& a, const DecodePlan& plan, void* workspace, cudaStream_t stream,
                              const PrunedKeys* pruned) {
   if (a.n == 0) return cudaSuccess;
-  const int total = plan.splits + plan.pruned_splits;
+  const int partials = plan.splits + plan.middle.most;
   if (!decode_attention_supports(a.head_dim) || a.kv_heads <= 0 || a.q_heads % a.kv_heads != 0 ||
-      (total > 1 && !workspace) || (pruned != nullptr) != (plan.pruned_splits > 0) ||
-      (pruned && !decode_attention_supports_pruned(a.head_dim)))
+      (partials > 1 && !workspace) || (!pruned && plan.middle.most > 0) ||
+      (pruned && !decode_attention_supports_pruned(a.head_dim, a.kv_heads)))
     return cudaErrorInvalidValue;
   float* partial = static_cast<float*>(workspace);
   cudaError_t err = cudaSuccess;
@@ -709,7 +725,7 @@ cudaError_t decode_attention(const AttentionArgs& a, const DecodePlan& plan, voi
     }
   }
   if (err != cudaSuccess) return err;
-  if (total > 1) {
+  if (partials > 1) {
     // Launched as a programmatic dependent, so its launch overlaps the split blocks' tail.
     cudaLaunchConfig_t config{};
     config.gridDim = dim3(unsigned(a.q_heads), unsigned(a.n));
@@ -720,7 +736,7 @@ cudaError_t decode_attention(const AttentionArgs& a, const DecodePlan& plan, voi
     attribute.val.programmaticStreamSerializationAllowed = 1;
     config.attrs = &attribute;
     config.numAttrs = 1;
-    err = cudaLaunchKernelEx(&config, decode_merge_kernel, a, total, static_cast<const float*>(partial));
+    err = cudaLaunchKernelEx(&config, decode_merge_kernel, a, plan.splits, plan.middle, static_cast<const float*>(partial));
     if (err != cudaSuccess) return err;
   }
   return cudaGetLastError();

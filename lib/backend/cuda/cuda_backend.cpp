@@ -472,8 +472,9 @@ class CudaBackend final : public Backend {
     require(a.n <= 65535, "attention: at most 65535 queries per call on this head_dim");
     kernels::PrunedKeys p{};
     if (!mid.empty()) {
-      require(kernels::decode_attention_supports_pruned(hd),
-              "attention: a LeanK middle region needs head_dim 64 or 128 on the cuda backend");
+      require(kernels::decode_attention_supports_pruned(hd, cache.kv_heads),
+              "attention: a LeanK middle region needs head_dim 64 or 128 and at most " +
+                  std::to_string(kernels::kMaxPrunedHeads) + " KV heads on the cuda backend");
       const int64_t lh = int64_t(layer) * cache.kv_heads;
       p.k = mid.k[size_t(layer)].empty() ? nullptr : bf16(mid.k[size_t(layer)]);
       p.v = mid.v[size_t(layer)].empty() ? nullptr : bf16(mid.v[size_t(layer)]);
@@ -483,14 +484,7 @@ class CudaBackend final : public Backend {
       p.k_offset = mid.k_offset.ptr<int32_t>() + lh;
       p.v_row = mid.v_row.ptr<int32_t>() + lh;
       p.capacity = mid.capacity;
-      double elems = 0;  // a middle key's K and V elements, summed over the layer's heads
-      for (int h = 0; h < cache.kv_heads; h++) {
-        const int32_t kept = mid.host_kept[size_t(lh + h)];
-        const int key = kept > 0 ? kept + hd : 0;
-        elems += key;
-        p.max_key_elems = std::max(p.max_key_elems, key);
-      }
-      p.key_cost = float(elems / (2.0 * hd * cache.kv_heads));
+      p.host_kept = mid.host_kept.data() + lh;
     }
     const kernels::PrunedKeys* pruned = mid.empty() ? nullptr : &p;
     const kernels::DecodePlan plan = kernels::decode_attention_plan(a, prop_.multiProcessorCount, pruned);
