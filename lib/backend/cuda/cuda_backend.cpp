@@ -177,11 +177,11 @@ class CudaBackend final : public Backend {
     KVLAB_CUDA_CHECK(cudaSetDevice(device_));
     KVLAB_CUDA_CHECK(cudaGetDeviceProperties(&prop_, device_));
     KVLAB_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-    KVLAB_CUBLAS_CHECK(cublasCreate(&cublas_));
-    KVLAB_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
+    KVLAB_CUBLAS_CHECK(cublas().create(&cublas_));
+    KVLAB_CUBLAS_CHECK(cublas().set_stream(cublas_, stream_));
     // cuBLAS's workspace is given rather than allocated by it, so a GEMM never mallocs.
     cublas_workspace_ = device_malloc(kCublasWorkspaceBytes);
-    KVLAB_CUBLAS_CHECK(cublasSetWorkspace(cublas_, cublas_workspace_, kCublasWorkspaceBytes));
+    KVLAB_CUBLAS_CHECK(cublas().set_workspace(cublas_, cublas_workspace_, kCublasWorkspaceBytes));
     void* flag = nullptr;
     KVLAB_CUDA_CHECK(cudaHostAlloc(&flag, 4 * sizeof(int32_t), cudaHostAllocMapped));
     bad_id_host_ = static_cast<int32_t*>(flag);
@@ -201,7 +201,7 @@ class CudaBackend final : public Backend {
   ~CudaBackend() override {
     (void)cudaStreamSynchronize(stream_);
     staging_.reset();
-    (void)cublasDestroy(cublas_);
+    (void)cublas().destroy(cublas_);
     (void)cudaFree(cublas_workspace_);
     scratch_.counter->remove(kCublasWorkspaceBytes);
     (void)cudaFreeHost(bad_id_host_);
@@ -211,7 +211,7 @@ class CudaBackend final : public Backend {
   Device device() const override { return Device::CUDA; }
   std::string description() const override {
     int cublas_version = 0;
-    (void)cublasGetVersion(cublas_, &cublas_version);
+    (void)cublas().get_version(cublas_, &cublas_version);
     return "cuda:" + std::to_string(device_) + ": " + std::string(prop_.name) + " (sm_" +
            std::to_string(prop_.major) + std::to_string(prop_.minor) + ", " +
            std::to_string(prop_.multiProcessorCount) + " SMs, " + gib(prop_.totalGlobalMem) + "), cuBLAS " +
@@ -385,9 +385,9 @@ class CudaBackend final : public Backend {
     KVLAB_CUDA_CHECK(kernels::convert_f32_to_bf16(x.ptr<float>(), xb, n * in, stream_));
     // Row-major out[n, o] = x w^T is column-major out^T[o, n] = w^T(col-major [in, o])^T x^T.
     const float one = 1.0f, zero = 0.0f;
-    KVLAB_CUBLAS_CHECK(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, int(outf), int(n), int(in), &one, w.data,
-                                    CUDA_R_16BF, int(in), xb, CUDA_R_16BF, int(in), &zero, out.data, CUDA_R_32F,
-                                    int(outf), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    KVLAB_CUBLAS_CHECK(cublas().gemm_ex(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, int(outf), int(n), int(in), &one, w.data,
+                                       CUDA_R_16BF, int(in), xb, CUDA_R_16BF, int(in), &zero, out.data, CUDA_R_32F,
+                                       int(outf), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     if (b) KVLAB_CUDA_CHECK(kernels::add_bias(out.ptr<float>(), b, n, outf, stream_));
   }
 

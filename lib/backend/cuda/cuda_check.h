@@ -1,11 +1,11 @@
 #pragma once
 // Every CUDA runtime and cuBLAS call goes through these, so a failure becomes a kvlab::Error
 // naming the call and the place instead of a silent wrong answer later.
-#include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
 #include <string>
 
+#include "backend/cuda/cublas_library.h"
 #include "core/error.h"
 
 namespace kvlab {
@@ -27,5 +27,5 @@ namespace kvlab {
   do {                                                                                   \
     cublasStatus_t kvlab_st_ = (expr);                                                   \
     if (kvlab_st_ != CUBLAS_STATUS_SUCCESS)                                              \
-      ::kvlab::cuda_fail(cublasGetStatusString(kvlab_st_), #expr, __FILE__, __LINE__);   \
+      ::kvlab::cuda_fail(::kvlab::cublas().status_string(kvlab_st_), #expr, __FILE__, __LINE__); \
   } while (0)
