@@ -16,8 +16,9 @@ cmake --build build -j "$jobs"
 ctest --test-dir build --output-on-failure -j "$jobs"
 
 if [[ ${KVLAB_SKIP_SANITIZE:-0} != 1 ]]; then
-  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKVLAB_SANITIZE=ON -DKVLAB_CUDA=OFF \
-        -DKVLAB_BENCH=OFF >/dev/null
+  # -O1 with line tables: what ASan's own docs advise, and half the compile time of -O2 -g.
+  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" \
+        -DKVLAB_SANITIZE=ON -DKVLAB_CUDA=OFF -DKVLAB_BENCH=OFF >/dev/null
   cmake --build build-asan -j "$jobs"
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build-asan --output-on-failure -j "$jobs" -L cpu
