@@ -227,17 +227,30 @@ TEST(LeankSequence, SparsityZeroReproducesTheFullCacheLogitsExactly) {
   for (size_t i = 0; i < full.logits.size(); i++) EXPECT_EQ(full.logits[i], lean.logits[i]) << "step " << i;
 }
 
+// The middle path with nothing pruned, driven by hand: a plain cache and one whose middle keeps
+// every channel (sink 4), both of `capacity` slots, and a 50-token prompt for them.
+struct TwinCaches {
+  KVCache plain, lean;
+  std::vector<int32_t> ids, pos;
+};
+
+TwinCaches twin_caches(Backend& b, Transformer& t, int capacity) {
+  TwinCaches tw{t.new_cache(capacity), t.new_cache(capacity), prompt(50, t.config().vocab_size), {}};
+  for (int i = 0; i < 50; i++) tw.pos.push_back(i);
+  attach_pruned_region(b, tw.lean, std::vector<int32_t>(size_t(ModelFingerprint::of(t.config()).channels()), 1),
+                       capacity, 4);
+  return tw;
+}
+
 TEST(LeankSequence, EveryChannelInTheMiddleMatchesTheFullCache) {
-  // The middle path itself with nothing pruned, driven by hand: the same attention up to fp32
-  // rounding, through the prompt's demotion and two rounds of decode demotion.
+  // The same attention up to fp32 rounding, through the prompt's demotion and two rounds of
+  // decode demotion.
   auto backend = make_backend(BackendKind::CPU);
   LoadedModel m = load_model(tiny_llama(), *backend, 128, false);
   Transformer& t = *m.model;
-  const std::vector<int32_t> ids = prompt(50, m.config.vocab_size);
-  std::vector<int32_t> pos(ids.size());
-  for (size_t i = 0; i < pos.size(); i++) pos[i] = int32_t(i);
-  KVCache full = t.new_cache(62), lean = t.new_cache(62);
-  attach_pruned_region(*backend, lean, std::vector<int32_t>(size_t(ModelFingerprint::of(m.config).channels()), 1), 62, 4);
+  TwinCaches tw = twin_caches(*backend, t, 62);
+  KVCache &full = tw.plain, &lean = tw.lean;
+  const std::vector<int32_t>&ids = tw.ids, &pos = tw.pos;
   Demoter demoter(*backend, {4, 8, 4});
   std::vector<float> a = backend->to_host_f32(t.forward(ids, pos, full, Logits::Last));
   std::vector<float> b = backend->to_host_f32(t.forward(ids, pos, lean, Logits::Last));
@@ -281,22 +294,19 @@ void compact_region(Backend& b, KVCache& cache, const KeepPlan& plan, const std:
 }
 
 TEST(LeankSequence, RenumberedEvictionAcrossBothRegionsMatchesThePlainCache) {
-  // Every channel in the middle (nothing pruned): an eviction over the age order that cuts into
-  // the front, the middle and the rest of the full region, split by split_by_region and applied
-  // per region with re-rotation, attends exactly as the plain cache compacted in one piece, and
-  // so do the decode steps and demotions after it.
+  // Every channel in the middle: an eviction over the age order that cuts into the front, the
+  // middle and the rest of the full region, split by split_by_region and applied per region
+  // with re-rotation, attends exactly as the plain cache compacted in one piece, and so do the
+  // decode steps and demotions after it.
   auto backend = make_backend(BackendKind::CPU);
   LoadedModel m = load_model(tiny_llama(), *backend, 128, false);
   Transformer& t = *m.model;
   const ModelConfig& c = m.config;
-  const std::vector<int32_t> ids = prompt(50, c.vocab_size);
-  std::vector<int32_t> pos(ids.size());
-  for (size_t i = 0; i < pos.size(); i++) pos[i] = int32_t(i);
-  KVCache plain = t.new_cache(62), lean = t.new_cache(62);
-  attach_pruned_region(*backend, lean, std::vector<int32_t>(size_t(ModelFingerprint::of(c).channels()), 1), 62, 4);
+  TwinCaches tw = twin_caches(*backend, t, 62);
+  KVCache &plain = tw.plain, &lean = tw.lean;
   Demoter demoter(*backend, {4, 8, 4});
-  t.forward(ids, pos, plain, Logits::Last);
-  t.forward(ids, pos, lean, Logits::Last);
+  t.forward(tw.ids, tw.pos, plain, Logits::Last);
+  t.forward(tw.ids, tw.pos, lean, Logits::Last);
   ASSERT_TRUE(demoter.demote(lean, true));  // front 4, middle 38, full 12
 
   // Age-order plan, different per (layer, head): drop one sink, every third middle token, and
@@ -362,19 +372,16 @@ TEST(LeankSequence, H2oOverBothRegionsRanksAsThePlainCache) {
   LoadedModel m = load_model(tiny_llama(), *backend, 128, false);
   Transformer& t = *m.model;
   const ModelConfig& c = m.config;
-  const std::vector<int32_t> ids = prompt(50, c.vocab_size);
-  std::vector<int32_t> pos(ids.size());
-  for (size_t i = 0; i < pos.size(); i++) pos[i] = int32_t(i);
-  KVCache plain = t.new_cache(70), lean = t.new_cache(70);
-  attach_pruned_region(*backend, lean, std::vector<int32_t>(size_t(ModelFingerprint::of(c).channels()), 1), 70, 4);
+  TwinCaches tw = twin_caches(*backend, t, 70);
+  KVCache &plain = tw.plain, &lean = tw.lean;
   attach_scores(*backend, plain);
   attach_scores(*backend, lean);
   ASSERT_FALSE(lean.pruned.score.empty());
   Demoter demoter(*backend, {4, 8, 4});
   ForwardExtras scored;
   scored.score_first_query = 0;
-  t.forward(ids, pos, plain, Logits::Last, scored);
-  t.forward(ids, pos, lean, Logits::Last, scored);
+  t.forward(tw.ids, tw.pos, plain, Logits::Last, scored);
+  t.forward(tw.ids, tw.pos, lean, Logits::Last, scored);
   ASSERT_TRUE(demoter.demote(lean, true));
   int tokens = 50;
   auto step_both = [&](int s) {
