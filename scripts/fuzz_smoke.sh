@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A short run of every fuzz target in fuzz/ (scripts/test.sh calls it last), so CI fuzzes a
-# little on every run. Builds the targets with clang in build-fuzz/, then runs each for
-# KVLAB_FUZZ_SECONDS seconds (default 20) from its seed corpus and saved regressions. A finding
-# fails the script and leaves its reproducer in build-fuzz/findings/<target>/: copy it to
+# little on every run. Builds the targets with clang in build-fuzz/ (or in KVLAB_FUZZ_BUILD, a
+# build configured with -DKVLAB_FUZZ=ON, as scripts/test.sh's sanitizer build is), then runs
+# each for KVLAB_FUZZ_SECONDS seconds (default 20) from its seed corpus and saved regressions. A
+# finding fails the script and leaves its reproducer in <build>/findings/<target>/: copy it to
 # fuzz/regressions/<target>/ once fixed, so tests/test_fuzz_regressions.cpp replays it.
 # Skips, with a message, when clang or its libFuzzer runtime is missing.
 set -euo pipefail
@@ -23,22 +24,25 @@ if ! clang++ -fsanitize=fuzzer,address,undefined "$probe/probe.cpp" -o "$probe/p
   exit 0
 fi
 
-cmake -S . -B build-fuzz -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
-      -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -DNDEBUG" \
-      -DKVLAB_FUZZ=ON -DKVLAB_CUDA=OFF -DKVLAB_TESTS=OFF -DKVLAB_BENCH=OFF >/dev/null
-cmake --build build-fuzz -j "$jobs" --target fuzz_all
+build=${KVLAB_FUZZ_BUILD:-build-fuzz}
+if [[ -z ${KVLAB_FUZZ_BUILD:-} ]]; then
+  cmake -S . -B build-fuzz -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+        -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -DNDEBUG" \
+        -DKVLAB_FUZZ=ON -DKVLAB_CUDA=OFF -DKVLAB_TESTS=OFF -DKVLAB_BENCH=OFF >/dev/null
+fi
+cmake --build "$build" -j "$jobs" --target fuzz_all
 
 failed=()
-for bin in build-fuzz/fuzz/fuzz_*; do
+for bin in "$build"/fuzz/fuzz_*; do
   target=$(basename "$bin")
   target=${target#fuzz_}
   if [[ $target == tokenizer_encode && ! -f third_party/tokenizers/llama3_1/tokenizer.json ]]; then
     echo "fuzz_smoke: $target: skipped: no tokenizers (run scripts/fetch_tokenizers.sh)"
     continue
   fi
-  work=build-fuzz/corpus/$target        # what the run adds; the committed seeds stay as they are
-  findings=build-fuzz/findings/$target
-  log=build-fuzz/findings/$target.log
+  work=$build/corpus/$target        # what the run adds; the committed seeds stay as they are
+  findings=$build/findings/$target
+  log=$build/findings/$target.log
   mkdir -p "$work" "$findings"
   # The saved reproducers run once each, as they are (some are far longer than fuzzing inputs),
   # then the target is fuzzed from its seeds and what earlier runs here added.
