@@ -27,6 +27,20 @@ using VectorMap = Eigen::Map<Eigen::VectorXf>;
 constexpr int64_t kQueryBlock = 256;
 
 ConstMatrixMap as_matrix(const Tensor& t) { return ConstMatrixMap(t.ptr<float>(), t.rows(), t.cols()); }
+
+// One (layer, KV head)'s middle region as attention sees it: every slot visible to every
+// query, keys over the kept channels only; none at all where the head keeps no channel.
+struct HeadMiddle {
+  int64_t kept, length;
+  const int32_t* channels;  // the kept channels, ascending
+  ConstMatrixMap keys;      // [length, kept]
+
+  HeadMiddle(const ChannelPrunedKV& mid, int layer, int64_t lh, int hd)
+      : kept(mid.empty() ? 0 : mid.kept.ptr<int32_t>()[lh]),
+        length(kept > 0 ? mid.length.ptr<int32_t>()[lh] : 0),
+        channels(length ? mid.channels.ptr<int32_t>() + lh * hd : nullptr),
+        keys(length ? mid.k[size_t(layer)].ptr<float>() + mid.k_offset.ptr<int32_t>()[lh] : nullptr, length, kept) {}
+};
 MatrixMap as_matrix(Tensor& t) { return MatrixMap(t.ptr<float>(), t.rows(), t.cols()); }
 
 void check_f32(const Tensor& t, const char* what) {
@@ -220,12 +234,8 @@ class CpuBackend final : public Backend {
       const int64_t len = cache.length.ptr<int32_t>()[lh];
       ConstMatrixMap keys(cache.k[size_t(layer)].ptr<float>() + kvh * cache.capacity * hd, len, hd);
       ConstMatrixMap values(cache.v[size_t(layer)].ptr<float>() + kvh * cache.capacity * hd, len, hd);
-      // The middle: every slot visible to every query, keys over the kept channels only.
-      const int64_t kept = mid.empty() ? 0 : mid.kept.ptr<int32_t>()[lh];
-      const int64_t mid_len = kept > 0 ? mid.length.ptr<int32_t>()[lh] : 0;
-      const int32_t* channels = mid_len ? mid.channels.ptr<int32_t>() + lh * hd : nullptr;
-      ConstMatrixMap mid_keys(mid_len ? mid.k[size_t(layer)].ptr<float>() + mid.k_offset.ptr<int32_t>()[lh] : nullptr,
-                              mid_len, kept);
+      const HeadMiddle middle(mid, layer, lh, hd);
+      const int64_t kept = middle.kept, mid_len = middle.length;
       ConstMatrixMap mid_values(
           mid_len ? mid.v[size_t(layer)].ptr<float>() + int64_t(mid.v_row.ptr<int32_t>()[lh]) * mid.capacity * hd
                   : nullptr,
@@ -240,8 +250,8 @@ class CpuBackend final : public Backend {
         scores.rightCols(visible_max) = (qh * keys.topRows(visible_max).transpose()) * scale;
         if (mid_len) {
           RowMatrix q_kept(rows, kept);
-          for (int64_t c = 0; c < kept; c++) q_kept.col(c) = qh.col(channels[c]);
-          scores.leftCols(mid_len) = (q_kept * mid_keys.transpose()) * scale;
+          for (int64_t c = 0; c < kept; c++) q_kept.col(c) = qh.col(middle.channels[c]);
+          scores.leftCols(mid_len) = (q_kept * middle.keys.transpose()) * scale;
         }
         for (int64_t r = 0; r < rows; r++) {
           const int64_t visible = mid_len + len - n + q0 + r + 1;
@@ -303,12 +313,8 @@ class CpuBackend final : public Backend {
       const int64_t len = cache.length.ptr<int32_t>()[lh];
       ConstMatrixMap keys(cache.k[size_t(layer)].ptr<float>() + kvh * cache.capacity * hd, len, hd);
       float* score = cache.score.ptr<float>() + lh * cache.capacity;
-      // The middle, as attention() sees it: every slot, keys over the kept channels only.
-      const int64_t kept = mid.empty() ? 0 : mid.kept.ptr<int32_t>()[lh];
-      const int64_t mid_len = kept > 0 ? mid.length.ptr<int32_t>()[lh] : 0;
-      const int32_t* channels = mid_len ? mid.channels.ptr<int32_t>() + lh * hd : nullptr;
-      ConstMatrixMap mid_keys(mid_len ? mid.k[size_t(layer)].ptr<float>() + mid.k_offset.ptr<int32_t>()[lh] : nullptr,
-                              mid_len, kept);
+      const HeadMiddle middle(mid, layer, lh, hd);
+      const int64_t kept = middle.kept, mid_len = middle.length;
       float* mid_score = mid_len ? mid.score.ptr<float>() + lh * mid.capacity : nullptr;
       Eigen::VectorXf p, q_kept(kept);
       for (int64_t h = kvh * group; h < (kvh + 1) * group; h++) {
@@ -318,8 +324,8 @@ class CpuBackend final : public Backend {
           p.resize(mid_len + visible);
           p.tail(visible) = (keys.topRows(visible) * qi) * scale;
           if (mid_len) {
-            for (int64_t c = 0; c < kept; c++) q_kept[c] = qi[channels[c]];
-            p.head(mid_len) = (mid_keys * q_kept) * scale;
+            for (int64_t c = 0; c < kept; c++) q_kept[c] = qi[middle.channels[c]];
+            p.head(mid_len) = (middle.keys * q_kept) * scale;
           }
           p = (p.array() - p.maxCoeff()).exp();
           p /= p.sum();
