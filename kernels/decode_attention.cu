@@ -671,7 +671,7 @@ DecodePlan decode_attention_plan(const AttentionArgs& a, int sm_count, const Pru
     return int(std::max<int64_t>(1, std::min({by_sms, by_capacity, limit})));
   };
   DecodePlan plan;
-  if (pruned) {
+  if (pruned && a.kv_heads <= kMaxPrunedHeads) {  // decode_attention refuses more heads
     // Exactly one wave over both regions, every block reading about the same bytes, so none
     // waits for a second wave: per row block, the full region (sink + recent window, short but
     // read at every channel) takes its share of the SMs' slots as whole splits per head (rounded
