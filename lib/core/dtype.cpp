@@ -99,7 +99,7 @@ void convert_halves(const void* src, size_t n, float* dst, ToF32 to_f32) {
 void convert_to_f32(const void* src, DType t, size_t n, float* dst) {
   switch (t) {
     case DType::F32:
-      std::memcpy(dst, src, n * 4);
+      if (n) std::memcpy(dst, src, n * 4);  // an empty tensor's pointers may be null
       return;
     case DType::BF16:
       return convert_halves(src, n, dst, [](uint16_t h) { return bf16_to_f32(h); });
