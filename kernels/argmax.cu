@@ -1,6 +1,7 @@
 #include "argmax.cuh"
 
 #include "device_common.cuh"
+#include "launch.cuh"
 
 namespace kvlab::kernels {
 namespace {
@@ -19,6 +20,7 @@ constexpr int kThreads = 1024;
 
 __global__ void __launch_bounds__(kThreads) argmax_kernel(const float* __restrict__ logits, int64_t cols,
                                                           int32_t* __restrict__ out) {
+  enter_dependent_part();
   const float* row = logits + blockIdx.x * cols;
   Best best{-INFINITY, cols};
   for (int64_t c = threadIdx.x; c < cols; c += kThreads) best = better(best, Best{row[c], c});
@@ -47,8 +49,7 @@ __global__ void __launch_bounds__(kThreads) argmax_kernel(const float* __restric
 
 cudaError_t argmax(const float* logits, int64_t rows, int64_t cols, int32_t* out, cudaStream_t stream) {
   if (rows == 0) return cudaSuccess;
-  argmax_kernel<<<unsigned(rows), kThreads, 0, stream>>>(logits, cols, out);
-  return cudaGetLastError();
+  return launch(argmax_kernel, unsigned(rows), kThreads, 0, stream, logits, cols, out);
 }
 
 }  // namespace kvlab::kernels

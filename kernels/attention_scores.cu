@@ -19,6 +19,7 @@
 
 #include "attention_scores.cuh"
 #include "device_common.cuh"
+#include "launch.cuh"
 
 namespace kvlab::kernels {
 namespace {
@@ -132,6 +133,7 @@ __device__ __forceinline__ float2 merge(float2 a, float2 b) {
 // Grid: (split, kv head x row tile). partial: [kv_heads][rows][splits] (max, sum).
 __global__ void __launch_bounds__(kThreads)
     score_stats_kernel(AttentionScoreArgs a, int splits, int row_tiles, float2* __restrict__ partial) {
+  enter_dependent_part();
   extern __shared__ float4 smem[];
   const Tiles t = tiles(smem, a.head_dim);
   const int split = blockIdx.x, kvh = blockIdx.y / row_tiles, rt = blockIdx.y % row_tiles;
@@ -178,6 +180,7 @@ __global__ void __launch_bounds__(kThreads)
 // and the block walks the row tiles.
 __global__ void __launch_bounds__(kThreads) score_sum_kernel(AttentionScoreArgs a, int splits, int row_tiles,
                                                              int tiles_per_block, const float2* __restrict__ partial) {
+  enter_dependent_part();
   extern __shared__ float4 smem[];
   __shared__ float lse[kRowTile];
   __shared__ float warp_sum[kWarps][kKeys];
@@ -277,13 +280,11 @@ cudaError_t accumulate_attention_scores(const AttentionScoreArgs& a, const Atten
   const int row_tiles = int((rows + kRowTile - 1) / kRowTile);
   auto* partial = static_cast<float2*>(workspace);
   const int smem = smem_bytes(a.head_dim);
-  score_stats_kernel<<<dim3(unsigned(plan.splits), unsigned(a.kv_heads * row_tiles)), kThreads, smem, stream>>>(
-      a, plan.splits, row_tiles, partial);
+  if (const cudaError_t err = launch(score_stats_kernel, dim3(unsigned(plan.splits), unsigned(a.kv_heads * row_tiles)), kThreads, smem, stream, a, plan.splits, row_tiles, partial); err != cudaSuccess) return err;
   const int tiles_per_block = row_tiles == 1 ? kMaxTilesPerBlock : 1;
   const int keys_per_block = tiles_per_block * kKeys;
   const dim3 grid(unsigned((key_capacity(a) + keys_per_block - 1) / keys_per_block), unsigned(a.kv_heads));
-  score_sum_kernel<<<grid, kThreads, smem, stream>>>(a, plan.splits, row_tiles, tiles_per_block, partial);
-  return cudaGetLastError();
+  return launch(score_sum_kernel, grid, kThreads, smem, stream, a, plan.splits, row_tiles, tiles_per_block, partial);
 }
 
 }  // namespace kvlab::kernels

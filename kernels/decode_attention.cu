@@ -22,6 +22,8 @@
 //   decode_attention_simt_kernel (any head_dim that is a multiple of 8, up to 256): CUDA
 //     cores, a key spread over kLanes lanes (8 dims = one 16-byte load each); the fallback.
 #include <algorithm>
+#include "device_common.cuh"
+#include "launch.cuh"
 #include <cmath>
 
 #include "attention.cuh"
@@ -320,6 +322,7 @@ __device__ __forceinline__ void mma_attend(const AttentionArgs& a, const Region&
 template <int kHeadDim, bool kPacked>
 __global__ void __launch_bounds__(kMmaWarps * 32)
     decode_attention_mma_kernel(AttentionArgs a, int splits, int row_blocks, float* __restrict__ partial) {
+  wait_for_prior_grid();  // mma_attend lets the next kernel launch once its keys are read
   extern __shared__ uint4 smem[];
   const int kvh = blockIdx.y / row_blocks;
   const Region reg{a.k + int64_t(kvh) * a.capacity * kHeadDim, a.v + int64_t(kvh) * a.capacity * kHeadDim, nullptr,
@@ -335,6 +338,7 @@ __global__ void __launch_bounds__(kMmaWarps * 32)
 template <int kHeadDim, bool kPacked>
 __global__ void __launch_bounds__(kMmaWarps * 32)
     decode_pruned_mma_kernel(AttentionArgs a, PrunedKeys p, int full_splits, MiddleBlocks m, float* __restrict__ partial) {
+  wait_for_prior_grid();  // mma_attend lets the next kernel launch once its keys are read
   extern __shared__ uint4 smem[];
   const int rb = blockIdx.y, stride = full_splits + m.most;
   const int full_blocks = full_splits * a.kv_heads;
@@ -371,6 +375,7 @@ constexpr int kSimtUnroll = 4;  // keys per stream per iteration: 2 * kSimtUnrol
 template <int kLanes, int kHeads>
 __global__ void __launch_bounds__(kSimtWarps * 32)
     decode_attention_simt_kernel(AttentionArgs a, int splits, int head_blocks, float* __restrict__ partial) {
+  enter_dependent_part();
   constexpr int kStreamsPerWarp = 32 / kLanes;
   constexpr int kStreams = kSimtWarps * kStreamsPerWarp;
   constexpr int kMaxDim = kLanes * 8;
@@ -522,7 +527,7 @@ __global__ void __launch_bounds__(kMergeThreads)
   __shared__ float weight[kMaxSplits];
   __shared__ float warp_max[kMergeThreads / 32];
   __shared__ float slice_sum[kMergeThreads];
-  wait_for_prior_grid();
+  enter_dependent_part();
   const int h = blockIdx.x;
   const int64_t qi = blockIdx.y;
   const int hd = a.head_dim, stride = hd + 2, tid = threadIdx.x;
@@ -606,16 +611,9 @@ cudaError_t launch_mma(const AttentionArgs& a, const DecodePlan& plan, const Pru
   const cudaError_t err = set_mma_smem<kHeadDim, kPacked>();
   if (err != cudaSuccess) return err;
   const int blocks = int(blocks_per_head<kPacked>(a));
-  if (pruned) {
-    decode_pruned_mma_kernel<kHeadDim, kPacked>
-        <<<dim3(unsigned(plan.splits * a.kv_heads + plan.middle.first[a.kv_heads]), unsigned(blocks)), kMmaWarps * 32,
-           mma_smem_bytes<kHeadDim>(), stream>>>(a, *pruned, plan.splits, plan.middle, partial);
-  } else {
-    decode_attention_mma_kernel<kHeadDim, kPacked>
-        <<<dim3(unsigned(plan.splits), unsigned(a.kv_heads * blocks)), kMmaWarps * 32, mma_smem_bytes<kHeadDim>(),
-           stream>>>(a, plan.splits, blocks, partial);
-  }
-  return cudaSuccess;
+  if (pruned)
+    return launch(decode_pruned_mma_kernel<kHeadDim, kPacked>, dim3(unsigned(plan.splits * a.kv_heads + plan.middle.first[a.kv_heads]), unsigned(blocks)), kMmaWarps * 32, mma_smem_bytes<kHeadDim>(), stream, a, *pruned, plan.splits, plan.middle, partial);
+  return launch(decode_attention_mma_kernel<kHeadDim, kPacked>, dim3(unsigned(plan.splits), unsigned(a.kv_heads * blocks)), kMmaWarps * 32, mma_smem_bytes<kHeadDim>(), stream, a, plan.splits, blocks, partial);
 }
 
 template <int kHeadDim>
@@ -626,20 +624,20 @@ cudaError_t launch_mma(const AttentionArgs& a, const DecodePlan& plan, const Pru
 }
 
 template <int kLanes, int kHeads>
-void launch_simt(const AttentionArgs& a, int splits, float* partial, cudaStream_t stream) {
+cudaError_t launch_simt(const AttentionArgs& a, int splits, float* partial, cudaStream_t stream) {
   const int group = a.q_heads / a.kv_heads;
   const int head_blocks = (group + kHeads - 1) / kHeads;
   const dim3 grid(unsigned(splits), unsigned(a.kv_heads * head_blocks), unsigned(a.n));
-  decode_attention_simt_kernel<kLanes, kHeads><<<grid, kSimtWarps * 32, 0, stream>>>(a, splits, head_blocks, partial);
+  return launch(decode_attention_simt_kernel<kLanes, kHeads>, grid, kSimtWarps * 32, 0, stream, a, splits, head_blocks, partial);
 }
 
 template <int kLanes>
-void launch_simt_lanes(const AttentionArgs& a, int splits, float* partial, cudaStream_t stream) {
+cudaError_t launch_simt_lanes(const AttentionArgs& a, int splits, float* partial, cudaStream_t stream) {
   switch (heads_for(a.q_heads / a.kv_heads)) {
-    case 1: launch_simt<kLanes, 1>(a, splits, partial, stream); break;
-    case 2: launch_simt<kLanes, 2>(a, splits, partial, stream); break;
-    case 4: launch_simt<kLanes, 4>(a, splits, partial, stream); break;
-    default: launch_simt<kLanes, 8>(a, splits, partial, stream); break;
+    case 1: return launch_simt<kLanes, 1>(a, splits, partial, stream);
+    case 2: return launch_simt<kLanes, 2>(a, splits, partial, stream);
+    case 4: return launch_simt<kLanes, 4>(a, splits, partial, stream);
+    default: return launch_simt<kLanes, 8>(a, splits, partial, stream);
   }
 }
 
@@ -719,27 +717,15 @@ cudaError_t decode_attention(const AttentionArgs& a, const DecodePlan& plan, voi
     err = launch_mma<128>(a, plan, pruned, partial, stream);
   } else {
     switch (lanes_for(a.head_dim)) {
-      case 8: launch_simt_lanes<8>(a, plan.splits, partial, stream); break;
-      case 16: launch_simt_lanes<16>(a, plan.splits, partial, stream); break;
-      default: launch_simt_lanes<32>(a, plan.splits, partial, stream); break;
+      case 8: err = launch_simt_lanes<8>(a, plan.splits, partial, stream); break;
+      case 16: err = launch_simt_lanes<16>(a, plan.splits, partial, stream); break;
+      default: err = launch_simt_lanes<32>(a, plan.splits, partial, stream); break;
     }
   }
   if (err != cudaSuccess) return err;
-  if (partials > 1) {
-    // Launched as a programmatic dependent, so its launch overlaps the split blocks' tail.
-    cudaLaunchConfig_t config{};
-    config.gridDim = dim3(unsigned(a.q_heads), unsigned(a.n));
-    config.blockDim = dim3(kMergeThreads);
-    config.stream = stream;
-    cudaLaunchAttribute attribute{};
-    attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attribute.val.programmaticStreamSerializationAllowed = 1;
-    config.attrs = &attribute;
-    config.numAttrs = 1;
-    err = cudaLaunchKernelEx(&config, decode_merge_kernel, a, plan.splits, plan.middle, static_cast<const float*>(partial));
-    if (err != cudaSuccess) return err;
-  }
-  return cudaGetLastError();
+  if (err != cudaSuccess || partials == 1) return err;
+  return launch(decode_merge_kernel, dim3(unsigned(a.q_heads), unsigned(a.n)), kMergeThreads, 0, stream, a, plan.splits,
+                plan.middle, static_cast<const float*>(partial));
 }
 
 }  // namespace kvlab::kernels

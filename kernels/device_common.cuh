@@ -36,18 +36,20 @@ __device__ __forceinline__ uint4 load_stream(const void* p) {
   return v;
 }
 
-// Programmatic dependent launch (sm_90): a kernel launched with programmatic stream
-// serialization starts while the one before it drains and waits here for its results; the one
-// before lets it start once its own blocks have done their reading.
-__device__ __forceinline__ void wait_for_prior_grid() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.wait;" ::: "memory");
+// Programmatic dependent launch (sm_90, kernels/launch.cuh): a kernel starts while the one
+// before it drains and waits here for its results (and so, transitively, for every earlier
+// kernel's); the one before lets it start once its own blocks have done their reading.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+#error "kvlab's kernels are launched as programmatic dependents, which needs sm_90 or later"
 #endif
-}
-__device__ __forceinline__ void allow_dependent_launch() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.launch_dependents;");
-#endif
+__device__ __forceinline__ void wait_for_prior_grid() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
+__device__ __forceinline__ void allow_dependent_launch() { asm volatile("griddepcontrol.launch_dependents;"); }
+
+// The start of every kernel without a reason to do otherwise: wait for the kernels before it,
+// then let the next one launch (it waits in turn), so each launch overlaps one kernel's run.
+__device__ __forceinline__ void enter_dependent_part() {
+  wait_for_prior_grid();
+  allow_dependent_launch();
 }
 
 __device__ __forceinline__ float warp_sum(float v) {

@@ -1,12 +1,14 @@
 #include "embedding.cuh"
 
 #include "device_common.cuh"
+#include "launch.cuh"
 
 namespace kvlab::kernels {
 namespace {
 
 __global__ void embedding_kernel(const __nv_bfloat16* __restrict__ table, int64_t vocab, int hidden,
                                  const int32_t* __restrict__ ids, float* __restrict__ out, int32_t* bad_id) {
+  enter_dependent_part();
   const int64_t i = blockIdx.x;
   const int32_t id = ids[i];
   if (id < 0 || id >= vocab) {
@@ -27,8 +29,7 @@ __global__ void embedding_kernel(const __nv_bfloat16* __restrict__ table, int64_
 cudaError_t embedding(const __nv_bfloat16* table, int64_t vocab, int hidden, const int32_t* ids, int64_t n,
                       float* out, int32_t* bad_id, cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
-  embedding_kernel<<<unsigned(n), 256, 0, stream>>>(table, vocab, hidden, ids, out, bad_id);
-  return cudaGetLastError();
+  return launch(embedding_kernel, unsigned(n), 256, 0, stream, table, vocab, hidden, ids, out, bad_id);
 }
 
 }  // namespace kvlab::kernels

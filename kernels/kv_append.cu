@@ -1,4 +1,6 @@
 #include "kv_append.cuh"
+#include "device_common.cuh"
+#include "launch.cuh"
 
 namespace kvlab::kernels {
 namespace {
@@ -8,6 +10,7 @@ constexpr int kTokensPerBlock = 64;
 // Grid: (token blocks, kv heads). When one block covers all n tokens of a head it also
 // advances that head's length, after its barrier: every thread has read the old length by then.
 __global__ void kv_append_kernel(KvAppendArgs a, bool advance_length) {
+  enter_dependent_part();
   const int h = blockIdx.y;
   const int64_t t0 = int64_t(blockIdx.x) * kTokensPerBlock;
   const int64_t tokens = min(int64_t(kTokensPerBlock), a.n - t0);
@@ -30,6 +33,7 @@ __global__ void kv_append_kernel(KvAppendArgs a, bool advance_length) {
 }
 
 __global__ void advance_length_kernel(int32_t* length, int kv_heads, int32_t n) {
+  enter_dependent_part();
   for (int h = threadIdx.x; h < kv_heads; h += blockDim.x) length[h] += n;
 }
 
@@ -38,9 +42,9 @@ __global__ void advance_length_kernel(int32_t* length, int kv_heads, int32_t n) 
 cudaError_t kv_append(const KvAppendArgs& a, cudaStream_t stream) {
   if (a.n == 0) return cudaSuccess;
   const unsigned token_blocks = unsigned((a.n + kTokensPerBlock - 1) / kTokensPerBlock);
-  kv_append_kernel<<<dim3(token_blocks, unsigned(a.kv_heads)), 256, 0, stream>>>(a, token_blocks == 1);
-  if (token_blocks > 1) advance_length_kernel<<<1, 32, 0, stream>>>(a.length, a.kv_heads, int32_t(a.n));
-  return cudaGetLastError();
+  const cudaError_t err = launch(kv_append_kernel, dim3(token_blocks, unsigned(a.kv_heads)), 256, 0, stream, a, token_blocks == 1);
+  if (err != cudaSuccess || token_blocks == 1) return err;
+  return launch(advance_length_kernel, 1, 32, 0, stream, a.length, a.kv_heads, int32_t(a.n));
 }
 
 }  // namespace kvlab::kernels

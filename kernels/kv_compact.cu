@@ -10,6 +10,8 @@
 // slots >= their own start, which no earlier pass wrote. A last tiny launch sets the lengths,
 // so no launch both reads and writes a length.
 #include <algorithm>
+#include "device_common.cuh"
+#include "launch.cuh"
 #include <climits>
 
 #include "kv_compact.cuh"
@@ -77,6 +79,7 @@ __device__ __forceinline__ void store_chunk(__nv_bfloat16* p, const Chunk<W>& c)
 template <int W>
 __global__ void __launch_bounds__(kThreads)
     kv_compact_kernel(KvCompactArgs a, Scratch s, int rows, int pass, int passes) {
+  enter_dependent_part();
   const int cpr = a.head_dim / 2 / W;
   const bool gather = blockIdx.y == 0;
   const int p = gather ? pass : pass - 1;
@@ -168,6 +171,7 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 __global__ void set_length_kernel(KvCompactArgs a) {
+  enter_dependent_part();
   for (int h = threadIdx.x; h < a.kv_heads; h += blockDim.x) {
     const int count = a.count[h];
     if (count < 0 || count > a.length[h]) *a.error = 1;
@@ -176,11 +180,12 @@ __global__ void set_length_kernel(KvCompactArgs a) {
 }
 
 template <int W>
-void launch_passes(const KvCompactArgs& a, const KvCompactPlan& plan, const Scratch& s, cudaStream_t stream) {
+cudaError_t launch_passes(const KvCompactArgs& a, const KvCompactPlan& plan, const Scratch& s, cudaStream_t stream) {
   const int64_t threads = int64_t(a.kv_heads) * plan.rows_per_pass * (a.head_dim / 2 / W);
   const dim3 grid(unsigned((threads + kThreads - 1) / kThreads), 2);
   for (int pass = 0; pass <= plan.passes; pass++)
-    kv_compact_kernel<W><<<grid, kThreads, 0, stream>>>(a, s, plan.rows_per_pass, pass, plan.passes);
+    if (const cudaError_t err = launch(kv_compact_kernel<W>, grid, kThreads, 0, stream, a, s, plan.rows_per_pass, pass, plan.passes); err != cudaSuccess) return err;
+  return cudaSuccess;
 }
 
 }  // namespace
@@ -204,13 +209,9 @@ cudaError_t kv_compact(const KvCompactArgs& a, const KvCompactPlan& plan, void* 
   if (!kv_compact_supports(a.head_dim) || a.kv_heads <= 0 || !workspace) return cudaErrorInvalidValue;
   Scratch s;
   carve(a, plan.rows_per_pass, workspace, &s);
-  if (a.head_dim % 16 == 0) {
-    launch_passes<8>(a, plan, s, stream);
-  } else {
-    launch_passes<1>(a, plan, s, stream);
-  }
-  set_length_kernel<<<1, 32, 0, stream>>>(a);
-  return cudaGetLastError();
+  const cudaError_t err = a.head_dim % 16 == 0 ? launch_passes<8>(a, plan, s, stream) : launch_passes<1>(a, plan, s, stream);
+  if (err != cudaSuccess) return err;
+  return launch(set_length_kernel, 1, 32, 0, stream, a);
 }
 
 }  // namespace kvlab::kernels

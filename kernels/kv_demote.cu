@@ -1,6 +1,8 @@
 // Demotion is a gather: one block per (token stripe, head), a thread per channel; the length
 // update is a separate launch so that no block reads a length another has already advanced.
 #include "kv_demote.cuh"
+#include "device_common.cuh"
+#include "launch.cuh"
 
 namespace kvlab::kernels {
 namespace {
@@ -8,6 +10,7 @@ namespace {
 constexpr int kStripes = 64;  // blocks per head; each loops over its share of the tokens
 
 __global__ void kv_demote_kernel(KvDemoteArgs a) {
+  enter_dependent_part();
   const int h = blockIdx.y;
   const int n = a.count[h], kept = a.kept[h], base = a.mid_length[h];
   const int64_t src0 = int64_t(h) * a.capacity + a.front[h];
@@ -29,6 +32,7 @@ __global__ void kv_demote_kernel(KvDemoteArgs a) {
 }
 
 __global__ void kv_demote_lengths_kernel(int32_t* mid_length, const int32_t* count, int kv_heads) {
+  enter_dependent_part();
   const int h = threadIdx.x;
   if (h < kv_heads) mid_length[h] += count[h];
 }
@@ -37,9 +41,8 @@ __global__ void kv_demote_lengths_kernel(int32_t* mid_length, const int32_t* cou
 
 cudaError_t kv_demote(const KvDemoteArgs& a, cudaStream_t stream) {
   if (a.kv_heads <= 0 || a.kv_heads > 1024 || a.head_dim <= 0) return cudaErrorInvalidValue;
-  kv_demote_kernel<<<dim3(kStripes, unsigned(a.kv_heads)), 128, 0, stream>>>(a);
-  kv_demote_lengths_kernel<<<1, a.kv_heads, 0, stream>>>(a.mid_length, a.count, a.kv_heads);
-  return cudaGetLastError();
+  if (const cudaError_t err = launch(kv_demote_kernel, dim3(kStripes, unsigned(a.kv_heads)), 128, 0, stream, a); err != cudaSuccess) return err;
+  return launch(kv_demote_lengths_kernel, 1, a.kv_heads, 0, stream, a.mid_length, a.count, a.kv_heads);
 }
 
 }  // namespace kvlab::kernels

@@ -6,6 +6,8 @@
 // memory with cp.async, double buffered, and the softmax is computed online per row, so
 // memory is O(tile) whatever n and the cache length. Tiles are swizzled (tensor_core.cuh).
 #include "attention.cuh"
+#include "device_common.cuh"
+#include "launch.cuh"
 #include "tensor_core.cuh"
 
 namespace kvlab::kernels {
@@ -17,6 +19,7 @@ constexpr int kThreads = 128;
 
 template <int kHeadDim>
 __global__ void __launch_bounds__(kThreads) prefill_attention_kernel(AttentionArgs a) {
+  enter_dependent_part();
   constexpr int kChunks = kHeadDim / 8;  // 16-byte chunks per row
   extern __shared__ uint4 smem[];
   uint4* sq = smem;                         // [kBlockQ][kChunks]
@@ -176,8 +179,7 @@ cudaError_t launch(const AttentionArgs& a, cudaStream_t stream) {
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (err != cudaSuccess) return err;
   const dim3 grid(unsigned((a.n + kBlockQ - 1) / kBlockQ), unsigned(a.q_heads));
-  prefill_attention_kernel<kHeadDim><<<grid, kThreads, smem, stream>>>(a);
-  return cudaGetLastError();
+  return launch(prefill_attention_kernel<kHeadDim>, grid, kThreads, smem, stream, a);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "device_common.cuh"
+#include "launch.cuh"
 
 namespace kvlab::kernels {
 namespace {
@@ -13,6 +14,7 @@ namespace {
 template <bool kAddResidual>
 __global__ void rmsnorm_kernel(float* residual, const float* x, const __nv_bfloat16* __restrict__ weight,
                                float eps, float* out, int cols) {
+  enter_dependent_part();
   const int64_t row = blockIdx.x;
   const float* src = kAddResidual ? residual + row * cols : x + row * cols;
   float sum_sq = 0.0f;
@@ -38,15 +40,13 @@ int threads_for(int cols) { return std::min(1024, std::max(32, (cols / 4 + 31) /
 cudaError_t rmsnorm(const float* x, const __nv_bfloat16* weight, float eps, float* out, int64_t rows, int cols,
                     cudaStream_t stream) {
   if (rows == 0) return cudaSuccess;
-  rmsnorm_kernel<false><<<unsigned(rows), threads_for(cols), 0, stream>>>(nullptr, x, weight, eps, out, cols);
-  return cudaGetLastError();
+  return launch(rmsnorm_kernel<false>, unsigned(rows), threads_for(cols), 0, stream, nullptr, x, weight, eps, out, cols);
 }
 
 cudaError_t add_rmsnorm(float* residual, const float* x, const __nv_bfloat16* weight, float eps, float* out,
                         int64_t rows, int cols, cudaStream_t stream) {
   if (rows == 0) return cudaSuccess;
-  rmsnorm_kernel<true><<<unsigned(rows), threads_for(cols), 0, stream>>>(residual, x, weight, eps, out, cols);
-  return cudaGetLastError();
+  return launch(rmsnorm_kernel<true>, unsigned(rows), threads_for(cols), 0, stream, residual, x, weight, eps, out, cols);
 }
 
 }  // namespace kvlab::kernels

@@ -1,4 +1,6 @@
 #include "rope.cuh"
+#include "device_common.cuh"
+#include "launch.cuh"
 
 namespace kvlab::kernels {
 namespace {
@@ -6,6 +8,7 @@ namespace {
 // One thread per rotated pair (channel j with j + head_dim/2).
 __global__ void rope_kernel(float* x, const int32_t* __restrict__ positions, const float* __restrict__ inv_freq,
                             float attention_scaling, int64_t pairs, int heads, int half) {
+  enter_dependent_part();
   for (int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; idx < pairs;
        idx += int64_t(gridDim.x) * blockDim.x) {
     const int j = int(idx % half);
@@ -33,9 +36,7 @@ cudaError_t rope(float* x, const int32_t* positions, const float* inv_freq, floa
   if (pairs == 0) return cudaSuccess;
   const int threads = 256;
   const int64_t blocks = (pairs + threads - 1) / threads;
-  rope_kernel<<<unsigned(blocks < 65536 ? blocks : 65536), threads, 0, stream>>>(x, positions, inv_freq,
-                                                                                attention_scaling, pairs, heads, half);
-  return cudaGetLastError();
+  return launch(rope_kernel, unsigned(blocks < 65536 ? blocks : 65536), threads, 0, stream, x, positions, inv_freq, attention_scaling, pairs, heads, half);
 }
 
 }  // namespace kvlab::kernels

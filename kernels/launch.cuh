@@ -1,0 +1,39 @@
+#pragma once
+// Every kernel is launched here, as a programmatic dependent (sm_90): it may start while the
+// kernel before it drains, so its launch and ramp overlap that tail. A kernel launched this way
+// must call enter_dependent_part() (device_common.cuh) before it touches memory that earlier
+// kernels write. KVLAB_CUDA_PDL=0 launches plainly, to measure the gain and to check that no
+// result depends on it.
+#include <cuda_runtime.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <utility>
+
+namespace kvlab::kernels {
+
+inline bool programmatic_launch() {
+  static const bool enabled = [] {
+    const char* v = std::getenv("KVLAB_CUDA_PDL");
+    return !(v && std::strcmp(v, "0") == 0);
+  }();
+  return enabled;
+}
+
+template <typename... Params, typename... Args>
+cudaError_t launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem_bytes, cudaStream_t stream,
+                   Args&&... args) {
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = smem_bytes;
+  config.stream = stream;
+  cudaLaunchAttribute attribute{};
+  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute.val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = &attribute;
+  config.numAttrs = programmatic_launch() ? 1 : 0;
+  return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
+}
+
+}  // namespace kvlab::kernels
