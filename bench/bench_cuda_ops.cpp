@@ -145,6 +145,63 @@ BENCHMARK(BM_Gemv)
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);
 
+// Llama-3.1-8B's q, k and v at batch 1: three matmuls (fused = 0) against one grouped GEMV
+// launch (fused = 1), over 4 copies of the 48 MB of weights.
+void BM_GemvQkv(benchmark::State& state) {
+  Backend* b = backend_or_skip(state);
+  if (!b) return;
+  const bool fused = state.range(0) != 0;
+  const int64_t hidden = 4096, kv = 1024;
+  constexpr int kCopies = 4;
+  std::vector<Tensor> q, k, v;
+  for (int i = 0; i < kCopies; i++) {
+    q.push_back(random_weight(*b, hidden, hidden, uint32_t(11 + i)));
+    k.push_back(random_weight(*b, kv, hidden, uint32_t(21 + i)));
+    v.push_back(random_weight(*b, kv, hidden, uint32_t(31 + i)));
+  }
+  Tensor x = random_activation(*b, {1, hidden}), yq = b->alloc({1, hidden}, DType::F32),
+         yk = b->alloc({1, kv}, DType::F32), yv = b->alloc({1, kv}, DType::F32);
+  run(state, *b, double((hidden + 2 * kv) * hidden * 2), [&](int i) {
+    const size_t c = size_t(i % kCopies);
+    if (fused) {
+      b->matmuls(x, {{&q[c], nullptr, &yq}, {&k[c], nullptr, &yk}, {&v[c], nullptr, &yv}});
+    } else {
+      b->matmul(x, q[c], nullptr, yq);
+      b->matmul(x, k[c], nullptr, yk);
+      b->matmul(x, v[c], nullptr, yv);
+    }
+  });
+}
+BENCHMARK(BM_GemvQkv)->Arg(0)->Arg(1)->Iterations(kIterations)->UseManualTime()->Unit(benchmark::kMicrosecond);
+
+// Llama-3.1-8B's gate and up at batch 1 and SwiGLU: two matmuls and the elementwise kernel
+// (fused = 0) against the gated GEMV (fused = 1).
+void BM_GemvSwiglu(benchmark::State& state) {
+  Backend* b = backend_or_skip(state);
+  if (!b) return;
+  const bool fused = state.range(0) != 0;
+  const int64_t hidden = 4096, inter = 14336;
+  constexpr int kCopies = 2;
+  std::vector<Tensor> gate, up;
+  for (int i = 0; i < kCopies; i++) {
+    gate.push_back(random_weight(*b, inter, hidden, uint32_t(41 + i)));
+    up.push_back(random_weight(*b, inter, hidden, uint32_t(51 + i)));
+  }
+  Tensor x = random_activation(*b, {1, hidden}), g = b->alloc({1, inter}, DType::F32),
+         u = b->alloc({1, inter}, DType::F32), y = b->alloc({1, inter}, DType::F32);
+  run(state, *b, double(2 * inter * hidden * 2), [&](int i) {
+    const size_t c = size_t(i % kCopies);
+    if (fused) {
+      b->matmul_swiglu(x, gate[c], up[c], g, u, y);
+    } else {
+      b->matmul(x, gate[c], nullptr, g);
+      b->matmul(x, up[c], nullptr, u);
+      b->swiglu(g, u, y);
+    }
+  });
+}
+BENCHMARK(BM_GemvSwiglu)->Arg(0)->Arg(1)->Iterations(kIterations)->UseManualTime()->Unit(benchmark::kMicrosecond);
+
 // Decode attention: one query over `context` cached tokens of head_dim 128; two layers
 // alternate so that one layer's K/V is never in L2.
 void BM_DecodeAttention(benchmark::State& state) {

@@ -1,128 +1,203 @@
 #include "matmul.cuh"
 
 #include "device_common.cuh"
+#include "launch.cuh"
 
 namespace kvlab::kernels {
 namespace {
 
-constexpr int kWarps = 8;          // per block
-constexpr int kRowsPerWarp = 2;    // weight rows per warp: the x loads are shared by both
-constexpr int kUnroll = 4;         // 16-byte weight loads per row in flight per lane
+constexpr int kWarps = 8;     // per block
+constexpr int kRowsPerWarp = 2;  // weight rows per warp: the x loads are shared by both
+constexpr int kUnroll = 4;    // 16-byte weight loads per row in flight per lane
 
-// Warp per kRowsPerWarp weight rows; lane l reads 16-byte groups l, l + 32, ... of each row,
-// so a warp's loads are 512 contiguous bytes. kUnroll * kRowsPerWarp independent loads are
-// issued before the first is used, which with ~32 warps per SM keeps enough bytes in flight to
-// reach HBM bandwidth at batch 1 (a register double buffer on top measured no faster: it
-// halves the warps per SM). Needs in % 8 == 0 and 16-byte aligned rows (the launcher checks).
-template <int N>
-__global__ void __launch_bounds__(kWarps * 32) gemv_vec_kernel(const float* __restrict__ x,
-                                                               const __nv_bfloat16* __restrict__ w,
-                                                               const __nv_bfloat16* __restrict__ bias,
-                                                               float* __restrict__ out, int64_t rows, int64_t in) {
+// The weights of one launch, each owning a run of blocks. With kGated there is one weight
+// pair: weight[0] the gate, weight[1] the up projection, weight[0].out the product.
+struct GemvGroup {
+  GemvWeight weight[kGemvMaxWeights];
+  int first_block[kGemvMaxWeights + 1];
+  int count;
+};
+
+// The weight a block works on (selected, not indexed, so the group stays in parameter space),
+// and the block's first output row in it.
+__device__ __forceinline__ GemvWeight locate(const GemvGroup& g, int rows_per_block, int64_t* row0) {
+  GemvWeight w = g.weight[0];
+  int first = 0;
+#pragma unroll
+  for (int k = 1; k < kGemvMaxWeights; k++)
+    if (k < g.count && int(blockIdx.x) >= g.first_block[k]) w = g.weight[k], first = g.first_block[k];
+  *row0 = int64_t(int(blockIdx.x) - first) * rows_per_block;
+  return w;
+}
+
+__device__ __forceinline__ float silu(float v) { return v / (1.0f + expf(-v)); }
+
+// Warp per kRowsPerWarp weight rows (gated: the same row of gate and up); lane l reads 16-byte
+// groups l, l + 32, ... of each row, so a warp's loads are 512 contiguous bytes. kUnroll *
+// kRowsPerWarp independent loads are in flight per lane, which with ~32 warps per SM reaches
+// HBM bandwidth at batch 1. The first loads are issued before waiting for the kernel before
+// (the weights are constant), so they overlap its tail. x is read with plain loads: the
+// kernel before writes it during this one's lifetime, which the read-only path does not allow.
+// Needs in % 8 == 0 and 16-byte aligned rows (gemv_vectorizes).
+template <int N, bool kGated>
+__global__ void __launch_bounds__(kWarps * 32) gemv_vec_kernel(const float* x, GemvGroup g, int64_t in) {
+  static_assert(!kGated || kRowsPerWarp == 2, "a gated warp reads one row of gate and one of up");
+  constexpr int kOutRowsPerWarp = kGated ? 1 : kRowsPerWarp;
   const int lane = threadIdx.x % 32;
-  const int64_t row0 = (int64_t(blockIdx.x) * kWarps + threadIdx.x / 32) * kRowsPerWarp;
-  if (row0 >= rows) return;
+  int64_t block_row0;
+  const GemvWeight wt = locate(g, kWarps * kOutRowsPerWarp, &block_row0);
+  const int64_t rows = wt.rows;
+  const int64_t row0 = block_row0 + int64_t(threadIdx.x / 32) * kOutRowsPerWarp;
+  const bool active = row0 < rows;
   const int64_t groups = in / 8;
   const uint4* wrow[kRowsPerWarp];
 #pragma unroll
-  for (int r = 0; r < kRowsPerWarp; r++)  // a missing last row re-reads row0; its sum is dropped
-    wrow[r] = reinterpret_cast<const uint4*>(w + (row0 + r < rows ? row0 + r : row0) * in);
-  float acc[kRowsPerWarp][N] = {};
-  for (int64_t g0 = lane; g0 < groups; g0 += 32 * kUnroll) {
-    uint4 wv[kUnroll][kRowsPerWarp];
+  for (int r = 0; r < kRowsPerWarp; r++) {
+    // Non-gated, a missing last row re-reads row0; its sum is dropped.
+    const int64_t row = kGated ? row0 : (row0 + r < rows ? row0 + r : row0);
+    wrow[r] = reinterpret_cast<const uint4*>((kGated ? g.weight[r].w : wt.w) + (active ? row : 0) * in);
+  }
+  uint4 wv[kUnroll][kRowsPerWarp];
+  auto load = [&](int64_t g0) {
 #pragma unroll
     for (int u = 0; u < kUnroll; u++)
 #pragma unroll
       for (int r = 0; r < kRowsPerWarp; r++)
         wv[u][r] = g0 + u * 32 < groups ? load_stream(wrow[r] + g0 + u * 32) : make_uint4(0, 0, 0, 0);
+  };
+  if (active) load(lane);
+  enter_dependent_part();
+  if (!active) return;
+  float acc[kRowsPerWarp][N] = {};
+  for (int64_t g0 = lane; g0 < groups; g0 += 32 * kUnroll) {
 #pragma unroll
     for (int u = 0; u < kUnroll; u++) {
-      const int64_t g = g0 + u * 32;
-      if (g >= groups) break;
+      const int64_t gi = g0 + u * 32;
+      if (gi >= groups) break;
       float wf[kRowsPerWarp][8];
 #pragma unroll
       for (int r = 0; r < kRowsPerWarp; r++) unpack_bf16x8(wv[u][r], wf[r]);
 #pragma unroll
       for (int i = 0; i < N; i++) {
-        const float4* xp = reinterpret_cast<const float4*>(x + i * in + g * 8);
-        const float4 a = __ldg(xp), b = __ldg(xp + 1);
+        const float4* xp = reinterpret_cast<const float4*>(x + i * in + gi * 8);
+        const float4 a = xp[0], b = xp[1];
 #pragma unroll
         for (int r = 0; r < kRowsPerWarp; r++)
           acc[r][i] += wf[r][0] * a.x + wf[r][1] * a.y + wf[r][2] * a.z + wf[r][3] * a.w + wf[r][4] * b.x +
                        wf[r][5] * b.y + wf[r][6] * b.z + wf[r][7] * b.w;
       }
     }
+    if (g0 + 32 * kUnroll < groups) load(g0 + 32 * kUnroll);
   }
 #pragma unroll
-  for (int r = 0; r < kRowsPerWarp; r++) {
-    const int64_t row = row0 + r;
+  for (int i = 0; i < N; i++)
 #pragma unroll
-    for (int i = 0; i < N; i++) {
-      const float s = warp_sum(acc[r][i]);
-      if (lane == 0 && row < rows) out[i * rows + row] = s + (bias ? bf16_to_float(bias[row]) : 0.0f);
+    for (int r = 0; r < kRowsPerWarp; r++) acc[r][i] = warp_sum(acc[r][i]);
+  if (lane != 0) return;
+#pragma unroll
+  for (int i = 0; i < N; i++) {
+    if constexpr (kGated) {
+      wt.out[i * rows + row0] = silu(acc[0][i]) * acc[1][i];
+    } else {
+#pragma unroll
+      for (int r = 0; r < kRowsPerWarp; r++)
+        if (row0 + r < rows)
+          wt.out[i * rows + row0 + r] = acc[r][i] + (wt.bias ? bf16_to_float(wt.bias[row0 + r]) : 0.0f);
     }
   }
 }
 
-// Any shape and alignment (odd `in`, sliced tensors): a warp per row, one element per lane step.
-__global__ void gemv_scalar_kernel(const float* __restrict__ x, const __nv_bfloat16* __restrict__ w,
-                                   const __nv_bfloat16* __restrict__ bias, float* __restrict__ out, int n,
-                                   int64_t rows, int64_t in) {
+// Any shape and alignment (odd `in`, sliced tensors): a warp per output row, one element per
+// lane step.
+template <bool kGated>
+__global__ void gemv_scalar_kernel(const float* x, GemvGroup g, int n, int64_t in) {
   const int lane = threadIdx.x % 32;
-  const int64_t row = int64_t(blockIdx.x) * kWarps + threadIdx.x / 32;
-  if (row >= rows) return;
-  float acc[kGemvMaxRows] = {};
+  int64_t block_row0;
+  const GemvWeight wt = locate(g, kWarps, &block_row0);
+  const int64_t row = block_row0 + threadIdx.x / 32;
+  enter_dependent_part();
+  if (row >= wt.rows) return;
+  constexpr int kParts = kGated ? 2 : 1;
+  float acc[kParts][kGemvMaxRows] = {};
   for (int64_t c = lane; c < in; c += 32) {
-    const float wc = bf16_to_float(w[row * in + c]);
 #pragma unroll
-    for (int i = 0; i < kGemvMaxRows; i++)
-      if (i < n) acc[i] += wc * x[i * in + c];
+    for (int p = 0; p < kParts; p++) {
+      const float wc = bf16_to_float((kGated ? g.weight[p].w : wt.w)[row * in + c]);
+#pragma unroll
+      for (int i = 0; i < kGemvMaxRows; i++)
+        if (i < n) acc[p][i] += wc * x[i * in + c];
+    }
   }
 #pragma unroll
   for (int i = 0; i < kGemvMaxRows; i++) {
     if (i >= n) break;
-    const float s = warp_sum(acc[i]);
-    if (lane == 0) out[i * rows + row] = s + (bias ? bf16_to_float(bias[row]) : 0.0f);
+    float s[kParts];
+#pragma unroll
+    for (int p = 0; p < kParts; p++) s[p] = warp_sum(acc[p][i]);
+    if (lane != 0) continue;
+    if constexpr (kGated) {
+      wt.out[i * wt.rows + row] = silu(s[0]) * s[1];
+    } else {
+      wt.out[i * wt.rows + row] = s[0] + (wt.bias ? bf16_to_float(wt.bias[row]) : 0.0f);
+    }
   }
 }
 
-template <int N>
-void launch_vec(const float* x, const __nv_bfloat16* w, const __nv_bfloat16* bias, float* out, int64_t rows,
-                int64_t in, cudaStream_t stream) {
-  const int64_t rows_per_block = kWarps * kRowsPerWarp;
-  gemv_vec_kernel<N><<<unsigned((rows + rows_per_block - 1) / rows_per_block), kWarps * 32, 0, stream>>>(
-      x, w, bias, out, rows, in);
+bool vectorizes(const float* x, const GemvGroup& g, int64_t in) {
+  bool aligned = in % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
+  for (int j = 0; j < g.count; j++) aligned = aligned && reinterpret_cast<uintptr_t>(g.weight[j].w) % 16 == 0;
+  return aligned;
+}
+
+template <bool kGated>
+cudaError_t launch_group(const float* x, GemvGroup g, int n, int64_t in, cudaStream_t stream) {
+  const bool vec = vectorizes(x, g, in);
+  const int64_t rows_per_block = vec ? kWarps * (kGated ? 1 : kRowsPerWarp) : kWarps;
+  const int owners = kGated ? 1 : g.count;  // weights that own blocks
+  g.first_block[0] = 0;
+  for (int j = 0; j < owners; j++)
+    g.first_block[j + 1] = g.first_block[j] + int((g.weight[j].rows + rows_per_block - 1) / rows_per_block);
+  if (kGated) g.count = 1;
+  const unsigned blocks = unsigned(g.first_block[owners]);
+  if (blocks == 0) return cudaSuccess;
+  if (!vec) return launch(gemv_scalar_kernel<kGated>, blocks, kWarps * 32, 0, stream, x, g, n, in);
+  switch (n) {
+    case 1: return launch(gemv_vec_kernel<1, kGated>, blocks, kWarps * 32, 0, stream, x, g, in);
+    case 2: return launch(gemv_vec_kernel<2, kGated>, blocks, kWarps * 32, 0, stream, x, g, in);
+    case 3: return launch(gemv_vec_kernel<3, kGated>, blocks, kWarps * 32, 0, stream, x, g, in);
+    case 4: return launch(gemv_vec_kernel<4, kGated>, blocks, kWarps * 32, 0, stream, x, g, in);
+    case 5: return launch(gemv_vec_kernel<5, kGated>, blocks, kWarps * 32, 0, stream, x, g, in);
+    case 6: return launch(gemv_vec_kernel<6, kGated>, blocks, kWarps * 32, 0, stream, x, g, in);
+    case 7: return launch(gemv_vec_kernel<7, kGated>, blocks, kWarps * 32, 0, stream, x, g, in);
+    case 8: return launch(gemv_vec_kernel<8, kGated>, blocks, kWarps * 32, 0, stream, x, g, in);
+    default: return cudaErrorInvalidValue;
+  }
 }
 
 __global__ void add_bias_kernel(float* out, const __nv_bfloat16* __restrict__ bias, int64_t count, int64_t cols) {
+  enter_dependent_part();
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count; i += int64_t(gridDim.x) * blockDim.x)
     out[i] += bf16_to_float(bias[i % cols]);
 }
 
 }  // namespace
 
-cudaError_t gemv(const float* x, const __nv_bfloat16* w, const __nv_bfloat16* bias, float* out, int n,
-                 int64_t out_features, int64_t in_features, cudaStream_t stream) {
-  if (out_features == 0) return cudaSuccess;
-  const bool aligned = in_features % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
-                       reinterpret_cast<uintptr_t>(w) % 16 == 0;
-  if (!aligned) {
-    gemv_scalar_kernel<<<unsigned((out_features + kWarps - 1) / kWarps), kWarps * 32, 0, stream>>>(
-        x, w, bias, out, n, out_features, in_features);
-    return cudaGetLastError();
-  }
-  switch (n) {
-    case 1: launch_vec<1>(x, w, bias, out, out_features, in_features, stream); break;
-    case 2: launch_vec<2>(x, w, bias, out, out_features, in_features, stream); break;
-    case 3: launch_vec<3>(x, w, bias, out, out_features, in_features, stream); break;
-    case 4: launch_vec<4>(x, w, bias, out, out_features, in_features, stream); break;
-    case 5: launch_vec<5>(x, w, bias, out, out_features, in_features, stream); break;
-    case 6: launch_vec<6>(x, w, bias, out, out_features, in_features, stream); break;
-    case 7: launch_vec<7>(x, w, bias, out, out_features, in_features, stream); break;
-    case 8: launch_vec<8>(x, w, bias, out, out_features, in_features, stream); break;
-    default: return cudaErrorInvalidValue;
-  }
-  return cudaGetLastError();
+cudaError_t gemv(const float* x, const GemvWeight* weights, int count, int n, int64_t in, cudaStream_t stream) {
+  if (count < 1 || count > kGemvMaxWeights || n < 1 || n > kGemvMaxRows) return cudaErrorInvalidValue;
+  GemvGroup g{};
+  g.count = count;
+  for (int j = 0; j < count; j++) g.weight[j] = weights[j];
+  return launch_group<false>(x, g, n, in, stream);
+}
+
+cudaError_t gemv_swiglu(const float* x, const __nv_bfloat16* gate, const __nv_bfloat16* up, float* out, int n,
+                        int64_t rows, int64_t in, cudaStream_t stream) {
+  if (n < 1 || n > kGemvMaxRows) return cudaErrorInvalidValue;
+  GemvGroup g{};
+  g.count = 2;
+  g.weight[0] = GemvWeight{gate, nullptr, out, rows};
+  g.weight[1] = GemvWeight{up, nullptr, out, rows};
+  return launch_group<true>(x, g, n, in, stream);
 }
 
 cudaError_t add_bias(float* out, const __nv_bfloat16* bias, int64_t rows, int64_t cols, cudaStream_t stream) {
@@ -130,8 +205,7 @@ cudaError_t add_bias(float* out, const __nv_bfloat16* bias, int64_t rows, int64_
   if (count == 0) return cudaSuccess;
   const int threads = 256;
   const int64_t blocks = (count + threads - 1) / threads;
-  add_bias_kernel<<<unsigned(blocks < 65536 ? blocks : 65536), threads, 0, stream>>>(out, bias, count, cols);
-  return cudaGetLastError();
+  return launch(add_bias_kernel, unsigned(blocks < 65536 ? blocks : 65536), threads, 0, stream, out, bias, count, cols);
 }
 
 }  // namespace kvlab::kernels

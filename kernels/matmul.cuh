@@ -9,11 +9,27 @@
 
 namespace kvlab::kernels {
 
-constexpr int kGemvMaxRows = 8;  // largest n the GEMV takes
+constexpr int kGemvMaxRows = 8;     // largest n the GEMV takes
+constexpr int kGemvMaxWeights = 3;  // weights that share one input in one launch (q, k and v)
 
-// n in [1, kGemvMaxRows]; bias may be null. x [n, in], w [out_features, in], out [n, out_features].
-cudaError_t gemv(const float* x, const __nv_bfloat16* w, const __nv_bfloat16* bias, float* out, int n,
-                 int64_t out_features, int64_t in_features, cudaStream_t stream);
+// One weight of a GEMV: out [n, rows] = x [n, in] · w [rows, in]^T + bias (bias may be null).
+struct GemvWeight {
+  const __nv_bfloat16* w;
+  const __nv_bfloat16* bias;
+  float* out;
+  int64_t rows;
+};
+
+// n in [1, kGemvMaxRows], count in [1, kGemvMaxWeights]: every weight times the same x in one
+// launch, so short projections (k, v) ride with a long one and pay no launch of their own.
+// Weights must never be written by kernels: the GEMV starts reading them before the kernel
+// before it has finished (kernels/launch.cuh).
+cudaError_t gemv(const float* x, const GemvWeight* weights, int count, int n, int64_t in, cudaStream_t stream);
+
+// out [n, rows] = silu(x · gate^T) * (x · up^T): SwiGLU's two projections and their product in
+// one pass; a warp reads the same row of both.
+cudaError_t gemv_swiglu(const float* x, const __nv_bfloat16* gate, const __nv_bfloat16* up, float* out, int n,
+                        int64_t rows, int64_t in, cudaStream_t stream);
 
 // out[r, c] += bias[c] over out [rows, cols].
 cudaError_t add_bias(float* out, const __nv_bfloat16* bias, int64_t rows, int64_t cols, cudaStream_t stream);

@@ -4,7 +4,7 @@
 # the op, cache-op and model tests against the CPU oracle, compute-sanitizer memcheck over the
 # cache-op and graph tests and racecheck over the shared-memory score kernels, then the op
 # benchmarks (speed is measured there, never asserted in tests). Logs go to $OUT (when set).
-# Each step has its own time limit, so the whole stays under about 260 s.
+# Each step has its own time limit, so the whole stays under about 320 s.
 #   bash scripts/gpu_check.sh [build dir]
 set -uo pipefail
 source "$(dirname "$0")/gpu_env.sh" "${1:-build-cuda}" /tmp/gpu_check
@@ -32,7 +32,7 @@ run_tests() {
 }
 run_tests test_cuda_ops 45 ops
 run_tests test_cuda_cache_ops 60 cache_ops
-run_tests test_cuda_model 60 model
+run_tests test_cuda_model 120 model
 
 echo "== compute-sanitizer memcheck (cache ops; graph replay)"
 timeout 60 "$sanitizer" --tool memcheck --leak-check no --print-limit 20 \

@@ -12,6 +12,17 @@ namespace kvlab {
 
 void Backend::capture_or_replay(std::unique_ptr<Recording>&, const std::function<void()>& ops) { ops(); }
 
+void Backend::matmuls(const Tensor& x, std::initializer_list<Projection> projections) {
+  for (const Projection& p : projections) matmul(x, *p.w, p.bias, *p.out);
+}
+
+void Backend::matmul_swiglu(const Tensor& x, const Tensor& gate, const Tensor& up, Tensor& gate_out, Tensor& up_out,
+                            Tensor& out) {
+  matmul(x, gate, nullptr, gate_out);
+  matmul(x, up, nullptr, up_out);
+  swiglu(gate_out, up_out, out);
+}
+
 void AllocationCounter::add(size_t bytes) {
   current_ += bytes;
   peak_ = std::max(peak_, current_);

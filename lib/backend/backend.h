@@ -7,6 +7,7 @@
 // Activations are in activation_dtype(); weights in whatever upload_weight() chose.
 // Ops are asynchronous on devices that queue work; read() and to_host_f32() synchronise.
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <vector>
@@ -81,6 +82,17 @@ class Backend {
                            Tensor& out) = 0;
   // out[n, o] = x[n, i] · w[o, i]^T (+ bias[o]). out may be F32 when activations are not (logits).
   virtual void matmul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) = 0;
+  // Several matmuls of one x (q, k and v): a backend may run them as one pass over x.
+  struct Projection {
+    const Tensor* w;
+    const Tensor* bias;  // may be null
+    Tensor* out;
+  };
+  virtual void matmuls(const Tensor& x, std::initializer_list<Projection> projections);
+  // out = silu(x · gate^T) * (x · up^T); gate_out and up_out are scratch that a backend may
+  // skip (the fused CUDA GEMV writes only out).
+  virtual void matmul_swiglu(const Tensor& x, const Tensor& gate, const Tensor& up, Tensor& gate_out, Tensor& up_out,
+                             Tensor& out);
   // In place on x [n, heads * head_dim]; positions: I32 [n].
   virtual void rope(Tensor& x, const Tensor& positions, const RopeTable& rope, int head_dim) = 0;
   // out = silu(gate) * up, elementwise.

@@ -197,9 +197,8 @@ Tensor Transformer::forward(const std::vector<int32_t>& ids, const std::vector<i
     b.rmsnorm(w.x, weights_.layers[0].input_norm, eps, w.norm);
     for (int li = 0; li < c.num_layers; li++) {
       const LayerWeights& l = weights_.layers[size_t(li)];
-      b.matmul(w.norm, l.q, l.q_bias.empty() ? nullptr : &l.q_bias, w.q);
-      b.matmul(w.norm, l.k, l.k_bias.empty() ? nullptr : &l.k_bias, w.k);
-      b.matmul(w.norm, l.v, l.v_bias.empty() ? nullptr : &l.v_bias, w.v);
+      auto bias = [](const Tensor& t) { return t.empty() ? nullptr : &t; };
+      b.matmuls(w.norm, {{&l.q, bias(l.q_bias), &w.q}, {&l.k, bias(l.k_bias), &w.k}, {&l.v, bias(l.v_bias), &w.v}});
       if (c.qk_norm) {
         Tensor q_heads = w.q.reshape({int64_t(n) * c.num_heads, c.head_dim});
         Tensor k_heads = w.k.reshape({int64_t(n) * c.num_kv_heads, c.head_dim});
@@ -214,9 +213,7 @@ Tensor Transformer::forward(const std::vector<int32_t>& ids, const std::vector<i
       if (scores) b.accumulate_attention(w.q, cache, li, scale, extras.score_first_query);
       b.matmul(w.attn, l.o, nullptr, w.o);
       b.add_rmsnorm(w.x, w.o, l.post_attention_norm, eps, w.norm);
-      b.matmul(w.norm, l.gate, nullptr, w.gate);
-      b.matmul(w.norm, l.up, nullptr, w.up);
-      b.swiglu(w.gate, w.up, w.act);
+      b.matmul_swiglu(w.norm, l.gate, l.up, w.gate, w.up, w.act);
       b.matmul(w.act, l.down, nullptr, w.mlp);
       const Tensor& next_norm =
           li + 1 < c.num_layers ? weights_.layers[size_t(li) + 1].input_norm : weights_.final_norm;

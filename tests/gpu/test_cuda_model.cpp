@@ -34,6 +34,8 @@
 #include <functional>
 #include <numeric>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "cache/cached_sequence.h"
 #include "cache/registry.h"
@@ -206,6 +208,37 @@ TEST_F(CudaModel, GraphReplayIsBitwiseEager) {
       la = a.step(g.greedy[size_t(step)]);
       lb = b.step(g.greedy[size_t(step)]);
     }
+  }
+}
+
+// Every kernel is launched as a programmatic dependent (kernels/launch.cuh): it starts before
+// the kernel before it has ended and must wait before reading what that one writes. A read
+// ahead of its wait sees stale values, so the logits of a prompt and 40 greedy steps, under
+// policies that evict, compact and accumulate scores and with LeanK's pruned middle, must be
+// bitwise those of plain launches. The switch (KVLAB_CUDA_PDL=0) is read once per process, so
+// each run is its own kvlab-generate; the dumps hold every logit at round-trip precision.
+TEST_F(CudaModel, ProgrammaticLaunchesAreBitwisePlainLaunches) {
+  const std::string dir = testing::temp_dir(), src = testing::source_dir();
+  std::string prompt;
+  for (int i = 0; i < 300; i++) prompt += (i ? "," : "") + std::to_string(10 + (i * 7919) % 4000);
+  const std::string base = testing::bin_dir() + "/kvlab-generate --backend cuda --model " + src +
+                           "/datasets/models/kvlab-default --prompt-ids " + prompt +
+                           " --max-new-tokens 40 --ignore-eos --dump-logits ";
+  const std::string mask = " --leank-mask " + src + "/datasets/leank/kvlab-default/mask_est0.5.safetensors";
+  const std::vector<std::string> runs = {"", " --cache h2o --budget 128 --interval 4",
+                                         " --cache lacache --budget 128 --interval 4", " --cache snapkv --budget 128",
+                                         mask, " --cache lacache --budget 200 --interval 4" + mask};
+  for (const std::string& flags : runs) {
+    std::string dumps[2];
+    for (int pdl = 0; pdl < 2; pdl++) {
+      const std::string path = dir + "/logits" + std::to_string(pdl) + ".json";
+      const testing::CommandResult r =
+          testing::run_command("KVLAB_CUDA_PDL=" + std::to_string(pdl) + " " + base + path + flags);
+      ASSERT_EQ(r.exit_code, 0) << flags << "\n" << r.err;
+      dumps[pdl] = testing::read_file(path);
+    }
+    EXPECT_GT(dumps[0].size(), 1000u) << flags;
+    EXPECT_TRUE(dumps[0] == dumps[1]) << "logits differ with programmatic launches:" << flags;
   }
 }
 

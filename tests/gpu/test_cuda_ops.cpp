@@ -275,6 +275,68 @@ TEST_F(CudaOps, MatmulOnLastRowSlice) {
   expect_close("matmul (gemv)", out, kExact, "last-row slice");
 }
 
+// q, k and v of one input: one GEMV launch for n <= 8, where each weight owns a run of blocks;
+// odd row counts end a weight inside a block's rows, in % 8 != 0 takes the scalar path, and
+// n > 8 converts x once for a cuBLAS GEMM per weight. x is produced by an rmsnorm just before,
+// so the GEMV's early weight loads and its wait for x are exercised as in the model.
+TEST_F(CudaOps, MatmulsOfOneInput) {
+  struct Case {
+    int n, in;
+    std::vector<int> rows;
+    bool bias;
+  };
+  const Case cases[] = {{1, 4096, {4096, 1024, 1024}, false}, {1, 3584, {3584, 512, 512}, true},
+                        {2, 64, {41, 7, 25}, true},          {4, 72, {17, 3, 1}, false},
+                        {3, 17, {5, 9, 2}, true},            {8, 896, {896, 128}, false},
+                        {12, 896, {896, 128, 128}, true}};
+  for (const Case& c : cases) {
+    Both raw = acts(random_floats(size_t(c.n) * c.in, 2.0f), {c.n, c.in});
+    Both norm = weights(bf16_exact(random_floats(size_t(c.in))), {c.in});
+    Both x = poisoned({c.n, c.in});
+    cpu().rmsnorm(raw.cpu, norm.cpu, 1e-5f, x.cpu);
+    gpu().rmsnorm(raw.gpu, norm.gpu, 1e-5f, x.gpu);
+    std::vector<Both> w, b, out;
+    for (int rows : c.rows) {
+      w.push_back(weights(bf16_exact(random_floats(size_t(rows) * c.in)), {rows, c.in}));
+      b.push_back(weights(bf16_exact(random_floats(size_t(rows))), {rows}));
+      out.push_back(poisoned({c.n, rows}));
+    }
+    auto run = [&](Backend& be, Tensor Both::*side) {
+      auto p = [&](size_t j) {
+        return Backend::Projection{&(w[j].*side), c.bias ? &(b[j].*side) : nullptr, &(out[j].*side)};
+      };
+      if (c.rows.size() == 3) {
+        be.matmuls(x.*side, {p(0), p(1), p(2)});
+      } else {
+        be.matmuls(x.*side, {p(0), p(1)});
+      }
+    };
+    run(cpu(), &Both::cpu);
+    run(gpu(), &Both::gpu);
+    for (size_t j = 0; j < c.rows.size(); j++)
+      expect_close(c.n <= 8 ? "matmuls (gemv)" : "matmuls (cublas)", out[j], c.n <= 8 ? kExact : kBf16x,
+                   shape_name({c.n, c.in, c.rows[j]}) + " weight " + std::to_string(j) + (c.bias ? " +bias" : ""));
+  }
+}
+
+// silu(x · gate^T) * (x · up^T): the gated GEMV for every n it takes (a warp per row reading
+// the same row of gate and up; 129 rows leave a block partly idle), the scalar path for
+// in % 8 != 0, and matmuls then swiglu through cuBLAS above n = 8.
+TEST_F(CudaOps, MatmulSwiglu) {
+  std::vector<std::tuple<int, int, int>> cases = {{1, 4096, 14336}, {2, 17, 33}, {12, 896, 4864}};
+  for (int n = 1; n <= 8; n++) cases.emplace_back(n, 128, 129);
+  for (auto [n, in, rows] : cases) {
+    Both x = acts(random_floats(size_t(n) * in), {n, in});
+    Both gate = weights(bf16_exact(random_floats(size_t(rows) * in)), {rows, in});
+    Both up = weights(bf16_exact(random_floats(size_t(rows) * in)), {rows, in});
+    Both gate_out = poisoned({n, rows}), up_out = poisoned({n, rows}), out = poisoned({n, rows});
+    cpu().matmul_swiglu(x.cpu, gate.cpu, up.cpu, gate_out.cpu, up_out.cpu, out.cpu);
+    gpu().matmul_swiglu(x.gpu, gate.gpu, up.gpu, gate_out.gpu, up_out.gpu, out.gpu);
+    expect_close(n <= 8 ? "matmul_swiglu (gemv)" : "matmul_swiglu (cublas)", out, n <= 8 ? kExact : kBf16x,
+                 shape_name({n, in, rows}));
+  }
+}
+
 std::vector<float> inv_freq(int head_dim, double theta) {
   std::vector<float> f(size_t(head_dim / 2));
   for (int i = 0; i < head_dim / 2; i++) f[size_t(i)] = 1.0f / std::pow(float(theta), float(2 * i) / float(head_dim));

@@ -365,30 +365,41 @@ class CudaBackend final : public Backend {
                                           stream_));
   }
 
-  void matmul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) override {
-    require_tensor(x, DType::F32, "matmul input");
-    require_tensor(w, DType::BF16, "matmul weight");
-    require_tensor(out, DType::F32, "matmul output");
-    KVLAB_ASSERT(x.cols() == w.cols() && out.cols() == w.rows() && out.rows() == x.rows());
-    if (bias) {
-      require_tensor(*bias, DType::BF16, "matmul bias");
-      require(bias->numel() == w.rows(), "matmul bias shape " + bias->shape_string());
-    }
-    const int64_t n = x.rows(), in = w.cols(), outf = w.rows();
+  void matmul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) override { matmuls(x, {{&w, bias, &out}}); }
+
+  // Small n: one GEMV launch for all projections. Larger n: x converted to bf16 once, then a
+  // cuBLAS GEMM per projection.
+  void matmuls(const Tensor& x, std::initializer_list<Projection> projections) override {
+    for (const Projection& p : projections) check_matmul(x, *p.w, p.bias, *p.out);
+    const int64_t n = x.rows(), in = x.cols();
     if (n == 0) return;
-    const __nv_bfloat16* b = bias ? bf16(*bias) : nullptr;
-    if (n <= kernels::kGemvMaxRows) {
-      KVLAB_CUDA_CHECK(kernels::gemv(x.ptr<float>(), bf16(w), b, out.ptr<float>(), int(n), outf, in, stream_));
+    if (n <= kernels::kGemvMaxRows && projections.size() <= size_t(kernels::kGemvMaxWeights)) {
+      kernels::GemvWeight weights[kernels::kGemvMaxWeights];
+      int count = 0;
+      for (const Projection& p : projections)
+        weights[count++] = {bf16(*p.w), p.bias ? bf16(*p.bias) : nullptr, p.out->ptr<float>(), p.w->rows()};
+      KVLAB_CUDA_CHECK(kernels::gemv(x.ptr<float>(), weights, count, int(n), in, stream_));
       return;
     }
-    auto* xb = static_cast<__nv_bfloat16*>(gemm_input_.get(size_t(n * in) * 2, stream_));
-    KVLAB_CUDA_CHECK(kernels::convert_f32_to_bf16(x.ptr<float>(), xb, n * in, stream_));
-    // Row-major out[n, o] = x w^T is column-major out^T[o, n] = w^T(col-major [in, o])^T x^T.
-    const float one = 1.0f, zero = 0.0f;
-    KVLAB_CUBLAS_CHECK(cublas().gemm_ex(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, int(outf), int(n), int(in), &one, w.data,
-                                       CUDA_R_16BF, int(in), xb, CUDA_R_16BF, int(in), &zero, out.data, CUDA_R_32F,
-                                       int(outf), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-    if (b) KVLAB_CUDA_CHECK(kernels::add_bias(out.ptr<float>(), b, n, outf, stream_));
+    const __nv_bfloat16* xb = gemm_input(x);
+    for (const Projection& p : projections) gemm(xb, n, *p.w, p.bias, *p.out);
+  }
+
+  void matmul_swiglu(const Tensor& x, const Tensor& gate, const Tensor& up, Tensor& gate_out, Tensor& up_out,
+                     Tensor& out) override {
+    check_matmul(x, gate, nullptr, out);
+    check_matmul(x, up, nullptr, out);
+    const int64_t n = x.rows();
+    if (n == 0) return;
+    if (n <= kernels::kGemvMaxRows) {
+      KVLAB_CUDA_CHECK(kernels::gemv_swiglu(x.ptr<float>(), bf16(gate), bf16(up), out.ptr<float>(), int(n),
+                                            gate.rows(), x.cols(), stream_));
+      return;
+    }
+    const __nv_bfloat16* xb = gemm_input(x);
+    gemm(xb, n, gate, nullptr, gate_out);
+    gemm(xb, n, up, nullptr, up_out);
+    swiglu(gate_out, up_out, out);
   }
 
   void rope(Tensor& x, const Tensor& positions, const RopeTable& rope, int head_dim) override {
@@ -676,6 +687,36 @@ class CudaBackend final : public Backend {
     (void)cudaGraphDestroy(graph);
     KVLAB_CUDA_CHECK(err);
     r.generation = scratch_.generation;
+  }
+
+  void check_matmul(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor& out) {
+    require_tensor(x, DType::F32, "matmul input");
+    require_tensor(w, DType::BF16, "matmul weight");
+    require_tensor(out, DType::F32, "matmul output");
+    KVLAB_ASSERT(x.cols() == w.cols() && out.cols() == w.rows() && out.rows() == x.rows());
+    if (bias) {
+      require_tensor(*bias, DType::BF16, "matmul bias");
+      require(bias->numel() == w.rows(), "matmul bias shape " + bias->shape_string());
+    }
+  }
+
+  // x in bf16 for cuBLAS, in the gemm input scratch.
+  const __nv_bfloat16* gemm_input(const Tensor& x) {
+    const int64_t count = x.numel();
+    auto* xb = static_cast<__nv_bfloat16*>(gemm_input_.get(size_t(count) * 2, stream_));
+    KVLAB_CUDA_CHECK(kernels::convert_f32_to_bf16(x.ptr<float>(), xb, count, stream_));
+    return xb;
+  }
+
+  // out [n, rows(w)] = xb [n, cols(w)] · w^T (+ bias) through cuBLAS.
+  void gemm(const __nv_bfloat16* xb, int64_t n, const Tensor& w, const Tensor* bias, Tensor& out) {
+    const int64_t in = w.cols(), outf = w.rows();
+    // Row-major out[n, o] = x w^T is column-major out^T[o, n] = w^T(col-major [in, o])^T x^T.
+    const float one = 1.0f, zero = 0.0f;
+    KVLAB_CUBLAS_CHECK(cublas().gemm_ex(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, int(outf), int(n), int(in), &one, w.data,
+                                       CUDA_R_16BF, int(in), xb, CUDA_R_16BF, int(in), &zero, out.data, CUDA_R_32F,
+                                       int(outf), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    if (bias) KVLAB_CUDA_CHECK(kernels::add_bias(out.ptr<float>(), bf16(*bias), n, outf, stream_));
   }
 
   void check_norm(const Tensor& x, const Tensor& weight, const Tensor& out) {
