@@ -227,7 +227,7 @@ TEST_F(CudaModel, ProgrammaticLaunchesAreBitwisePlainLaunches) {
   const std::string mask = " --leank-mask " + src + "/datasets/leank/kvlab-default/mask_est0.5.safetensors";
   const std::vector<std::string> runs = {"", " --cache h2o --budget 128 --interval 4",
                                          " --cache lacache --budget 128 --interval 4", " --cache snapkv --budget 128",
-                                         mask, " --cache lacache --budget 200 --interval 4" + mask};
+                                         mask, " --cache h2o --budget 200 --interval 4" + mask};
   for (const std::string& flags : runs) {
     std::string dumps[2];
     for (int pdl = 0; pdl < 2; pdl++) {
