@@ -1,7 +1,5 @@
 #include "matmul.cuh"
 
-#include <algorithm>
-
 #include "device_common.cuh"
 #include "launch.cuh"
 
@@ -12,49 +10,53 @@ constexpr int kWarps = 8;     // per block
 constexpr int kRowsPerWarp = 2;  // weight rows per warp: the x loads are shared by both
 constexpr int kUnroll = 4;    // 16-byte weight loads per row in flight per lane
 
-// The weights of one launch. A unit is one warp's work, kOutRowsPerWarp output rows of one
-// weight; each weight owns a run of units. With kGated there is one weight pair: weight[0] the
-// gate, weight[1] the up projection, weight[0].out the product.
+// The weights of one launch, each owning a run of blocks. With kGated there is one weight
+// pair: weight[0] the gate, weight[1] the up projection, weight[0].out the product.
 struct GemvGroup {
   GemvWeight weight[kGemvMaxWeights];
-  int64_t first_unit[kGemvMaxWeights + 1];
+  int first_block[kGemvMaxWeights + 1];
   int count;
 };
 
-// The weight of `unit` (selected, not indexed, so the group stays in parameter space), and
-// the unit's first output row in it.
-__device__ __forceinline__ GemvWeight locate(const GemvGroup& g, int64_t unit, int rows_per_unit, int64_t* row0) {
+// The weight a block works on (selected, not indexed, so the group stays in parameter space),
+// and the block's first output row in it.
+__device__ __forceinline__ GemvWeight locate(const GemvGroup& g, int rows_per_block, int64_t* row0) {
   GemvWeight w = g.weight[0];
-  int64_t first = 0;
+  int first = 0;
 #pragma unroll
   for (int k = 1; k < kGemvMaxWeights; k++)
-    if (k < g.count && unit >= g.first_unit[k]) w = g.weight[k], first = g.first_unit[k];
-  *row0 = (unit - first) * rows_per_unit;
+    if (k < g.count && int(blockIdx.x) >= g.first_block[k]) w = g.weight[k], first = g.first_block[k];
+  *row0 = int64_t(int(blockIdx.x) - first) * rows_per_block;
   return w;
 }
 
 __device__ __forceinline__ float silu(float v) { return v / (1.0f + expf(-v)); }
 
-// A grid of as many blocks as the SMs hold at once, each warp striding over the units, so
-// every SM streams nearly the same bytes: with a block per 16 rows, a 14336-row weight is 1.7
-// waves, and the SMs given the last blocks set the kernel's time. Lane l reads 16-byte groups
-// l, l + 32, ... of each row, so a warp's loads are 512 contiguous bytes; kUnroll *
-// kRowsPerWarp of them are in flight per lane, which with 32 warps per SM reaches HBM
-// bandwidth at batch 1. A unit's rows: kRowsPerWarp rows of one weight, or gated the same row
-// of gate and up. The first unit's loads are issued before waiting for the kernel before (the
-// weights are constant), so they overlap its tail. x is read with plain loads: the kernel
-// before writes it during this one's lifetime, which the read-only path does not allow.
-// Needs in % 8 == 0 and 16-byte aligned rows (vectorizes).
+// Warp per kRowsPerWarp weight rows (gated: the same row of gate and up); lane l reads 16-byte
+// groups l, l + 32, ... of each row, so a warp's loads are 512 contiguous bytes. kUnroll *
+// kRowsPerWarp independent loads are in flight per lane, which with ~32 warps per SM reaches
+// HBM bandwidth at batch 1. The first loads are issued before waiting for the kernel before
+// (the weights are constant), so they overlap its tail. x is read with plain loads: the
+// kernel before writes it during this one's lifetime, which the read-only path does not allow.
+// Needs in % 8 == 0 and 16-byte aligned rows (gemv_vectorizes).
 template <int N, bool kGated>
-__global__ void __launch_bounds__(kWarps * 32, N == 1 ? 4 : 1) gemv_vec_kernel(const float* x, GemvGroup g, int64_t in) {
+__global__ void __launch_bounds__(kWarps * 32) gemv_vec_kernel(const float* x, GemvGroup g, int64_t in) {
   static_assert(!kGated || kRowsPerWarp == 2, "a gated warp reads one row of gate and one of up");
   constexpr int kOutRowsPerWarp = kGated ? 1 : kRowsPerWarp;
   const int lane = threadIdx.x % 32;
-  const int64_t units = g.first_unit[g.count], stride = int64_t(gridDim.x) * kWarps;
+  int64_t block_row0;
+  const GemvWeight wt = locate(g, kWarps * kOutRowsPerWarp, &block_row0);
+  const int64_t rows = wt.rows;
+  const int64_t row0 = block_row0 + int64_t(threadIdx.x / 32) * kOutRowsPerWarp;
+  const bool active = row0 < rows;
   const int64_t groups = in / 8;
-  GemvWeight wt;
-  int64_t row0 = 0;
   const uint4* wrow[kRowsPerWarp];
+#pragma unroll
+  for (int r = 0; r < kRowsPerWarp; r++) {
+    // Non-gated, a missing last row re-reads row0; its sum is dropped.
+    const int64_t row = kGated ? row0 : (row0 + r < rows ? row0 + r : row0);
+    wrow[r] = reinterpret_cast<const uint4*>((kGated ? g.weight[r].w : wt.w) + (active ? row : 0) * in);
+  }
   uint4 wv[kUnroll][kRowsPerWarp];
   auto load = [&](int64_t g0) {
 #pragma unroll
@@ -63,57 +65,44 @@ __global__ void __launch_bounds__(kWarps * 32, N == 1 ? 4 : 1) gemv_vec_kernel(c
       for (int r = 0; r < kRowsPerWarp; r++)
         wv[u][r] = g0 + u * 32 < groups ? load_stream(wrow[r] + g0 + u * 32) : make_uint4(0, 0, 0, 0);
   };
-  auto start = [&](int64_t unit) {
-    wt = locate(g, unit, kOutRowsPerWarp, &row0);
-#pragma unroll
-    for (int r = 0; r < kRowsPerWarp; r++) {
-      // Non-gated, a missing last row re-reads row0; its sum is dropped.
-      const int64_t row = kGated ? row0 : (row0 + r < wt.rows ? row0 + r : row0);
-      wrow[r] = reinterpret_cast<const uint4*>((kGated ? g.weight[r].w : wt.w) + row * in);
-    }
-    load(lane);
-  };
-  int64_t unit = int64_t(blockIdx.x) * kWarps + threadIdx.x / 32;
-  if (unit < units) start(unit);
+  if (active) load(lane);
   enter_dependent_part();
-  for (bool first = true; unit < units; unit += stride, first = false) {
-    if (!first) start(unit);
-    float acc[kRowsPerWarp][N] = {};
-    for (int64_t g0 = lane; g0 < groups; g0 += 32 * kUnroll) {
+  if (!active) return;
+  float acc[kRowsPerWarp][N] = {};
+  for (int64_t g0 = lane; g0 < groups; g0 += 32 * kUnroll) {
 #pragma unroll
-      for (int u = 0; u < kUnroll; u++) {
-        const int64_t gi = g0 + u * 32;
-        if (gi >= groups) break;
-        float wf[kRowsPerWarp][8];
+    for (int u = 0; u < kUnroll; u++) {
+      const int64_t gi = g0 + u * 32;
+      if (gi >= groups) break;
+      float wf[kRowsPerWarp][8];
 #pragma unroll
-        for (int r = 0; r < kRowsPerWarp; r++) unpack_bf16x8(wv[u][r], wf[r]);
+      for (int r = 0; r < kRowsPerWarp; r++) unpack_bf16x8(wv[u][r], wf[r]);
 #pragma unroll
-        for (int i = 0; i < N; i++) {
-          const float4* xp = reinterpret_cast<const float4*>(x + i * in + gi * 8);
-          const float4 a = xp[0], b = xp[1];
-#pragma unroll
-          for (int r = 0; r < kRowsPerWarp; r++)
-            acc[r][i] += wf[r][0] * a.x + wf[r][1] * a.y + wf[r][2] * a.z + wf[r][3] * a.w + wf[r][4] * b.x +
-                         wf[r][5] * b.y + wf[r][6] * b.z + wf[r][7] * b.w;
-        }
-      }
-      if (g0 + 32 * kUnroll < groups) load(g0 + 32 * kUnroll);
-    }
-#pragma unroll
-    for (int i = 0; i < N; i++)
-#pragma unroll
-      for (int r = 0; r < kRowsPerWarp; r++) acc[r][i] = warp_sum(acc[r][i]);
-    if (lane != 0) continue;
-#pragma unroll
-    for (int i = 0; i < N; i++) {
-      if constexpr (kGated) {
-        wt.out[i * wt.rows + row0] = silu(acc[0][i]) * acc[1][i];
-      } else {
+      for (int i = 0; i < N; i++) {
+        const float4* xp = reinterpret_cast<const float4*>(x + i * in + gi * 8);
+        const float4 a = xp[0], b = xp[1];
 #pragma unroll
         for (int r = 0; r < kRowsPerWarp; r++)
-          if (row0 + r < wt.rows)
-            wt.out[i * wt.rows + row0 + r] = acc[r][i] + (wt.bias ? bf16_to_float(wt.bias[row0 + r]) : 0.0f);
+          acc[r][i] += wf[r][0] * a.x + wf[r][1] * a.y + wf[r][2] * a.z + wf[r][3] * a.w + wf[r][4] * b.x +
+                       wf[r][5] * b.y + wf[r][6] * b.z + wf[r][7] * b.w;
       }
+    }
+    if (g0 + 32 * kUnroll < groups) load(g0 + 32 * kUnroll);
+  }
+#pragma unroll
+  for (int i = 0; i < N; i++)
+#pragma unroll
+    for (int r = 0; r < kRowsPerWarp; r++) acc[r][i] = warp_sum(acc[r][i]);
+  if (lane != 0) return;
+#pragma unroll
+  for (int i = 0; i < N; i++) {
+    if constexpr (kGated) {
+      wt.out[i * rows + row0] = silu(acc[0][i]) * acc[1][i];
+    } else {
+#pragma unroll
+      for (int r = 0; r < kRowsPerWarp; r++)
+        if (row0 + r < rows)
+          wt.out[i * rows + row0 + r] = acc[r][i] + (wt.bias ? bf16_to_float(wt.bias[row0 + r]) : 0.0f);
     }
   }
 }
@@ -123,8 +112,9 @@ __global__ void __launch_bounds__(kWarps * 32, N == 1 ? 4 : 1) gemv_vec_kernel(c
 template <bool kGated>
 __global__ void gemv_scalar_kernel(const float* x, GemvGroup g, int n, int64_t in) {
   const int lane = threadIdx.x % 32;
-  int64_t row;
-  const GemvWeight wt = locate(g, int64_t(blockIdx.x) * kWarps + threadIdx.x / 32, 1, &row);
+  int64_t block_row0;
+  const GemvWeight wt = locate(g, kWarps, &block_row0);
+  const int64_t row = block_row0 + threadIdx.x / 32;
   enter_dependent_part();
   if (row >= wt.rows) return;
   constexpr int kParts = kGated ? 2 : 1;
@@ -159,41 +149,27 @@ bool vectorizes(const float* x, const GemvGroup& g, int64_t in) {
   return aligned;
 }
 
-// A grid of at most as many blocks as the device holds at once.
-template <int N, bool kGated>
-cudaError_t launch_vec(const float* x, const GemvGroup& g, int64_t in, cudaStream_t stream) {
-  static int per_sm = 0;  // this kernel's occupancy: the build targets one architecture
-  int device = 0, sms = 0;
-  cudaError_t err = cudaGetDevice(&device);
-  if (err == cudaSuccess) err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-  if (err == cudaSuccess && per_sm == 0)
-    err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, gemv_vec_kernel<N, kGated>, kWarps * 32, 0);
-  if (err != cudaSuccess) return err;
-  const int64_t needed = (g.first_unit[g.count] + kWarps - 1) / kWarps;
-  const unsigned blocks = unsigned(std::min<int64_t>(needed, int64_t(std::max(per_sm, 1)) * sms));
-  return launch(gemv_vec_kernel<N, kGated>, blocks, kWarps * 32, 0, stream, x, g, in);
-}
-
 template <bool kGated>
 cudaError_t launch_group(const float* x, GemvGroup g, int n, int64_t in, cudaStream_t stream) {
   const bool vec = vectorizes(x, g, in);
-  const int64_t rows_per_unit = vec && !kGated ? kRowsPerWarp : 1;
-  if (kGated) g.count = 1;  // the pair owns one run of units
-  g.first_unit[0] = 0;
-  for (int j = 0; j < g.count; j++)
-    g.first_unit[j + 1] = g.first_unit[j] + (g.weight[j].rows + rows_per_unit - 1) / rows_per_unit;
-  const int64_t units = g.first_unit[g.count];
-  if (units == 0) return cudaSuccess;
-  if (!vec) return launch(gemv_scalar_kernel<kGated>, unsigned((units + kWarps - 1) / kWarps), kWarps * 32, 0, stream, x, g, n, in);
+  const int64_t rows_per_block = vec ? kWarps * (kGated ? 1 : kRowsPerWarp) : kWarps;
+  const int owners = kGated ? 1 : g.count;  // weights that own blocks
+  g.first_block[0] = 0;
+  for (int j = 0; j < owners; j++)
+    g.first_block[j + 1] = g.first_block[j] + int((g.weight[j].rows + rows_per_block - 1) / rows_per_block);
+  if (kGated) g.count = 1;
+  const unsigned blocks = unsigned(g.first_block[owners]);
+  if (blocks == 0) return cudaSuccess;
+  if (!vec) return launch(gemv_scalar_kernel<kGated>, blocks, kWarps * 32, 0, stream, x, g, n, in);
   switch (n) {
-    case 1: return launch_vec<1, kGated>(x, g, in, stream);
-    case 2: return launch_vec<2, kGated>(x, g, in, stream);
-    case 3: return launch_vec<3, kGated>(x, g, in, stream);
-    case 4: return launch_vec<4, kGated>(x, g, in, stream);
-    case 5: return launch_vec<5, kGated>(x, g, in, stream);
-    case 6: return launch_vec<6, kGated>(x, g, in, stream);
-    case 7: return launch_vec<7, kGated>(x, g, in, stream);
-    case 8: return launch_vec<8, kGated>(x, g, in, stream);
+    case 1: return launch(gemv_vec_kernel<1, kGated>, blocks, kWarps * 32, 0, stream, x, g, in);
+    case 2: return launch(gemv_vec_kernel<2, kGated>, blocks, kWarps * 32, 0, stream, x, g, in);
+    case 3: return launch(gemv_vec_kernel<3, kGated>, blocks, kWarps * 32, 0, stream, x, g, in);
+    case 4: return launch(gemv_vec_kernel<4, kGated>, blocks, kWarps * 32, 0, stream, x, g, in);
+    case 5: return launch(gemv_vec_kernel<5, kGated>, blocks, kWarps * 32, 0, stream, x, g, in);
+    case 6: return launch(gemv_vec_kernel<6, kGated>, blocks, kWarps * 32, 0, stream, x, g, in);
+    case 7: return launch(gemv_vec_kernel<7, kGated>, blocks, kWarps * 32, 0, stream, x, g, in);
+    case 8: return launch(gemv_vec_kernel<8, kGated>, blocks, kWarps * 32, 0, stream, x, g, in);
     default: return cudaErrorInvalidValue;
   }
 }
