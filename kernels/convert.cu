@@ -1,5 +1,4 @@
 #include "convert.cuh"
-
 #include "device_common.cuh"
 #include "launch.cuh"
 

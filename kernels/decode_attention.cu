@@ -612,8 +612,12 @@ cudaError_t launch_mma(const AttentionArgs& a, const DecodePlan& plan, const Pru
   if (err != cudaSuccess) return err;
   const int blocks = int(blocks_per_head<kPacked>(a));
   if (pruned)
-    return launch(decode_pruned_mma_kernel<kHeadDim, kPacked>, dim3(unsigned(plan.splits * a.kv_heads + plan.middle.first[a.kv_heads]), unsigned(blocks)), kMmaWarps * 32, mma_smem_bytes<kHeadDim>(), stream, a, *pruned, plan.splits, plan.middle, partial);
-  return launch(decode_attention_mma_kernel<kHeadDim, kPacked>, dim3(unsigned(plan.splits), unsigned(a.kv_heads * blocks)), kMmaWarps * 32, mma_smem_bytes<kHeadDim>(), stream, a, plan.splits, blocks, partial);
+    return launch(decode_pruned_mma_kernel<kHeadDim, kPacked>,
+                  dim3(unsigned(plan.splits * a.kv_heads + plan.middle.first[a.kv_heads]), unsigned(blocks)),
+                  kMmaWarps * 32, mma_smem_bytes<kHeadDim>(), stream, a, *pruned, plan.splits, plan.middle, partial);
+  return launch(decode_attention_mma_kernel<kHeadDim, kPacked>,
+                dim3(unsigned(plan.splits), unsigned(a.kv_heads * blocks)), kMmaWarps * 32, mma_smem_bytes<kHeadDim>(),
+                stream, a, plan.splits, blocks, partial);
 }
 
 template <int kHeadDim>
@@ -628,7 +632,8 @@ cudaError_t launch_simt(const AttentionArgs& a, int splits, float* partial, cuda
   const int group = a.q_heads / a.kv_heads;
   const int head_blocks = (group + kHeads - 1) / kHeads;
   const dim3 grid(unsigned(splits), unsigned(a.kv_heads * head_blocks), unsigned(a.n));
-  return launch(decode_attention_simt_kernel<kLanes, kHeads>, grid, kSimtWarps * 32, 0, stream, a, splits, head_blocks, partial);
+  return launch(decode_attention_simt_kernel<kLanes, kHeads>, grid, kSimtWarps * 32, 0, stream, a, splits, head_blocks,
+                partial);
 }
 
 template <int kLanes>

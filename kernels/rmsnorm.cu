@@ -40,13 +40,15 @@ int threads_for(int cols) { return std::min(1024, std::max(32, (cols / 4 + 31) /
 cudaError_t rmsnorm(const float* x, const __nv_bfloat16* weight, float eps, float* out, int64_t rows, int cols,
                     cudaStream_t stream) {
   if (rows == 0) return cudaSuccess;
-  return launch(rmsnorm_kernel<false>, unsigned(rows), threads_for(cols), 0, stream, nullptr, x, weight, eps, out, cols);
+  return launch(rmsnorm_kernel<false>, unsigned(rows), threads_for(cols), 0, stream, nullptr, x, weight, eps, out,
+                cols);
 }
 
 cudaError_t add_rmsnorm(float* residual, const float* x, const __nv_bfloat16* weight, float eps, float* out,
                         int64_t rows, int cols, cudaStream_t stream) {
   if (rows == 0) return cudaSuccess;
-  return launch(rmsnorm_kernel<true>, unsigned(rows), threads_for(cols), 0, stream, residual, x, weight, eps, out, cols);
+  return launch(rmsnorm_kernel<true>, unsigned(rows), threads_for(cols), 0, stream, residual, x, weight, eps, out,
+                cols);
 }
 
 }  // namespace kvlab::kernels

@@ -1,8 +1,6 @@
 #include "rope.cuh"
-
 #include "device_common.cuh"
 #include "launch.cuh"
-#include "rotary.cuh"
 
 namespace kvlab::kernels {
 namespace {
@@ -15,7 +13,17 @@ __global__ void rope_kernel(float* x, const int32_t* __restrict__ positions, con
        idx += int64_t(gridDim.x) * blockDim.x) {
     const int j = int(idx % half);
     const int64_t token_head = idx / half;
-    rotate_pair(x + token_head * (2 * half), j, half, positions[token_head / heads], inv_freq[j], attention_scaling);
+    const int64_t token = token_head / heads;
+    // fp32 angle as HF computes it; sincosf (not __sinf) because angles reach 1e5 radians.
+    const float angle = float(positions[token]) * inv_freq[j];
+    float s, c;
+    sincosf(angle, &s, &c);
+    c *= attention_scaling;
+    s *= attention_scaling;
+    float* v = x + token_head * (2 * half);
+    const float a = v[j], b = v[j + half];
+    v[j] = a * c - b * s;
+    v[j + half] = b * c + a * s;
   }
 }
 
@@ -28,7 +36,8 @@ cudaError_t rope(float* x, const int32_t* positions, const float* inv_freq, floa
   if (pairs == 0) return cudaSuccess;
   const int threads = 256;
   const int64_t blocks = (pairs + threads - 1) / threads;
-  return launch(rope_kernel, unsigned(blocks < 65536 ? blocks : 65536), threads, 0, stream, x, positions, inv_freq, attention_scaling, pairs, heads, half);
+  return launch(rope_kernel, unsigned(blocks < 65536 ? blocks : 65536), threads, 0, stream, x, positions, inv_freq,
+                attention_scaling, pairs, heads, half);
 }
 
 }  // namespace kvlab::kernels

@@ -1,5 +1,4 @@
 #include "swiglu.cuh"
-
 #include "device_common.cuh"
 #include "launch.cuh"
 
