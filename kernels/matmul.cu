@@ -6,9 +6,9 @@
 namespace kvlab::kernels {
 namespace {
 
-constexpr int kWarps = 8;     // per block
+constexpr int kWarps = 8;        // per block
 constexpr int kRowsPerWarp = 2;  // weight rows per warp: the x loads are shared by both
-constexpr int kUnroll = 4;    // 16-byte weight loads per row in flight per lane
+constexpr int kUnroll = 4;       // 16-byte weight loads per row in flight per lane
 
 // The weights of one launch, each owning a run of blocks. With kGated there is one weight
 // pair: weight[0] the gate, weight[1] the up projection, weight[0].out the product.
@@ -38,7 +38,7 @@ __device__ __forceinline__ float silu(float v) { return v / (1.0f + expf(-v)); }
 // HBM bandwidth at batch 1. The first loads are issued before waiting for the kernel before
 // (the weights are constant), so they overlap its tail. x is read with plain loads: the
 // kernel before writes it during this one's lifetime, which the read-only path does not allow.
-// Needs in % 8 == 0 and 16-byte aligned rows (gemv_vectorizes).
+// Needs in % 8 == 0 and 16-byte aligned rows (vectorizes).
 template <int N, bool kGated>
 __global__ void __launch_bounds__(kWarps * 32) gemv_vec_kernel(const float* x, GemvGroup g, int64_t in) {
   static_assert(!kGated || kRowsPerWarp == 2, "a gated warp reads one row of gate and one of up");

@@ -398,6 +398,8 @@ class CudaBackend final : public Backend {
                                             gate.rows(), x.cols(), stream_));
       return;
     }
+    check_matmul(x, gate, nullptr, gate_out);
+    check_matmul(x, up, nullptr, up_out);
     const __nv_bfloat16* xb = gemm_input(x);
     gemm(xb, n, gate, nullptr, gate_out);
     gemm(xb, n, up, nullptr, up_out);
