@@ -280,9 +280,10 @@ cudaError_t accumulate_attention_scores(const AttentionScoreArgs& a, const Atten
   const int row_tiles = int((rows + kRowTile - 1) / kRowTile);
   auto* partial = static_cast<float2*>(workspace);
   const int smem = smem_bytes(a.head_dim);
-  const cudaError_t err = launch(score_stats_kernel, dim3(unsigned(plan.splits), unsigned(a.kv_heads * row_tiles)),
-                                 kThreads, smem, stream, a, plan.splits, row_tiles, partial);
-  if (err != cudaSuccess) return err;
+  if (const cudaError_t err = launch(score_stats_kernel, dim3(unsigned(plan.splits), unsigned(a.kv_heads * row_tiles)),
+                                     kThreads, smem, stream, a, plan.splits, row_tiles, partial);
+      err != cudaSuccess)
+    return err;
   const int tiles_per_block = row_tiles == 1 ? kMaxTilesPerBlock : 1;
   const int keys_per_block = tiles_per_block * kKeys;
   const dim3 grid(unsigned((key_capacity(a) + keys_per_block - 1) / keys_per_block), unsigned(a.kv_heads));

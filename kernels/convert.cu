@@ -1,4 +1,5 @@
 #include "convert.cuh"
+
 #include "device_common.cuh"
 #include "launch.cuh"
 

@@ -1,6 +1,8 @@
 #include "kv_append.cuh"
+
 #include "device_common.cuh"
 #include "launch.cuh"
+#include "rotary.cuh"
 
 namespace kvlab::kernels {
 namespace {
@@ -37,7 +39,46 @@ __global__ void advance_length_kernel(int32_t* length, int kv_heads, int32_t n) 
   for (int h = threadIdx.x; h < kv_heads; h += blockDim.x) length[h] += n;
 }
 
+// Blocks [0, kv_heads): KV head h for all n tokens, keys rotated (in place and into the cache),
+// values appended, then its length advanced after the barrier (every thread has read it by
+// then). Blocks from kv_heads on: one query head each.
+__global__ void rope_kv_append_kernel(KvAppendArgs a, RopeArgs r) {
+  enter_dependent_part();
+  const int half = a.head_dim / 2, pairs = int(a.n) * half;
+  if (int(blockIdx.x) >= a.kv_heads) {
+    const int h = int(blockIdx.x) - a.kv_heads;
+    for (int e = threadIdx.x; e < pairs; e += blockDim.x) {
+      const int i = e / half, j = e % half;
+      rotate_pair(r.q + (int64_t(i) * r.q_heads + h) * a.head_dim, j, half, r.positions[i], r.inv_freq[j],
+                  r.attention_scaling);
+    }
+    return;
+  }
+  const int h = blockIdx.x;
+  const int32_t len = a.length[h];
+  const int64_t slot0 = int64_t(h) * a.capacity + len;
+  for (int e = threadIdx.x; e < pairs; e += blockDim.x) {
+    const int i = e / half, j = e % half;
+    const int64_t src = (int64_t(i) * a.kv_heads + h) * a.head_dim, dst = (slot0 + i) * a.head_dim;
+    float* k = r.k + src;
+    rotate_pair(k, j, half, r.positions[i], r.inv_freq[j], r.attention_scaling);
+    a.cache_k[dst + j] = __float2bfloat16_rn(k[j]);
+    a.cache_k[dst + j + half] = __float2bfloat16_rn(k[j + half]);
+    a.cache_v[dst + j] = __float2bfloat16_rn(a.v[src + j]);
+    a.cache_v[dst + j + half] = __float2bfloat16_rn(a.v[src + j + half]);
+  }
+  for (int i = threadIdx.x; i < a.n; i += blockDim.x) a.cache_position[slot0 + i] = a.positions[i];
+  __syncthreads();
+  if (threadIdx.x == 0) a.length[h] = len + int32_t(a.n);
+}
+
 }  // namespace
+
+cudaError_t rope_kv_append(const KvAppendArgs& a, const RopeArgs& r, cudaStream_t stream) {
+  if (a.n == 0) return cudaSuccess;
+  if (a.n > kRopeAppendMaxTokens || a.head_dim % 2 != 0 || r.k != a.k) return cudaErrorInvalidValue;
+  return launch(rope_kv_append_kernel, unsigned(a.kv_heads + r.q_heads), 128, 0, stream, a, r);
+}
 
 cudaError_t kv_append(const KvAppendArgs& a, cudaStream_t stream) {
   if (a.n == 0) return cudaSuccess;

@@ -23,4 +23,20 @@ struct KvAppendArgs {
 // stream, so decode never waits for the host.
 cudaError_t kv_append(const KvAppendArgs& a, cudaStream_t stream);
 
+constexpr int kRopeAppendMaxTokens = 8;  // most tokens rope_kv_append takes (a decode step's)
+
+// RoPE of the new tokens' queries and keys, in place, as kernels/rope.cuh does it.
+struct RopeArgs {
+  float* q;  // [n, q_heads * head_dim]
+  float* k;  // a.k, which is rotated before it is stored
+  int q_heads;
+  const int32_t* positions;  // [n], the positions to rotate by
+  const float* inv_freq;     // [head_dim / 2]
+  float attention_scaling;
+};
+
+// rope on q and k, then kv_append, in one launch (n <= kRopeAppendMaxTokens): the steps between
+// a decode step's projections and its attention. Results as the three launches give them.
+cudaError_t rope_kv_append(const KvAppendArgs& a, const RopeArgs& r, cudaStream_t stream);
+
 }  // namespace kvlab::kernels

@@ -183,10 +183,12 @@ template <int W>
 cudaError_t launch_passes(const KvCompactArgs& a, const KvCompactPlan& plan, const Scratch& s, cudaStream_t stream) {
   const int64_t threads = int64_t(a.kv_heads) * plan.rows_per_pass * (a.head_dim / 2 / W);
   const dim3 grid(unsigned((threads + kThreads - 1) / kThreads), 2);
-  cudaError_t err = cudaSuccess;
-  for (int pass = 0; pass <= plan.passes && err == cudaSuccess; pass++)
-    err = launch(kv_compact_kernel<W>, grid, kThreads, 0, stream, a, s, plan.rows_per_pass, pass, plan.passes);
-  return err;
+  for (int pass = 0; pass <= plan.passes; pass++)
+    if (const cudaError_t err =
+            launch(kv_compact_kernel<W>, grid, kThreads, 0, stream, a, s, plan.rows_per_pass, pass, plan.passes);
+        err != cudaSuccess)
+      return err;
+  return cudaSuccess;
 }
 
 }  // namespace

@@ -41,8 +41,9 @@ __global__ void kv_demote_lengths_kernel(int32_t* mid_length, const int32_t* cou
 
 cudaError_t kv_demote(const KvDemoteArgs& a, cudaStream_t stream) {
   if (a.kv_heads <= 0 || a.kv_heads > 1024 || a.head_dim <= 0) return cudaErrorInvalidValue;
-  const cudaError_t err = launch(kv_demote_kernel, dim3(kStripes, unsigned(a.kv_heads)), 128, 0, stream, a);
-  if (err != cudaSuccess) return err;
+  if (const cudaError_t err = launch(kv_demote_kernel, dim3(kStripes, unsigned(a.kv_heads)), 128, 0, stream, a);
+      err != cudaSuccess)
+    return err;
   return launch(kv_demote_lengths_kernel, 1, a.kv_heads, 0, stream, a.mid_length, a.count, a.kv_heads);
 }
 

@@ -1,6 +1,8 @@
 #include "rope.cuh"
+
 #include "device_common.cuh"
 #include "launch.cuh"
+#include "rotary.cuh"
 
 namespace kvlab::kernels {
 namespace {
@@ -13,17 +15,7 @@ __global__ void rope_kernel(float* x, const int32_t* __restrict__ positions, con
        idx += int64_t(gridDim.x) * blockDim.x) {
     const int j = int(idx % half);
     const int64_t token_head = idx / half;
-    const int64_t token = token_head / heads;
-    // fp32 angle as HF computes it; sincosf (not __sinf) because angles reach 1e5 radians.
-    const float angle = float(positions[token]) * inv_freq[j];
-    float s, c;
-    sincosf(angle, &s, &c);
-    c *= attention_scaling;
-    s *= attention_scaling;
-    float* v = x + token_head * (2 * half);
-    const float a = v[j], b = v[j + half];
-    v[j] = a * c - b * s;
-    v[j + half] = b * c + a * s;
+    rotate_pair(x + token_head * (2 * half), j, half, positions[token_head / heads], inv_freq[j], attention_scaling);
   }
 }
 

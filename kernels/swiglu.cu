@@ -1,4 +1,5 @@
 #include "swiglu.cuh"
+
 #include "device_common.cuh"
 #include "launch.cuh"
 

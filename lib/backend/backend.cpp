@@ -16,6 +16,14 @@ void Backend::matmuls(const Tensor& x, std::initializer_list<Projection> project
   for (const Projection& p : projections) matmul(x, *p.w, p.bias, *p.out);
 }
 
+void Backend::rope_kv_append(Tensor& q, Tensor& k, const Tensor& v, const Tensor& rope_positions,
+                             const RopeTable& rope_table, int head_dim, KVCache& cache, int layer,
+                             const Tensor& positions) {
+  rope(q, rope_positions, rope_table, head_dim);
+  rope(k, rope_positions, rope_table, head_dim);
+  kv_append(cache, layer, k, v, positions);
+}
+
 void Backend::matmul_swiglu(const Tensor& x, const Tensor& gate, const Tensor& up, Tensor& gate_out, Tensor& up_out,
                             Tensor& out) {
   matmul(x, gate, nullptr, gate_out);

@@ -205,10 +205,8 @@ Tensor Transformer::forward(const std::vector<int32_t>& ids, const std::vector<i
         b.rmsnorm(q_heads, l.q_norm, eps, q_heads);
         b.rmsnorm(k_heads, l.k_norm, eps, k_heads);
       }
-      b.rope(w.q, rope_positions, rope_, c.head_dim);
-      b.rope(w.k, rope_positions, rope_, c.head_dim);
+      b.rope_kv_append(w.q, w.k, w.v, rope_positions, rope_, c.head_dim, cache, li, w.positions);
       if (extras.observe_qk) extras.observe_qk(li, w.q, w.k);
-      b.kv_append(cache, li, w.k, w.v, w.positions);
       b.attention(w.q, cache, li, scale, w.attn);
       if (scores) b.accumulate_attention(w.q, cache, li, scale, extras.score_first_query);
       b.matmul(w.attn, l.o, nullptr, w.o);

@@ -491,6 +491,48 @@ TEST_F(CudaAttention, KvAppend) {
   }
 }
 
+// rope on q and k and the append of k and v: one launch for up to 8 tokens (a decode step), the
+// three ops above that. After 5 cached tokens in layer 1 of 2, so slot and layer offsets show;
+// positions far apart from the rope positions (as under a renumbering policy).
+TEST_F(CudaAttention, RopeKvAppend) {
+  for (auto [q_heads, kv_heads, hd, n] : {std::tuple{32, 8, 128, 1}, {28, 4, 128, 3}, {14, 2, 64, 8}, {6, 2, 64, 9}}) {
+    const int capacity = 32, prefix = 5;
+    BothCache c = new_cache(2, kv_heads, hd, capacity);
+    append(c, 1, prefix, 0);
+    Both q = acts(random_floats(size_t(n) * q_heads * hd, 2.0f), {n, int64_t(q_heads) * hd});
+    Both k = acts(random_floats(size_t(n) * kv_heads * hd, 2.0f), {n, int64_t(kv_heads) * hd});
+    Both v = acts(random_floats(size_t(n) * kv_heads * hd, 2.0f), {n, int64_t(kv_heads) * hd});
+    std::vector<int32_t> rp(static_cast<size_t>(n)), p(static_cast<size_t>(n));
+    for (int i = 0; i < n; i++) rp[size_t(i)] = prefix + i, p[size_t(i)] = 70000 + 3 * i;
+    Both rope_pos = ints(rp, {n}), pos = ints(p, {n});
+    Both f = f32(inv_freq(hd, 5e5), {hd / 2});
+    RopeTable rc{f.cpu, 0.9f}, rg{f.gpu, 0.9f};
+    cpu().rope_kv_append(q.cpu, k.cpu, v.cpu, rope_pos.cpu, rc, hd, c.cpu, 1, pos.cpu);
+    gpu().rope_kv_append(q.gpu, k.gpu, v.gpu, rope_pos.gpu, rg, hd, c.gpu, 1, pos.gpu);
+    const std::string what = shape_name({q_heads, kv_heads, hd, n});
+    expect_close("rope_kv_append q", q, kExact, what);
+    expect_close("rope_kv_append k", k, kExact, what);
+    ASSERT_EQ(lengths(c.cpu), lengths(c.gpu)) << what;
+    std::vector<int32_t> pc(size_t(2 * kv_heads * capacity)), pg(pc.size());
+    cpu().read(c.cpu.position, pc.data(), pc.size() * 4);
+    gpu().read(c.gpu.position, pg.data(), pg.size() * 4);
+    const std::vector<float> kc = cpu().to_host_f32(c.cpu.k[1]), kg = gpu().to_host_f32(c.gpu.k[1]);
+    const std::vector<float> vc = cpu().to_host_f32(c.cpu.v[1]), vg = gpu().to_host_f32(c.gpu.v[1]);
+    auto kept = [&](const std::vector<float>& layer, int h) {  // head h's filled slots
+      const auto begin = layer.begin() + long(h) * capacity * hd;
+      return std::vector<float>(begin, begin + long(prefix + n) * hd);
+    };
+    for (int h = 0; h < kv_heads; h++) {
+      const long slot0 = long(kv_heads + h) * capacity;  // layer 1, head h
+      EXPECT_TRUE(std::equal(pc.begin() + slot0, pc.begin() + slot0 + prefix + n, pg.begin() + slot0))
+          << what << " positions of head " << h;
+      // The GPU stores K and V in bf16: one rounding.
+      EXPECT_LE(rel_error(kept(kg, h), kept(kc, h)), kBf16x) << what << " K of head " << h;
+      EXPECT_LE(rel_error(kept(vg, h), kept(vc, h)), kBf16x) << what << " V of head " << h;
+    }
+  }
+}
+
 TEST_F(CudaAttention, KvAppendRoundsToBf16) {
   BothCache c = new_cache(1, 2, 64, 8);
   const std::vector<float> raw = random_floats(2 * 2 * 64);  // not bf16-exact

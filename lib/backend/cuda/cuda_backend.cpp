@@ -407,13 +407,9 @@ class CudaBackend final : public Backend {
   }
 
   void rope(Tensor& x, const Tensor& positions, const RopeTable& rope, int head_dim) override {
-    require_tensor(x, DType::F32, "rope input");
-    require_tensor(positions, DType::I32, "rope positions");
-    require_tensor(rope.inv_freq, DType::F32, "rope inv_freq");
-    require(head_dim % 2 == 0 && rope.inv_freq.numel() == head_dim / 2, "rope inv_freq must have head_dim/2 elements");
+    check_rope(x, positions, rope, head_dim);
     const int64_t n = positions.numel();
     if (n == 0) return;
-    require(x.numel() % (n * head_dim) == 0, "rope input shape " + x.shape_string());
     KVLAB_CUDA_CHECK(kernels::rope(x.ptr<float>(), positions.ptr<int32_t>(), rope.inv_freq.ptr<float>(),
                                    rope.attention_scaling, n, int(x.numel() / (n * head_dim)), head_dim, stream_));
   }
@@ -427,27 +423,29 @@ class CudaBackend final : public Backend {
   }
 
   void kv_append(KVCache& cache, int layer, const Tensor& k, const Tensor& v, const Tensor& positions) override {
-    KVLAB_ASSERT(layer >= 0 && layer < cache.layers);
-    require_tensor(k, DType::F32, "kv_append k");
-    require_tensor(v, DType::F32, "kv_append v");
-    require_tensor(positions, DType::I32, "kv_append positions");
-    require_tensor(cache.k[size_t(layer)], DType::BF16, "KV cache");
+    KVLAB_CUDA_CHECK(kernels::kv_append(append_args(cache, layer, k, v, positions), stream_));
+  }
+
+  // A decode step's few tokens in one launch; a prefill chunk as three.
+  void rope_kv_append(Tensor& q, Tensor& k, const Tensor& v, const Tensor& rope_positions, const RopeTable& rope_table,
+                      int head_dim, KVCache& cache, int layer, const Tensor& positions) override {
     const int64_t n = positions.numel();
-    const int64_t row = int64_t(cache.kv_heads) * cache.head_dim;
-    require(k.numel() == n * row && v.numel() == n * row, "kv_append k/v shape " + k.shape_string());
-    kernels::KvAppendArgs a;
-    a.k = k.ptr<float>();
-    a.v = v.ptr<float>();
-    a.positions = positions.ptr<int32_t>();
-    a.cache_k = static_cast<__nv_bfloat16*>(cache.k[size_t(layer)].data);
-    a.cache_v = static_cast<__nv_bfloat16*>(cache.v[size_t(layer)].data);
-    a.cache_position = cache.position.ptr<int32_t>() + int64_t(layer) * cache.kv_heads * cache.capacity;
-    a.length = cache.length.ptr<int32_t>() + int64_t(layer) * cache.kv_heads;
-    a.n = n;
-    a.kv_heads = cache.kv_heads;
-    a.head_dim = cache.head_dim;
-    a.capacity = cache.capacity;
-    KVLAB_CUDA_CHECK(kernels::kv_append(a, stream_));
+    if (n > kernels::kRopeAppendMaxTokens || head_dim != cache.head_dim) {
+      Backend::rope_kv_append(q, k, v, rope_positions, rope_table, head_dim, cache, layer, positions);
+      return;
+    }
+    check_rope(q, rope_positions, rope_table, head_dim);
+    check_rope(k, rope_positions, rope_table, head_dim);
+    require(rope_positions.numel() == n, "rope_kv_append: rope positions and positions differ in count");
+    const kernels::KvAppendArgs a = append_args(cache, layer, k, v, positions);
+    kernels::RopeArgs r;
+    r.q = q.ptr<float>();
+    r.k = k.ptr<float>();
+    r.q_heads = n == 0 ? 0 : int(q.numel() / (n * head_dim));
+    r.positions = rope_positions.ptr<int32_t>();
+    r.inv_freq = rope_table.inv_freq.ptr<float>();
+    r.attention_scaling = rope_table.attention_scaling;
+    KVLAB_CUDA_CHECK(kernels::rope_kv_append(a, r, stream_));
   }
 
   void attention(const Tensor& q, const KVCache& cache, int layer, float scale, Tensor& out) override {
@@ -721,6 +719,40 @@ class CudaBackend final : public Backend {
                                        CUDA_R_16BF, int(in), xb, CUDA_R_16BF, int(in), &zero, out.data, CUDA_R_32F,
                                        int(outf), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     if (bias) KVLAB_CUDA_CHECK(kernels::add_bias(out.ptr<float>(), bf16(*bias), n, outf, stream_));
+  }
+
+  void check_rope(const Tensor& x, const Tensor& positions, const RopeTable& rope, int head_dim) {
+    require_tensor(x, DType::F32, "rope input");
+    require_tensor(positions, DType::I32, "rope positions");
+    require_tensor(rope.inv_freq, DType::F32, "rope inv_freq");
+    require(head_dim % 2 == 0 && rope.inv_freq.numel() == head_dim / 2, "rope inv_freq must have head_dim/2 elements");
+    const int64_t n = positions.numel();
+    require(n == 0 || x.numel() % (n * head_dim) == 0, "rope input shape " + x.shape_string());
+  }
+
+  kernels::KvAppendArgs append_args(KVCache& cache, int layer, const Tensor& k, const Tensor& v,
+                                    const Tensor& positions) {
+    KVLAB_ASSERT(layer >= 0 && layer < cache.layers);
+    require_tensor(k, DType::F32, "kv_append k");
+    require_tensor(v, DType::F32, "kv_append v");
+    require_tensor(positions, DType::I32, "kv_append positions");
+    require_tensor(cache.k[size_t(layer)], DType::BF16, "KV cache");
+    const int64_t n = positions.numel();
+    const int64_t row = int64_t(cache.kv_heads) * cache.head_dim;
+    require(k.numel() == n * row && v.numel() == n * row, "kv_append k/v shape " + k.shape_string());
+    kernels::KvAppendArgs a;
+    a.k = k.ptr<float>();
+    a.v = v.ptr<float>();
+    a.positions = positions.ptr<int32_t>();
+    a.cache_k = static_cast<__nv_bfloat16*>(cache.k[size_t(layer)].data);
+    a.cache_v = static_cast<__nv_bfloat16*>(cache.v[size_t(layer)].data);
+    a.cache_position = cache.position.ptr<int32_t>() + int64_t(layer) * cache.kv_heads * cache.capacity;
+    a.length = cache.length.ptr<int32_t>() + int64_t(layer) * cache.kv_heads;
+    a.n = n;
+    a.kv_heads = cache.kv_heads;
+    a.head_dim = cache.head_dim;
+    a.capacity = cache.capacity;
+    return a;
   }
 
   void check_norm(const Tensor& x, const Tensor& weight, const Tensor& out) {
