@@ -145,8 +145,9 @@ BENCHMARK(BM_Gemv)
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);
 
-// Llama-3.1-8B's q, k and v at batch 1: three matmuls (fused = 0) against one grouped GEMV
-// launch (fused = 1), over 4 copies of the 48 MB of weights.
+// Llama-3.1-8B's input norm and q, k and v at batch 1, over 4 copies of the 48 MB of weights:
+// rmsnorm, then one grouped GEMV launch (fused = 0), against the norm folded into that GEMV
+// (fused = 1).
 void BM_GemvQkv(benchmark::State& state) {
   Backend* b = backend_or_skip(state);
   if (!b) return;
@@ -161,21 +162,21 @@ void BM_GemvQkv(benchmark::State& state) {
   }
   Tensor x = random_activation(*b, {1, hidden}), yq = b->alloc({1, hidden}, DType::F32),
          yk = b->alloc({1, kv}, DType::F32), yv = b->alloc({1, kv}, DType::F32);
+  Tensor norm = random_weight(*b, 1, hidden, 61).reshape({hidden}), normed = b->alloc({1, hidden}, DType::F32);
   run(state, *b, double((hidden + 2 * kv) * hidden * 2), [&](int i) {
     const size_t c = size_t(i % kCopies);
     if (fused) {
-      b->matmuls(x, {{&q[c], nullptr, &yq}, {&k[c], nullptr, &yk}, {&v[c], nullptr, &yv}});
+      b->matmuls(x, {{&q[c], nullptr, &yq}, {&k[c], nullptr, &yk}, {&v[c], nullptr, &yv}}, {&norm, 1e-5f, &normed});
     } else {
-      b->matmul(x, q[c], nullptr, yq);
-      b->matmul(x, k[c], nullptr, yk);
-      b->matmul(x, v[c], nullptr, yv);
+      b->rmsnorm(x, norm, 1e-5f, normed);
+      b->matmuls(normed, {{&q[c], nullptr, &yq}, {&k[c], nullptr, &yk}, {&v[c], nullptr, &yv}}, {});
     }
   });
 }
 BENCHMARK(BM_GemvQkv)->Arg(0)->Arg(1)->Iterations(kIterations)->UseManualTime()->Unit(benchmark::kMicrosecond);
 
-// Llama-3.1-8B's gate and up at batch 1 and SwiGLU: two matmuls and the elementwise kernel
-// (fused = 0) against the gated GEMV (fused = 1).
+// Llama-3.1-8B's post-attention norm, gate and up at batch 1 and SwiGLU: rmsnorm then the gated
+// GEMV (fused = 0), against the norm folded into it (fused = 1).
 void BM_GemvSwiglu(benchmark::State& state) {
   Backend* b = backend_or_skip(state);
   if (!b) return;
@@ -189,14 +190,14 @@ void BM_GemvSwiglu(benchmark::State& state) {
   }
   Tensor x = random_activation(*b, {1, hidden}), g = b->alloc({1, inter}, DType::F32),
          u = b->alloc({1, inter}, DType::F32), y = b->alloc({1, inter}, DType::F32);
+  Tensor norm = random_weight(*b, 1, hidden, 62).reshape({hidden}), normed = b->alloc({1, hidden}, DType::F32);
   run(state, *b, double(2 * inter * hidden * 2), [&](int i) {
     const size_t c = size_t(i % kCopies);
     if (fused) {
-      b->matmul_swiglu(x, gate[c], up[c], g, u, y);
+      b->matmul_swiglu(x, gate[c], up[c], g, u, y, {&norm, 1e-5f, &normed});
     } else {
-      b->matmul(x, gate[c], nullptr, g);
-      b->matmul(x, up[c], nullptr, u);
-      b->swiglu(g, u, y);
+      b->rmsnorm(x, norm, 1e-5f, normed);
+      b->matmul_swiglu(normed, gate[c], up[c], g, u, y, {});
     }
   });
 }

@@ -32,6 +32,19 @@ __device__ __forceinline__ GemvWeight locate(const GemvGroup& g, int rows_per_bl
 
 __device__ __forceinline__ float silu(float v) { return v / (1.0f + expf(-v)); }
 
+// 1 / rms of each x row from its warp's sum of squares over all of `in` (every lane's part),
+// or 1 without a norm.
+template <int N>
+__device__ __forceinline__ void norm_scales(const float (&sum_sq)[N], const GemvNorm& norm, int64_t in,
+                                            float (&scale)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; i++) scale[i] = norm.weight ? 1.0f / sqrtf(warp_sum(sum_sq[i]) / float(in) + norm.eps) : 1.0f;
+}
+
+__device__ __forceinline__ void store(const GemvWeight& wt, int64_t at, float v) {
+  wt.out[at] = wt.accumulate ? wt.out[at] + v : v;
+}
+
 // Warp per kRowsPerWarp weight rows (gated: the same row of gate and up); lane l reads 16-byte
 // groups l, l + 32, ... of each row, so a warp's loads are 512 contiguous bytes. kUnroll *
 // kRowsPerWarp independent loads are in flight per lane, which with ~32 warps per SM reaches
@@ -39,8 +52,9 @@ __device__ __forceinline__ float silu(float v) { return v / (1.0f + expf(-v)); }
 // (the weights are constant), so they overlap its tail. x is read with plain loads: the
 // kernel before writes it during this one's lifetime, which the read-only path does not allow.
 // Needs in % 8 == 0 and 16-byte aligned rows (vectorizes).
-template <int N, bool kGated>
-__global__ void __launch_bounds__(kWarps * 32) gemv_vec_kernel(const float* x, GemvGroup g, int64_t in) {
+template <int N, bool kGated, bool kNorm>
+__global__ void __launch_bounds__(kWarps * 32)
+    gemv_vec_kernel(const float* x, GemvNorm norm, GemvGroup g, int64_t in) {
   static_assert(!kGated || kRowsPerWarp == 2, "a gated warp reads one row of gate and one of up");
   constexpr int kOutRowsPerWarp = kGated ? 1 : kRowsPerWarp;
   const int lane = threadIdx.x % 32;
@@ -69,6 +83,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_vec_kernel(const float* x, G
   enter_dependent_part();
   if (!active) return;
   float acc[kRowsPerWarp][N] = {};
+  float sum_sq[N] = {};
   for (int64_t g0 = lane; g0 < groups; g0 += 32 * kUnroll) {
 #pragma unroll
     for (int u = 0; u < kUnroll; u++) {
@@ -77,32 +92,42 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_vec_kernel(const float* x, G
       float wf[kRowsPerWarp][8];
 #pragma unroll
       for (int r = 0; r < kRowsPerWarp; r++) unpack_bf16x8(wv[u][r], wf[r]);
+      float nw[8];
+      if constexpr (kNorm) unpack_bf16x8(__ldg(reinterpret_cast<const uint4*>(norm.weight) + gi), nw);
 #pragma unroll
       for (int i = 0; i < N; i++) {
         const float4* xp = reinterpret_cast<const float4*>(x + i * in + gi * 8);
-        const float4 a = xp[0], b = xp[1];
+        float xv[8];
+        *reinterpret_cast<float4*>(xv) = xp[0];
+        *reinterpret_cast<float4*>(xv + 4) = xp[1];
+        if constexpr (kNorm) {
+#pragma unroll
+          for (int e = 0; e < 8; e++) sum_sq[i] += xv[e] * xv[e], xv[e] *= nw[e];
+        }
 #pragma unroll
         for (int r = 0; r < kRowsPerWarp; r++)
-          acc[r][i] += wf[r][0] * a.x + wf[r][1] * a.y + wf[r][2] * a.z + wf[r][3] * a.w + wf[r][4] * b.x +
-                       wf[r][5] * b.y + wf[r][6] * b.z + wf[r][7] * b.w;
+#pragma unroll
+          for (int e = 0; e < 8; e++) acc[r][i] += wf[r][e] * xv[e];
       }
     }
     if (g0 + 32 * kUnroll < groups) load(g0 + 32 * kUnroll);
   }
+  float scale[N];
+  norm_scales(sum_sq, norm, in, scale);
 #pragma unroll
   for (int i = 0; i < N; i++)
 #pragma unroll
-    for (int r = 0; r < kRowsPerWarp; r++) acc[r][i] = warp_sum(acc[r][i]);
+    for (int r = 0; r < kRowsPerWarp; r++) acc[r][i] = warp_sum(acc[r][i]) * scale[i];
   if (lane != 0) return;
 #pragma unroll
   for (int i = 0; i < N; i++) {
     if constexpr (kGated) {
-      wt.out[i * rows + row0] = silu(acc[0][i]) * acc[1][i];
+      store(wt, i * rows + row0, silu(acc[0][i]) * acc[1][i]);
     } else {
 #pragma unroll
       for (int r = 0; r < kRowsPerWarp; r++)
         if (row0 + r < rows)
-          wt.out[i * rows + row0 + r] = acc[r][i] + (wt.bias ? bf16_to_float(wt.bias[row0 + r]) : 0.0f);
+          store(wt, i * rows + row0 + r, acc[r][i] + (wt.bias ? bf16_to_float(wt.bias[row0 + r]) : 0.0f));
     }
   }
 }
@@ -110,7 +135,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_vec_kernel(const float* x, G
 // Any shape and alignment (odd `in`, sliced tensors): a warp per output row, one element per
 // lane step.
 template <bool kGated>
-__global__ void gemv_scalar_kernel(const float* x, GemvGroup g, int n, int64_t in) {
+__global__ void gemv_scalar_kernel(const float* x, GemvNorm norm, GemvGroup g, int n, int64_t in) {
   const int lane = threadIdx.x % 32;
   int64_t block_row0;
   const GemvWeight wt = locate(g, kWarps, &block_row0);
@@ -119,39 +144,60 @@ __global__ void gemv_scalar_kernel(const float* x, GemvGroup g, int n, int64_t i
   if (row >= wt.rows) return;
   constexpr int kParts = kGated ? 2 : 1;
   float acc[kParts][kGemvMaxRows] = {};
+  float sum_sq[kGemvMaxRows] = {};
   for (int64_t c = lane; c < in; c += 32) {
+    float wc[kParts];
 #pragma unroll
-    for (int p = 0; p < kParts; p++) {
-      const float wc = bf16_to_float((kGated ? g.weight[p].w : wt.w)[row * in + c]);
+    for (int p = 0; p < kParts; p++) wc[p] = bf16_to_float((kGated ? g.weight[p].w : wt.w)[row * in + c]);
+    const float nw = norm.weight ? bf16_to_float(norm.weight[c]) : 1.0f;
 #pragma unroll
-      for (int i = 0; i < kGemvMaxRows; i++)
-        if (i < n) acc[p][i] += wc * x[i * in + c];
+    for (int i = 0; i < kGemvMaxRows; i++) {
+      if (i >= n) break;
+      const float xv = x[i * in + c];
+      sum_sq[i] += xv * xv;
+#pragma unroll
+      for (int p = 0; p < kParts; p++) acc[p][i] += wc[p] * (xv * nw);
     }
   }
+  float scale[kGemvMaxRows];
+  norm_scales(sum_sq, norm, in, scale);
 #pragma unroll
   for (int i = 0; i < kGemvMaxRows; i++) {
     if (i >= n) break;
     float s[kParts];
 #pragma unroll
-    for (int p = 0; p < kParts; p++) s[p] = warp_sum(acc[p][i]);
+    for (int p = 0; p < kParts; p++) s[p] = warp_sum(acc[p][i]) * scale[i];
     if (lane != 0) continue;
     if constexpr (kGated) {
-      wt.out[i * wt.rows + row] = silu(s[0]) * s[1];
+      store(wt, i * wt.rows + row, silu(s[0]) * s[1]);
     } else {
-      wt.out[i * wt.rows + row] = s[0] + (wt.bias ? bf16_to_float(wt.bias[row]) : 0.0f);
+      store(wt, i * wt.rows + row, s[0] + (wt.bias ? bf16_to_float(wt.bias[row]) : 0.0f));
     }
   }
 }
 
-bool vectorizes(const float* x, const GemvGroup& g, int64_t in) {
-  bool aligned = in % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
+bool vectorizes(const float* x, const GemvNorm& norm, const GemvGroup& g, int64_t in) {
+  bool aligned = in % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
+                 reinterpret_cast<uintptr_t>(norm.weight) % 16 == 0;
   for (int j = 0; j < g.count; j++) aligned = aligned && reinterpret_cast<uintptr_t>(g.weight[j].w) % 16 == 0;
   return aligned;
 }
 
+// The vectorized kernel for n, found by recursion over the N it is compiled for.
+template <bool kGated, bool kNorm, int N = 1>
+cudaError_t launch_vec(unsigned blocks, cudaStream_t stream, int n, const float* x, const GemvNorm& norm,
+                       const GemvGroup& g, int64_t in) {
+  if (n == N) return launch(gemv_vec_kernel<N, kGated, kNorm>, blocks, kWarps * 32, 0, stream, x, norm, g, in);
+  if constexpr (N < kGemvMaxRows) {
+    return launch_vec<kGated, kNorm, N + 1>(blocks, stream, n, x, norm, g, in);
+  } else {
+    return cudaErrorInvalidValue;
+  }
+}
+
 template <bool kGated>
-cudaError_t launch_group(const float* x, GemvGroup g, int n, int64_t in, cudaStream_t stream) {
-  const bool vec = vectorizes(x, g, in);
+cudaError_t launch_group(const float* x, const GemvNorm& norm, GemvGroup g, int n, int64_t in, cudaStream_t stream) {
+  const bool vec = vectorizes(x, norm, g, in);
   const int64_t rows_per_block = vec ? kWarps * (kGated ? 1 : kRowsPerWarp) : kWarps;
   const int owners = kGated ? 1 : g.count;  // weights that own blocks
   g.first_block[0] = 0;
@@ -160,18 +206,9 @@ cudaError_t launch_group(const float* x, GemvGroup g, int n, int64_t in, cudaStr
   if (kGated) g.count = 1;
   const unsigned blocks = unsigned(g.first_block[owners]);
   if (blocks == 0) return cudaSuccess;
-  if (!vec) return launch(gemv_scalar_kernel<kGated>, blocks, kWarps * 32, 0, stream, x, g, n, in);
-  switch (n) {
-    case 1: return launch(gemv_vec_kernel<1, kGated>, blocks, kWarps * 32, 0, stream, x, g, in);
-    case 2: return launch(gemv_vec_kernel<2, kGated>, blocks, kWarps * 32, 0, stream, x, g, in);
-    case 3: return launch(gemv_vec_kernel<3, kGated>, blocks, kWarps * 32, 0, stream, x, g, in);
-    case 4: return launch(gemv_vec_kernel<4, kGated>, blocks, kWarps * 32, 0, stream, x, g, in);
-    case 5: return launch(gemv_vec_kernel<5, kGated>, blocks, kWarps * 32, 0, stream, x, g, in);
-    case 6: return launch(gemv_vec_kernel<6, kGated>, blocks, kWarps * 32, 0, stream, x, g, in);
-    case 7: return launch(gemv_vec_kernel<7, kGated>, blocks, kWarps * 32, 0, stream, x, g, in);
-    case 8: return launch(gemv_vec_kernel<8, kGated>, blocks, kWarps * 32, 0, stream, x, g, in);
-    default: return cudaErrorInvalidValue;
-  }
+  if (!vec) return launch(gemv_scalar_kernel<kGated>, blocks, kWarps * 32, 0, stream, x, norm, g, n, in);
+  return norm.weight ? launch_vec<kGated, true>(blocks, stream, n, x, norm, g, in)
+                     : launch_vec<kGated, false>(blocks, stream, n, x, norm, g, in);
 }
 
 __global__ void add_bias_kernel(float* out, const __nv_bfloat16* __restrict__ bias, int64_t count, int64_t cols) {
@@ -182,22 +219,23 @@ __global__ void add_bias_kernel(float* out, const __nv_bfloat16* __restrict__ bi
 
 }  // namespace
 
-cudaError_t gemv(const float* x, const GemvWeight* weights, int count, int n, int64_t in, cudaStream_t stream) {
+cudaError_t gemv(const float* x, const GemvNorm& norm, const GemvWeight* weights, int count, int n, int64_t in,
+                 cudaStream_t stream) {
   if (count < 1 || count > kGemvMaxWeights || n < 1 || n > kGemvMaxRows) return cudaErrorInvalidValue;
   GemvGroup g{};
   g.count = count;
   for (int j = 0; j < count; j++) g.weight[j] = weights[j];
-  return launch_group<false>(x, g, n, in, stream);
+  return launch_group<false>(x, norm, g, n, in, stream);
 }
 
-cudaError_t gemv_swiglu(const float* x, const __nv_bfloat16* gate, const __nv_bfloat16* up, float* out, int n,
-                        int64_t rows, int64_t in, cudaStream_t stream) {
+cudaError_t gemv_swiglu(const float* x, const GemvNorm& norm, const __nv_bfloat16* gate, const __nv_bfloat16* up,
+                        float* out, int n, int64_t rows, int64_t in, cudaStream_t stream) {
   if (n < 1 || n > kGemvMaxRows) return cudaErrorInvalidValue;
   GemvGroup g{};
   g.count = 2;
-  g.weight[0] = GemvWeight{gate, nullptr, out, rows};
-  g.weight[1] = GemvWeight{up, nullptr, out, rows};
-  return launch_group<true>(x, g, n, in, stream);
+  g.weight[0] = GemvWeight{gate, nullptr, out, rows, false};
+  g.weight[1] = GemvWeight{up, nullptr, out, rows, false};
+  return launch_group<true>(x, norm, g, n, in, stream);
 }
 
 cudaError_t add_bias(float* out, const __nv_bfloat16* bias, int64_t rows, int64_t cols, cudaStream_t stream) {

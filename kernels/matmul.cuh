@@ -12,24 +12,35 @@ namespace kvlab::kernels {
 constexpr int kGemvMaxRows = 8;     // largest n the GEMV takes
 constexpr int kGemvMaxWeights = 3;  // weights that share one input in one launch (q, k and v)
 
-// One weight of a GEMV: out [n, rows] = x [n, in] · w [rows, in]^T + bias (bias may be null).
+// One weight of a GEMV: out [n, rows] = x [n, in] · w [rows, in]^T + bias (bias may be null), or
+// with accumulate out += it (the residual join).
 struct GemvWeight {
   const __nv_bfloat16* w;
   const __nv_bfloat16* bias;
   float* out;
   int64_t rows;
+  bool accumulate;
+};
+
+// RMSNorm folded into the GEMV: x is taken as x / rms(x) * weight. Each warp reads all of x
+// anyway, so it sums the squares on the way and scales its dot products at the end; the
+// separate norm launch and its round trip through memory go. weight null: x as it is.
+struct GemvNorm {
+  const __nv_bfloat16* weight;
+  float eps;
 };
 
 // n in [1, kGemvMaxRows], count in [1, kGemvMaxWeights]: every weight times the same x in one
 // launch, so short projections (k, v) ride with a long one and pay no launch of their own.
 // Weights must never be written by kernels: the GEMV starts reading them before the kernel
-// before it has finished (kernels/launch.cuh).
-cudaError_t gemv(const float* x, const GemvWeight* weights, int count, int n, int64_t in, cudaStream_t stream);
+// before it has finished (kernels/launch.cuh). An out may not alias x.
+cudaError_t gemv(const float* x, const GemvNorm& norm, const GemvWeight* weights, int count, int n, int64_t in,
+                 cudaStream_t stream);
 
 // out [n, rows] = silu(x · gate^T) * (x · up^T): SwiGLU's two projections and their product in
 // one pass; a warp reads the same row of both.
-cudaError_t gemv_swiglu(const float* x, const __nv_bfloat16* gate, const __nv_bfloat16* up, float* out, int n,
-                        int64_t rows, int64_t in, cudaStream_t stream);
+cudaError_t gemv_swiglu(const float* x, const GemvNorm& norm, const __nv_bfloat16* gate, const __nv_bfloat16* up,
+                        float* out, int n, int64_t rows, int64_t in, cudaStream_t stream);
 
 // out[r, c] += bias[c] over out [rows, cols].
 cudaError_t add_bias(float* out, const __nv_bfloat16* bias, int64_t rows, int64_t cols, cudaStream_t stream);

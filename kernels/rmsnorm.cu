@@ -8,29 +8,18 @@
 namespace kvlab::kernels {
 namespace {
 
-// One block per row. Pass one sums the squares (after the residual add, stored back);
-// pass two re-reads the row and scales it. Every element is read and written by the same
-// thread and the block sum's barrier sits between the passes, so out may alias x.
-template <bool kAddResidual>
-__global__ void rmsnorm_kernel(float* residual, const float* x, const __nv_bfloat16* __restrict__ weight,
-                               float eps, float* out, int cols) {
+// One block per row. Pass one sums the squares; pass two re-reads the row and scales it.
+// Every element is read and written by the same thread and the block sum's barrier sits
+// between the passes, so out may alias x.
+__global__ void rmsnorm_kernel(const float* x, const __nv_bfloat16* __restrict__ weight, float eps, float* out,
+                               int cols) {
   enter_dependent_part();
-  const int64_t row = blockIdx.x;
-  const float* src = kAddResidual ? residual + row * cols : x + row * cols;
+  const float* src = x + int64_t(blockIdx.x) * cols;
   float sum_sq = 0.0f;
-  for (int c = threadIdx.x; c < cols; c += blockDim.x) {
-    float v;
-    if constexpr (kAddResidual) {
-      v = residual[row * cols + c] + x[row * cols + c];
-      residual[row * cols + c] = v;
-    } else {
-      v = src[c];
-    }
-    sum_sq += v * v;
-  }
+  for (int c = threadIdx.x; c < cols; c += blockDim.x) sum_sq += src[c] * src[c];
   const float inv = 1.0f / sqrtf(block_sum(sum_sq) / float(cols) + eps);
   for (int c = threadIdx.x; c < cols; c += blockDim.x)
-    out[row * cols + c] = src[c] * inv * bf16_to_float(weight[c]);
+    out[int64_t(blockIdx.x) * cols + c] = src[c] * inv * bf16_to_float(weight[c]);
 }
 
 int threads_for(int cols) { return std::min(1024, std::max(32, (cols / 4 + 31) / 32 * 32)); }
@@ -40,15 +29,7 @@ int threads_for(int cols) { return std::min(1024, std::max(32, (cols / 4 + 31) /
 cudaError_t rmsnorm(const float* x, const __nv_bfloat16* weight, float eps, float* out, int64_t rows, int cols,
                     cudaStream_t stream) {
   if (rows == 0) return cudaSuccess;
-  return launch(rmsnorm_kernel<false>, unsigned(rows), threads_for(cols), 0, stream, nullptr, x, weight, eps, out,
-                cols);
-}
-
-cudaError_t add_rmsnorm(float* residual, const float* x, const __nv_bfloat16* weight, float eps, float* out,
-                        int64_t rows, int cols, cudaStream_t stream) {
-  if (rows == 0) return cudaSuccess;
-  return launch(rmsnorm_kernel<true>, unsigned(rows), threads_for(cols), 0, stream, residual, x, weight, eps, out,
-                cols);
+  return launch(rmsnorm_kernel, unsigned(rows), threads_for(cols), 0, stream, x, weight, eps, out, cols);
 }
 
 }  // namespace kvlab::kernels

@@ -12,8 +12,11 @@ namespace kvlab {
 
 void Backend::capture_or_replay(std::unique_ptr<Recording>&, const std::function<void()>& ops) { ops(); }
 
-void Backend::matmuls(const Tensor& x, std::initializer_list<Projection> projections) {
-  for (const Projection& p : projections) matmul(x, *p.w, p.bias, *p.out);
+const Tensor& Backend::normed_input(const Tensor& x, const InputNorm& norm) {
+  if (!norm.weight) return x;
+  KVLAB_ASSERT(norm.normed != nullptr);
+  rmsnorm(x, *norm.weight, norm.eps, *norm.normed);
+  return *norm.normed;
 }
 
 void Backend::rope_kv_append(Tensor& q, Tensor& k, const Tensor& v, const Tensor& rope_positions,
@@ -25,9 +28,8 @@ void Backend::rope_kv_append(Tensor& q, Tensor& k, const Tensor& v, const Tensor
 }
 
 void Backend::matmul_swiglu(const Tensor& x, const Tensor& gate, const Tensor& up, Tensor& gate_out, Tensor& up_out,
-                            Tensor& out) {
-  matmul(x, gate, nullptr, gate_out);
-  matmul(x, up, nullptr, up_out);
+                            Tensor& out, const InputNorm& norm) {
+  matmuls(normed_input(x, norm), {{&gate, nullptr, &gate_out}, {&up, nullptr, &up_out}}, {});
   swiglu(gate_out, up_out, out);
 }
 

@@ -77,22 +77,29 @@ class Backend {
   virtual void embedding(const Tensor& table, const Tensor& ids, Tensor& out) = 0;
   // out = x / rms(x) * weight over each row; weight has cols(x) elements.
   virtual void rmsnorm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) = 0;
-  // residual += x; out = rmsnorm(residual) — the pre-norm transformer's join point.
-  virtual void add_rmsnorm(Tensor& residual, const Tensor& x, const Tensor& weight, float eps,
-                           Tensor& out) = 0;
-  // out[n, o] = x[n, i] · w[o, i]^T (+ bias[o]). out may be F32 when activations are not (logits).
-  virtual void matmul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) = 0;
-  // Several matmuls of one x (q, k and v): a backend may run them as one pass over x.
+  // One product of a matmul: out[n, o] = x[n, i] · w[o, i]^T (+ bias[o]), or with accumulate
+  // out += it, the pre-norm transformer's residual join. out may be F32 when activations are
+  // not (logits).
   struct Projection {
     const Tensor* w;
     const Tensor* bias;  // may be null
     Tensor* out;
+    bool accumulate = false;
   };
-  virtual void matmuls(const Tensor& x, std::initializer_list<Projection> projections);
+  // RMSNorm folded into the matmuls that read it: their input is rmsnorm(x) * weight. A backend
+  // that normalises apart (the CPU one; CUDA for prefill) writes the normed rows to `normed`.
+  struct InputNorm {
+    const Tensor* weight = nullptr;  // null: x as it is
+    float eps = 0.0f;
+    Tensor* normed = nullptr;  // [rows(x), cols(x)]
+  };
+  // Every projection of one input (q, k and v): a backend may run them as one pass over x.
+  virtual void matmuls(const Tensor& x, std::initializer_list<Projection> projections, const InputNorm& norm) = 0;
+  void matmul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) { matmuls(x, {{&w, bias, &out}}, {}); }
   // out = silu(x · gate^T) * (x · up^T); gate_out and up_out are scratch that a backend may
   // skip (the fused CUDA GEMV writes only out).
   virtual void matmul_swiglu(const Tensor& x, const Tensor& gate, const Tensor& up, Tensor& gate_out, Tensor& up_out,
-                             Tensor& out);
+                             Tensor& out, const InputNorm& norm);
   // In place on x [n, heads * head_dim]; positions: I32 [n].
   virtual void rope(Tensor& x, const Tensor& positions, const RopeTable& rope, int head_dim) = 0;
   // out = silu(gate) * up, elementwise.
@@ -144,6 +151,10 @@ class Backend {
   // slot enqueues the same ops on the same tensors with the same shapes; what changes from call
   // to call must live in device memory (written before the call). The default runs `ops`.
   virtual void capture_or_replay(std::unique_ptr<Recording>& slot, const std::function<void()>& ops);
+
+ protected:
+  // x itself, or rmsnorm(x) written to norm.normed: the input of a matmul that normalises apart.
+  const Tensor& normed_input(const Tensor& x, const InputNorm& norm);
 };
 
 enum class BackendKind { CPU, CUDA };

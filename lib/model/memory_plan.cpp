@@ -31,8 +31,8 @@ MemoryPlan plan_memory(const ModelConfig& c, int context, int max_chunk, const P
   size_t per_token = size_t(c.num_layers) *
                      (p.k_bytes_per_token_layer + p.v_bytes_per_token_layer + size_t(c.num_kv_heads) * 4);
   p.kv_bytes = per_token * size_t(context);
-  // The transformer's workspace: x, norm, q, k, v, attn, o, gate, up, act, mlp per token, F32 logits.
-  size_t per_row = size_t(4 * c.hidden_size + 2 * c.q_dim() + 2 * c.kv_dim() + 3 * c.intermediate_size) *
+  // The transformer's workspace: x, norm, q, k, v, attn, gate, up, act per token, F32 logits.
+  size_t per_row = size_t(2 * c.hidden_size + 2 * c.q_dim() + 2 * c.kv_dim() + 3 * c.intermediate_size) *
                    dtype_size(t.activation);
   p.workspace_bytes = per_row * size_t(max_chunk + 1) + size_t(c.vocab_size) * 4;
   return p;

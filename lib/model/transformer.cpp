@@ -142,11 +142,9 @@ Transformer::Workspace Transformer::make_workspace(int rows) {
   w.k = backend_.alloc({n, config_.kv_dim()}, a);
   w.v = backend_.alloc({n, config_.kv_dim()}, a);
   w.attn = backend_.alloc({n, config_.q_dim()}, a);
-  w.o = backend_.alloc({n, config_.hidden_size}, a);
   w.gate = backend_.alloc({n, config_.intermediate_size}, a);
   w.up = backend_.alloc({n, config_.intermediate_size}, a);
   w.act = backend_.alloc({n, config_.intermediate_size}, a);
-  w.mlp = backend_.alloc({n, config_.hidden_size}, a);
   w.logits_last = backend_.alloc({1, config_.vocab_size}, DType::F32);
   return w;
 }
@@ -154,8 +152,8 @@ Transformer::Workspace Transformer::make_workspace(int rows) {
 Transformer::Workspace Transformer::Workspace::rows_prefix(int n) const {
   Workspace w = *this;
   w.rows = n;
-  for (Tensor* t : {&w.ids, &w.positions, &w.rope_positions, &w.x, &w.norm, &w.q, &w.k, &w.v, &w.attn, &w.o, &w.gate, &w.up,
-                    &w.act, &w.mlp})
+  for (Tensor* t : {&w.ids, &w.positions, &w.rope_positions, &w.x, &w.norm, &w.q, &w.k, &w.v, &w.attn, &w.gate, &w.up,
+                    &w.act})
     *t = t->slice(0, n);
   if (!w.logits_all.empty()) w.logits_all = w.logits_all.slice(0, n);
   return w;
@@ -194,11 +192,13 @@ Tensor Transformer::forward(const std::vector<int32_t>& ids, const std::vector<i
 
   auto run = [&] {
     b.embedding(weights_.embed, w.ids, w.x);
-    b.rmsnorm(w.x, weights_.layers[0].input_norm, eps, w.norm);
+    // Each RMSNorm is folded into the matmuls that read it, and the o and down projections
+    // add into the residual stream x.
     for (int li = 0; li < c.num_layers; li++) {
       const LayerWeights& l = weights_.layers[size_t(li)];
       auto bias = [](const Tensor& t) { return t.empty() ? nullptr : &t; };
-      b.matmuls(w.norm, {{&l.q, bias(l.q_bias), &w.q}, {&l.k, bias(l.k_bias), &w.k}, {&l.v, bias(l.v_bias), &w.v}});
+      b.matmuls(w.x, {{&l.q, bias(l.q_bias), &w.q}, {&l.k, bias(l.k_bias), &w.k}, {&l.v, bias(l.v_bias), &w.v}},
+                {&l.input_norm, eps, &w.norm});
       if (c.qk_norm) {
         Tensor q_heads = w.q.reshape({int64_t(n) * c.num_heads, c.head_dim});
         Tensor k_heads = w.k.reshape({int64_t(n) * c.num_kv_heads, c.head_dim});
@@ -209,16 +209,15 @@ Tensor Transformer::forward(const std::vector<int32_t>& ids, const std::vector<i
       if (extras.observe_qk) extras.observe_qk(li, w.q, w.k);
       b.attention(w.q, cache, li, scale, w.attn);
       if (scores) b.accumulate_attention(w.q, cache, li, scale, extras.score_first_query);
-      b.matmul(w.attn, l.o, nullptr, w.o);
-      b.add_rmsnorm(w.x, w.o, l.post_attention_norm, eps, w.norm);
-      b.matmul_swiglu(w.norm, l.gate, l.up, w.gate, w.up, w.act);
-      b.matmul(w.act, l.down, nullptr, w.mlp);
-      const Tensor& next_norm =
-          li + 1 < c.num_layers ? weights_.layers[size_t(li) + 1].input_norm : weights_.final_norm;
-      b.add_rmsnorm(w.x, w.mlp, next_norm, eps, w.norm);
+      b.matmuls(w.attn, {{&l.o, nullptr, &w.x, true}}, {});
+      b.matmul_swiglu(w.x, l.gate, l.up, w.gate, w.up, w.act, {&l.post_attention_norm, eps, &w.norm});
+      b.matmuls(w.act, {{&l.down, nullptr, &w.x, true}}, {});
     }
-    if (logits != Logits::None)
-      b.matmul(logits == Logits::All ? w.norm : w.norm.slice(n - 1, 1), weights_.lm_head, nullptr, out);
+    if (logits != Logits::None) {
+      const bool all = logits == Logits::All;
+      Tensor x = all ? w.x : w.x.slice(n - 1, 1), normed = all ? w.norm : w.norm.slice(n - 1, 1);
+      b.matmuls(x, {{&weights_.lm_head, nullptr, &out}}, {&weights_.final_norm, eps, &normed});
+    }
   };
   // A decode step is a few hundred small launches with its inputs already on the device:
   // recorded once per cache and mode, replayed as one graph launch.

@@ -71,7 +71,7 @@ class Transformer {
   // Activations for up to `rows` tokens; smaller chunks use row slices of it.
   struct Workspace {
     int rows = 0;
-    Tensor ids, positions, rope_positions, x, norm, q, k, v, attn, o, gate, up, act, mlp, logits_last, logits_all;
+    Tensor ids, positions, rope_positions, x, norm, q, k, v, attn, gate, up, act, logits_last, logits_all;
     Workspace rows_prefix(int n) const;
   };
   Workspace make_workspace(int rows);

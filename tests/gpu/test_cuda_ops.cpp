@@ -230,19 +230,6 @@ TEST_F(CudaOps, RmsNormPerHeadInPlace) {
   }
 }
 
-TEST_F(CudaOps, AddRmsNorm) {
-  for (auto [rows, cols] : {std::pair{1, 4096}, {300, 3584}, {7, 17}, {9, 896}}) {
-    Both residual = acts(random_floats(size_t(rows) * cols, 2.0f), {rows, cols});
-    Both x = acts(random_floats(size_t(rows) * cols, 2.0f), {rows, cols});
-    Both w = weights(bf16_exact(random_floats(size_t(cols))), {cols});
-    Both out = poisoned({rows, cols});
-    cpu().add_rmsnorm(residual.cpu, x.cpu, w.cpu, 1e-5f, out.cpu);
-    gpu().add_rmsnorm(residual.gpu, x.gpu, w.gpu, 1e-5f, out.gpu);
-    expect_close("add_rmsnorm", out, kExact, "out " + shape_name({rows, cols}));
-    expect_close("add_rmsnorm", residual, kExact, "residual " + shape_name({rows, cols}));
-  }
-}
-
 TEST_F(CudaOps, Matmul) {
   struct Case {
     int n, in, out;
@@ -277,63 +264,81 @@ TEST_F(CudaOps, MatmulOnLastRowSlice) {
 
 // q, k and v of one input: one GEMV launch for n <= 8, where each weight owns a run of blocks;
 // odd row counts end a weight inside a block's rows, in % 8 != 0 takes the scalar path, and
-// n > 8 converts x once for a cuBLAS GEMM per weight. x is produced by an rmsnorm just before,
-// so the GEMV's early weight loads and its wait for x are exercised as in the model.
+// n > 8 converts x once for a cuBLAS GEMM per weight. With a norm, the GEMV folds RMSNorm into
+// its dot products (cuBLAS: the norm apart); with accumulate it adds into a live residual
+// stream. x is produced by an rmsnorm just before, so the GEMV's early weight loads and its
+// wait for x are exercised as in the model.
 TEST_F(CudaOps, MatmulsOfOneInput) {
   struct Case {
     int n, in;
     std::vector<int> rows;
-    bool bias;
+    bool bias, norm, accumulate;
   };
-  const Case cases[] = {{1, 4096, {4096, 1024, 1024}, false}, {1, 3584, {3584, 512, 512}, true},
-                        {2, 64, {41, 7, 25}, true},          {4, 72, {17, 3, 1}, false},
-                        {3, 17, {5, 9, 2}, true},            {8, 896, {896, 128}, false},
-                        {12, 896, {896, 128, 128}, true}};
+  const Case cases[] = {{1, 4096, {4096, 1024, 1024}, false, true, false}, {1, 3584, {3584, 512, 512}, true, true, false},
+                        {1, 4096, {4096}, false, false, true},             {1, 14336, {4096}, false, true, true},
+                        {2, 64, {41, 7, 25}, true, false, false},          {2, 64, {41, 7, 25}, true, true, true},
+                        {4, 72, {17, 3, 1}, false, true, false},           {3, 17, {5, 9, 2}, true, false, false},
+                        {3, 17, {5, 9, 2}, true, true, true},              {8, 896, {896, 128}, false, true, true},
+                        {8, 896, {896, 128}, false, false, false},         {12, 896, {896, 128, 128}, true, true, false},
+                        {12, 896, {896}, false, false, true}};
   for (const Case& c : cases) {
     Both raw = acts(random_floats(size_t(c.n) * c.in, 2.0f), {c.n, c.in});
+    Both pre = weights(bf16_exact(random_floats(size_t(c.in))), {c.in});
     Both norm = weights(bf16_exact(random_floats(size_t(c.in))), {c.in});
-    Both x = poisoned({c.n, c.in});
-    cpu().rmsnorm(raw.cpu, norm.cpu, 1e-5f, x.cpu);
-    gpu().rmsnorm(raw.gpu, norm.gpu, 1e-5f, x.gpu);
+    Both x = poisoned({c.n, c.in}), normed = poisoned({c.n, c.in});
+    cpu().rmsnorm(raw.cpu, pre.cpu, 1e-5f, x.cpu);
+    gpu().rmsnorm(raw.gpu, pre.gpu, 1e-5f, x.gpu);
     std::vector<Both> w, b, out;
     for (int rows : c.rows) {
       w.push_back(weights(bf16_exact(random_floats(size_t(rows) * c.in)), {rows, c.in}));
       b.push_back(weights(bf16_exact(random_floats(size_t(rows))), {rows}));
-      out.push_back(poisoned({c.n, rows}));
+      out.push_back(c.accumulate ? acts(random_floats(size_t(c.n) * rows, 3.0f), {c.n, rows}) : poisoned({c.n, rows}));
     }
     auto run = [&](Backend& be, Tensor Both::*side) {
       auto p = [&](size_t j) {
-        return Backend::Projection{&(w[j].*side), c.bias ? &(b[j].*side) : nullptr, &(out[j].*side)};
+        return Backend::Projection{&(w[j].*side), c.bias ? &(b[j].*side) : nullptr, &(out[j].*side), c.accumulate};
       };
+      const Backend::InputNorm in = c.norm ? Backend::InputNorm{&(norm.*side), 1e-5f, &(normed.*side)}
+                                           : Backend::InputNorm{};
       if (c.rows.size() == 3) {
-        be.matmuls(x.*side, {p(0), p(1), p(2)});
+        be.matmuls(x.*side, {p(0), p(1), p(2)}, in);
+      } else if (c.rows.size() == 2) {
+        be.matmuls(x.*side, {p(0), p(1)}, in);
       } else {
-        be.matmuls(x.*side, {p(0), p(1)});
+        be.matmuls(x.*side, {p(0)}, in);
       }
     };
     run(cpu(), &Both::cpu);
     run(gpu(), &Both::gpu);
     for (size_t j = 0; j < c.rows.size(); j++)
       expect_close(c.n <= 8 ? "matmuls (gemv)" : "matmuls (cublas)", out[j], c.n <= 8 ? kExact : kBf16x,
-                   shape_name({c.n, c.in, c.rows[j]}) + " weight " + std::to_string(j) + (c.bias ? " +bias" : ""));
+                   shape_name({c.n, c.in, c.rows[j]}) + " weight " + std::to_string(j) + (c.bias ? " +bias" : "") +
+                       (c.norm ? " norm" : "") + (c.accumulate ? " accumulate" : ""));
   }
 }
 
 // silu(x · gate^T) * (x · up^T): the gated GEMV for every n it takes (a warp per row reading
-// the same row of gate and up; 129 rows leave a block partly idle), the scalar path for
-// in % 8 != 0, and matmuls then swiglu through cuBLAS above n = 8.
+// the same row of gate and up; 129 rows leave a block partly idle), with and without the norm
+// folded in, the scalar path for in % 8 != 0, and matmuls then swiglu through cuBLAS above n = 8.
 TEST_F(CudaOps, MatmulSwiglu) {
-  std::vector<std::tuple<int, int, int>> cases = {{1, 4096, 14336}, {2, 17, 33}, {12, 896, 4864}};
-  for (int n = 1; n <= 8; n++) cases.emplace_back(n, 128, 129);
-  for (auto [n, in, rows] : cases) {
+  std::vector<std::tuple<int, int, int, bool>> cases = {
+      {1, 4096, 14336, false}, {1, 4096, 14336, true}, {2, 17, 33, false},
+      {2, 17, 33, true},       {12, 896, 4864, false}, {12, 896, 4864, true}};
+  for (int n = 1; n <= 8; n++) cases.emplace_back(n, 128, 129, n % 2 == 0);
+  for (auto [n, in, rows, with_norm] : cases) {
     Both x = acts(random_floats(size_t(n) * in), {n, in});
+    Both norm = weights(bf16_exact(random_floats(size_t(in))), {in});
     Both gate = weights(bf16_exact(random_floats(size_t(rows) * in)), {rows, in});
     Both up = weights(bf16_exact(random_floats(size_t(rows) * in)), {rows, in});
     Both gate_out = poisoned({n, rows}), up_out = poisoned({n, rows}), out = poisoned({n, rows});
-    cpu().matmul_swiglu(x.cpu, gate.cpu, up.cpu, gate_out.cpu, up_out.cpu, out.cpu);
-    gpu().matmul_swiglu(x.gpu, gate.gpu, up.gpu, gate_out.gpu, up_out.gpu, out.gpu);
+    Both normed = poisoned({n, in});
+    auto in_norm = [&](Tensor Both::*side) {
+      return with_norm ? Backend::InputNorm{&(norm.*side), 1e-6f, &(normed.*side)} : Backend::InputNorm{};
+    };
+    cpu().matmul_swiglu(x.cpu, gate.cpu, up.cpu, gate_out.cpu, up_out.cpu, out.cpu, in_norm(&Both::cpu));
+    gpu().matmul_swiglu(x.gpu, gate.gpu, up.gpu, gate_out.gpu, up_out.gpu, out.gpu, in_norm(&Both::gpu));
     expect_close(n <= 8 ? "matmul_swiglu (gemv)" : "matmul_swiglu (cublas)", out, n <= 8 ? kExact : kBf16x,
-                 shape_name({n, in, rows}));
+                 shape_name({n, in, rows}) + (with_norm ? " norm" : ""));
   }
 }
 

@@ -151,18 +151,23 @@ class CpuBackend final : public Backend {
     }
   }
 
-  void add_rmsnorm(Tensor& residual, const Tensor& x, const Tensor& weight, float eps, Tensor& out) override {
-    as_matrix(residual) += as_matrix(x);
-    rmsnorm(residual, weight, eps, out);
-  }
-
-  void matmul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) override {
-    check_f32(x, "matmul input");
-    check_f32(w, "matmul weight");
-    KVLAB_ASSERT(x.cols() == w.cols() && out.cols() == w.rows() && out.rows() == x.rows());
-    MatrixMap o = as_matrix(out);
-    o.noalias() = as_matrix(x) * as_matrix(w).transpose();
-    if (bias) o.rowwise() += Eigen::Map<const Eigen::RowVectorXf>(bias->ptr<float>(), bias->numel());
+  void matmuls(const Tensor& x, std::initializer_list<Projection> projections, const InputNorm& norm) override {
+    const Tensor& in = normed_input(x, norm);
+    check_f32(in, "matmul input");
+    for (const Projection& p : projections) {
+      check_f32(*p.w, "matmul weight");
+      KVLAB_ASSERT(in.cols() == p.w->cols() && p.out->cols() == p.w->rows() && p.out->rows() == in.rows());
+      MatrixMap o = as_matrix(*p.out);
+      const auto product = as_matrix(in) * as_matrix(*p.w).transpose();
+      if (p.accumulate) {
+        // The product rounded apart, then added: the residual join as HF's model does it.
+        const RowMatrix y = product;
+        o += y;
+      } else {
+        o.noalias() = product;
+      }
+      if (p.bias) o.rowwise() += Eigen::Map<const Eigen::RowVectorXf>(p.bias->ptr<float>(), p.bias->numel());
+    }
   }
 
   void rope(Tensor& x, const Tensor& positions, const RopeTable& rope, int head_dim) override {

@@ -356,22 +356,9 @@ class CudaBackend final : public Backend {
                                       x.numel() / weight.numel(), int(weight.numel()), stream_));
   }
 
-  void add_rmsnorm(Tensor& residual, const Tensor& x, const Tensor& weight, float eps, Tensor& out) override {
-    check_norm(x, weight, out);
-    require_tensor(residual, DType::F32, "add_rmsnorm residual");
-    require(residual.numel() == x.numel(), "add_rmsnorm residual shape " + residual.shape_string());
-    KVLAB_CUDA_CHECK(kernels::add_rmsnorm(residual.ptr<float>(), x.ptr<float>(), bf16(weight), eps,
-                                          out.ptr<float>(), x.numel() / weight.numel(), int(weight.numel()),
-                                          stream_));
-  }
-
-  void matmul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) override {
-    matmuls(x, {{&w, bias, &out}});
-  }
-
-  // Small n: one GEMV launch for all projections. Larger n: x converted to bf16 once, then a
-  // cuBLAS GEMM per projection.
-  void matmuls(const Tensor& x, std::initializer_list<Projection> projections) override {
+  // Small n: one GEMV launch for all projections, the norm folded in. Larger n: the norm apart,
+  // x converted to bf16 once, then a cuBLAS GEMM per projection.
+  void matmuls(const Tensor& x, std::initializer_list<Projection> projections, const InputNorm& norm) override {
     for (const Projection& p : projections) check_matmul(x, *p.w, p.bias, *p.out);
     const int64_t n = x.rows(), in = x.cols();
     if (n == 0) return;
@@ -379,30 +366,31 @@ class CudaBackend final : public Backend {
       kernels::GemvWeight weights[kernels::kGemvMaxWeights];
       int count = 0;
       for (const Projection& p : projections)
-        weights[count++] = {bf16(*p.w), p.bias ? bf16(*p.bias) : nullptr, p.out->ptr<float>(), p.w->rows()};
-      KVLAB_CUDA_CHECK(kernels::gemv(x.ptr<float>(), weights, count, int(n), in, stream_));
+        weights[count++] = {bf16(*p.w), p.bias ? bf16(*p.bias) : nullptr, p.out->ptr<float>(), p.w->rows(),
+                            p.accumulate};
+      KVLAB_CUDA_CHECK(kernels::gemv(x.ptr<float>(), gemv_norm(x, norm), weights, count, int(n), in, stream_));
       return;
     }
-    const __nv_bfloat16* xb = gemm_input(x);
-    for (const Projection& p : projections) gemm(xb, n, *p.w, p.bias, *p.out);
+    const __nv_bfloat16* xb = gemm_input(normed_input(x, norm));
+    for (const Projection& p : projections) gemm(xb, n, *p.w, p.bias, *p.out, p.accumulate);
   }
 
   void matmul_swiglu(const Tensor& x, const Tensor& gate, const Tensor& up, Tensor& gate_out, Tensor& up_out,
-                     Tensor& out) override {
+                     Tensor& out, const InputNorm& norm) override {
     check_matmul(x, gate, nullptr, out);
     check_matmul(x, up, nullptr, out);
     const int64_t n = x.rows();
     if (n == 0) return;
     if (n <= kernels::kGemvMaxRows) {
-      KVLAB_CUDA_CHECK(kernels::gemv_swiglu(x.ptr<float>(), bf16(gate), bf16(up), out.ptr<float>(), int(n),
-                                            gate.rows(), x.cols(), stream_));
+      KVLAB_CUDA_CHECK(kernels::gemv_swiglu(x.ptr<float>(), gemv_norm(x, norm), bf16(gate), bf16(up),
+                                            out.ptr<float>(), int(n), gate.rows(), x.cols(), stream_));
       return;
     }
     check_matmul(x, gate, nullptr, gate_out);
     check_matmul(x, up, nullptr, up_out);
-    const __nv_bfloat16* xb = gemm_input(x);
-    gemm(xb, n, gate, nullptr, gate_out);
-    gemm(xb, n, up, nullptr, up_out);
+    const __nv_bfloat16* xb = gemm_input(normed_input(x, norm));
+    gemm(xb, n, gate, nullptr, gate_out, false);
+    gemm(xb, n, up, nullptr, up_out, false);
     swiglu(gate_out, up_out, out);
   }
 
@@ -710,13 +698,13 @@ class CudaBackend final : public Backend {
     return xb;
   }
 
-  // out [n, rows(w)] = xb [n, cols(w)] · w^T (+ bias) through cuBLAS.
-  void gemm(const __nv_bfloat16* xb, int64_t n, const Tensor& w, const Tensor* bias, Tensor& out) {
+  // out [n, rows(w)] = xb [n, cols(w)] · w^T (+ bias) through cuBLAS; with accumulate out += it.
+  void gemm(const __nv_bfloat16* xb, int64_t n, const Tensor& w, const Tensor* bias, Tensor& out, bool accumulate) {
     const int64_t in = w.cols(), outf = w.rows();
     // Row-major out[n, o] = x w^T is column-major out^T[o, n] = w^T(col-major [in, o])^T x^T.
-    const float one = 1.0f, zero = 0.0f;
+    const float one = 1.0f, beta = accumulate ? 1.0f : 0.0f;
     KVLAB_CUBLAS_CHECK(cublas().gemm_ex(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, int(outf), int(n), int(in), &one, w.data,
-                                       CUDA_R_16BF, int(in), xb, CUDA_R_16BF, int(in), &zero, out.data, CUDA_R_32F,
+                                       CUDA_R_16BF, int(in), xb, CUDA_R_16BF, int(in), &beta, out.data, CUDA_R_32F,
                                        int(outf), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     if (bias) KVLAB_CUDA_CHECK(kernels::add_bias(out.ptr<float>(), bf16(*bias), n, outf, stream_));
   }
@@ -753,6 +741,13 @@ class CudaBackend final : public Backend {
     a.head_dim = cache.head_dim;
     a.capacity = cache.capacity;
     return a;
+  }
+
+  kernels::GemvNorm gemv_norm(const Tensor& x, const InputNorm& norm) {
+    if (!norm.weight) return {nullptr, 0.0f};
+    check_norm(x, *norm.weight, x);
+    require(norm.weight->numel() == x.cols(), "matmul input norm shape " + norm.weight->shape_string());
+    return {bf16(*norm.weight), norm.eps};
   }
 
   void check_norm(const Tensor& x, const Tensor& weight, const Tensor& out) {
