@@ -2,8 +2,9 @@
 // Every kernel is launched here, as a programmatic dependent (sm_90): it may start while the
 // kernel before it drains, so its launch and ramp overlap that tail. A kernel launched this way
 // must call enter_dependent_part() (device_common.cuh) before it touches memory that earlier
-// kernels write. KVLAB_CUDA_PDL=0 launches plainly, to measure the gain and to check that no
-// result depends on it.
+// kernels write; a kernel that streams most of a step's bytes (the GEMV) waits at its start but
+// lets the next one launch only near its end. KVLAB_CUDA_PDL=0 launches plainly, to measure the
+// gain and to check that no result depends on it.
 #include <cuda_runtime.h>
 
 #include <cstdlib>

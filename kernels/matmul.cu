@@ -51,6 +51,9 @@ __device__ __forceinline__ void store(const GemvWeight& wt, int64_t at, float v)
 // HBM bandwidth at batch 1. The first loads are issued before waiting for the kernel before
 // (the weights are constant), so they overlap its tail. x is read with plain loads: the
 // kernel before writes it during this one's lifetime, which the read-only path does not allow.
+// The next kernel may launch only once the weights are read (after the main loop): let in at
+// the start, the next GEMV's blocks sat on this one's SMs for its whole run and cost 7% / 10%
+// of the decode step at 1K / 8K (bench/README.md, 2026-12-03).
 // Needs in % 8 == 0 and 16-byte aligned rows (vectorizes).
 template <int N, bool kGated, bool kNorm>
 __global__ void __launch_bounds__(kWarps * 32)
@@ -80,7 +83,7 @@ __global__ void __launch_bounds__(kWarps * 32)
         wv[u][r] = g0 + u * 32 < groups ? load_stream(wrow[r] + g0 + u * 32) : make_uint4(0, 0, 0, 0);
   };
   if (active) load(lane);
-  enter_dependent_part();
+  wait_for_prior_grid();
   if (!active) return;
   float acc[kRowsPerWarp][N] = {};
   float sum_sq[N] = {};
@@ -112,6 +115,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     }
     if (g0 + 32 * kUnroll < groups) load(g0 + 32 * kUnroll);
   }
+  allow_dependent_launch();
   float scale[N];
   norm_scales(sum_sq, norm, in, scale);
 #pragma unroll
@@ -133,14 +137,14 @@ __global__ void __launch_bounds__(kWarps * 32)
 }
 
 // Any shape and alignment (odd `in`, sliced tensors): a warp per output row, one element per
-// lane step.
+// lane step. The next kernel launches after the main loop, as above.
 template <bool kGated>
 __global__ void gemv_scalar_kernel(const float* x, GemvNorm norm, GemvGroup g, int n, int64_t in) {
   const int lane = threadIdx.x % 32;
   int64_t block_row0;
   const GemvWeight wt = locate(g, kWarps, &block_row0);
   const int64_t row = block_row0 + threadIdx.x / 32;
-  enter_dependent_part();
+  wait_for_prior_grid();
   if (row >= wt.rows) return;
   constexpr int kParts = kGated ? 2 : 1;
   float acc[kParts][kGemvMaxRows] = {};
@@ -159,6 +163,7 @@ __global__ void gemv_scalar_kernel(const float* x, GemvNorm norm, GemvGroup g, i
       for (int p = 0; p < kParts; p++) acc[p][i] += wc[p] * (xv * nw);
     }
   }
+  allow_dependent_launch();
   float scale[kGemvMaxRows];
   norm_scales(sum_sq, norm, in, scale);
 #pragma unroll
