@@ -274,12 +274,18 @@ TEST_F(CudaOps, MatmulsOfOneInput) {
     std::vector<int> rows;
     bool bias, norm, accumulate;
   };
-  const Case cases[] = {{1, 4096, {4096, 1024, 1024}, false, true, false}, {1, 3584, {3584, 512, 512}, true, true, false},
-                        {1, 4096, {4096}, false, false, true},             {1, 14336, {4096}, false, true, true},
-                        {2, 64, {41, 7, 25}, true, false, false},          {2, 64, {41, 7, 25}, true, true, true},
-                        {4, 72, {17, 3, 1}, false, true, false},           {3, 17, {5, 9, 2}, true, false, false},
-                        {3, 17, {5, 9, 2}, true, true, true},              {8, 896, {896, 128}, false, true, true},
-                        {8, 896, {896, 128}, false, false, false},         {12, 896, {896, 128, 128}, true, true, false},
+  const Case cases[] = {{1, 4096, {4096, 1024, 1024}, false, true, false},
+                        {1, 3584, {3584, 512, 512}, true, true, false},
+                        {1, 4096, {4096}, false, false, true},
+                        {1, 14336, {4096}, false, true, true},
+                        {2, 64, {41, 7, 25}, true, false, false},
+                        {2, 64, {41, 7, 25}, true, true, true},
+                        {4, 72, {17, 3, 1}, false, true, false},
+                        {3, 17, {5, 9, 2}, true, false, false},
+                        {3, 17, {5, 9, 2}, true, true, true},
+                        {8, 896, {896, 128}, false, true, true},
+                        {8, 896, {896, 128}, false, false, false},
+                        {12, 896, {896, 128, 128}, true, true, false},
                         {12, 896, {896}, false, false, true}};
   for (const Case& c : cases) {
     Both raw = acts(random_floats(size_t(c.n) * c.in, 2.0f), {c.n, c.in});
@@ -332,7 +338,7 @@ TEST_F(CudaOps, MatmulSwiglu) {
     Both up = weights(bf16_exact(random_floats(size_t(rows) * in)), {rows, in});
     Both gate_out = poisoned({n, rows}), up_out = poisoned({n, rows}), out = poisoned({n, rows});
     Both normed = poisoned({n, in});
-    auto in_norm = [&](Tensor Both::*side) {
+    auto in_norm = [&, with_norm = with_norm](Tensor Both::*side) {
       return with_norm ? Backend::InputNorm{&(norm.*side), 1e-6f, &(normed.*side)} : Backend::InputNorm{};
     };
     cpu().matmul_swiglu(x.cpu, gate.cpu, up.cpu, gate_out.cpu, up_out.cpu, out.cpu, in_norm(&Both::cpu));
@@ -523,7 +529,7 @@ TEST_F(CudaAttention, RopeKvAppend) {
     gpu().read(c.gpu.position, pg.data(), pg.size() * 4);
     const std::vector<float> kc = cpu().to_host_f32(c.cpu.k[1]), kg = gpu().to_host_f32(c.gpu.k[1]);
     const std::vector<float> vc = cpu().to_host_f32(c.cpu.v[1]), vg = gpu().to_host_f32(c.gpu.v[1]);
-    auto kept = [&](const std::vector<float>& layer, int h) {  // head h's filled slots
+    auto kept = [&, hd = hd, n = n](const std::vector<float>& layer, int h) {  // head h's filled slots
       const auto begin = layer.begin() + long(h) * capacity * hd;
       return std::vector<float>(begin, begin + long(prefix + n) * hd);
     };
