@@ -79,7 +79,7 @@ class Backend {
   virtual void rmsnorm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) = 0;
   // One product of a matmul: out[n, o] = x[n, i] · w[o, i]^T (+ bias[o]), or with accumulate
   // out += it, the pre-norm transformer's residual join. out may be F32 when activations are
-  // not (logits).
+  // not (logits), and never aliases x.
   struct Projection {
     const Tensor* w;
     const Tensor* bias;  // may be null
