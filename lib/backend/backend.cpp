@@ -12,10 +12,16 @@ namespace kvlab {
 
 void Backend::capture_or_replay(std::unique_ptr<Recording>&, const std::function<void()>& ops) { ops(); }
 
+const Tensor* Backend::input_norm_weight(const Tensor& x, const InputNorm& norm) {
+  KVLAB_ASSERT(!norm.weight || norm.weight->numel() == x.cols());
+  return norm.weight;
+}
+
 const Tensor& Backend::normed_input(const Tensor& x, const InputNorm& norm) {
-  if (!norm.weight) return x;
+  const Tensor* weight = input_norm_weight(x, norm);
+  if (!weight) return x;
   KVLAB_ASSERT(norm.normed != nullptr);
-  rmsnorm(x, *norm.weight, norm.eps, *norm.normed);
+  rmsnorm(x, *weight, norm.eps, *norm.normed);
   return *norm.normed;
 }
 

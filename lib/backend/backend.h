@@ -155,6 +155,8 @@ class Backend {
  protected:
   // x itself, or rmsnorm(x) written to norm.normed: the input of a matmul that normalises apart.
   const Tensor& normed_input(const Tensor& x, const InputNorm& norm);
+  // norm.weight once it is known to span x's columns (one norm per row, never per head), or null.
+  static const Tensor* input_norm_weight(const Tensor& x, const InputNorm& norm);
 };
 
 enum class BackendKind { CPU, CUDA };

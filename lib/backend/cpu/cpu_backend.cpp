@@ -159,14 +159,19 @@ class CpuBackend final : public Backend {
       KVLAB_ASSERT(in.cols() == p.w->cols() && p.out->cols() == p.w->rows() && p.out->rows() == in.rows());
       MatrixMap o = as_matrix(*p.out);
       const auto product = as_matrix(in) * as_matrix(*p.w).transpose();
+      auto add_bias = [&](auto&& m) {
+        if (p.bias) m.rowwise() += Eigen::Map<const Eigen::RowVectorXf>(p.bias->ptr<float>(), p.bias->numel());
+      };
       if (p.accumulate) {
-        // The product rounded apart, then added: the residual join as HF's model does it.
-        const RowMatrix y = product;
+        // x · w^T + bias rounded apart, then added: the residual join as HF's model (and the CUDA
+        // GEMV) does it.
+        RowMatrix y = product;
+        add_bias(y);
         o += y;
       } else {
         o.noalias() = product;
+        add_bias(o);
       }
-      if (p.bias) o.rowwise() += Eigen::Map<const Eigen::RowVectorXf>(p.bias->ptr<float>(), p.bias->numel());
     }
   }
 

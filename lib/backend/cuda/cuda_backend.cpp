@@ -744,10 +744,10 @@ class CudaBackend final : public Backend {
   }
 
   kernels::GemvNorm gemv_norm(const Tensor& x, const InputNorm& norm) {
-    if (!norm.weight) return {nullptr, 0.0f};
-    check_norm(x, *norm.weight, x);
-    require(norm.weight->numel() == x.cols(), "matmul input norm shape " + norm.weight->shape_string());
-    return {bf16(*norm.weight), norm.eps};
+    const Tensor* weight = input_norm_weight(x, norm);
+    if (!weight) return {nullptr, 0.0f};
+    check_norm(x, *weight, x);
+    return {bf16(*weight), norm.eps};
   }
 
   void check_norm(const Tensor& x, const Tensor& weight, const Tensor& out) {
