@@ -123,7 +123,7 @@ double run(benchmark::State& state, Backend& b, double bytes, const std::functio
   return per_call;
 }
 
-// Decode GEMV: n tokens through an [out, in] bf16 weight (Llama-3.1-8B's gate/down, Qwen2.5's
+// Decode GEMV: n tokens through an [out, in] bf16 weight (Llama-3.1-8B's o, gate and down, Qwen2.5's
 // lm_head, and small batches).
 void BM_Gemv(benchmark::State& state) {
   Backend* b = backend_or_skip(state);
@@ -136,6 +136,7 @@ void BM_Gemv(benchmark::State& state) {
   run(state, *b, double(out * in * 2), [&](int i) { b->matmul(x, w[size_t(i % copies)], nullptr, y); });
 }
 BENCHMARK(BM_Gemv)
+    ->Args({4096, 4096, 1})
     ->Args({14336, 4096, 1})
     ->Args({4096, 14336, 1})
     ->Args({152064, 3584, 1})

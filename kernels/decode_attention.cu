@@ -100,6 +100,7 @@ __device__ __forceinline__ void mma_attend(const AttentionArgs& a, const Region&
 
   // Slots past k_end are zero-filled (and masked): past a head's length the cache holds
   // anything, and a NaN there would survive a zero softmax weight.
+  const uint64_t read_once = l2_evict_first_policy();
   auto load_tile = [&](int t) {
     uint4* sk = stages + (t % kStages) * kStageChunks;
     uint4* sv = sk + kTileKeys * kKeyStride;
@@ -107,12 +108,12 @@ __device__ __forceinline__ void mma_attend(const AttentionArgs& a, const Region&
     for (int c = tid; c < kTileKeys * kKeyChunks; c += kMmaWarps * 32) {
       const int r = c / kKeyChunks, ch = c % kKeyChunks;
       const bool ok = key0 + r < k_end;
-      cp_async_16(sk + swz_k(r, ch), reg.k + int64_t(ok ? key0 + r : 0) * kKeyDim + ch * 8, ok);
+      cp_async_16(sk + swz_k(r, ch), reg.k + int64_t(ok ? key0 + r : 0) * kKeyDim + ch * 8, ok, read_once);
     }
     for (int c = tid; c < kTileKeys * kChunks; c += kMmaWarps * 32) {
       const int r = c / kChunks, ch = c % kChunks;
       const bool ok = key0 + r < k_end;
-      cp_async_16(sv + swz_v(r, ch), reg.v + int64_t(ok ? key0 + r : 0) * kHeadDim + ch * 8, ok);
+      cp_async_16(sv + swz_v(r, ch), reg.v + int64_t(ok ? key0 + r : 0) * kHeadDim + ch * 8, ok, read_once);
     }
   };
   for (int t = 0; t < kStages - 1; t++) {
@@ -727,7 +728,6 @@ cudaError_t decode_attention(const AttentionArgs& a, const DecodePlan& plan, voi
       default: err = launch_simt_lanes<32>(a, plan.splits, partial, stream); break;
     }
   }
-  if (err != cudaSuccess) return err;
   if (err != cudaSuccess || partials == 1) return err;
   return launch(decode_merge_kernel, dim3(unsigned(a.q_heads), unsigned(a.n)), kMergeThreads, 0, stream, a, plan.splits,
                 plan.middle, static_cast<const float*>(partial));

@@ -1,5 +1,7 @@
 #include "matmul.cuh"
 
+#include <cstdlib>
+
 #include "device_common.cuh"
 #include "launch.cuh"
 
@@ -9,6 +11,7 @@ namespace {
 constexpr int kWarps = 8;        // per block
 constexpr int kRowsPerWarp = 2;  // weight rows per warp: the x loads are shared by both
 constexpr int kUnroll = 4;       // 16-byte weight loads per row in flight per lane
+constexpr int kMaxSplit = 4;     // warps that may share a row
 
 // The weights of one launch, each owning a run of blocks. With kGated there is one weight
 // pair: weight[0] the gate, weight[1] the up projection, weight[0].out the product.
@@ -32,39 +35,43 @@ __device__ __forceinline__ GemvWeight locate(const GemvGroup& g, int rows_per_bl
 
 __device__ __forceinline__ float silu(float v) { return v / (1.0f + expf(-v)); }
 
-// 1 / rms of each x row from its warp's sum of squares over all of `in` (every lane's part),
-// or 1 without a norm.
+// 1 / rms of each x row from its sum of squares over all of `in`, or 1 without a norm.
 template <int N>
 __device__ __forceinline__ void norm_scales(const float (&sum_sq)[N], const GemvNorm& norm, int64_t in,
                                             float (&scale)[N]) {
 #pragma unroll
-  for (int i = 0; i < N; i++) scale[i] = norm.weight ? 1.0f / sqrtf(warp_sum(sum_sq[i]) / float(in) + norm.eps) : 1.0f;
+  for (int i = 0; i < N; i++) scale[i] = norm.weight ? 1.0f / sqrtf(sum_sq[i] / float(in) + norm.eps) : 1.0f;
 }
 
 __device__ __forceinline__ void store(const GemvWeight& wt, int64_t at, float v) {
   wt.out[at] = wt.accumulate ? wt.out[at] + v : v;
 }
 
-// Warp per kRowsPerWarp weight rows (gated: the same row of gate and up); lane l reads 16-byte
-// groups l, l + 32, ... of each row, so a warp's loads are 512 contiguous bytes. kUnroll *
-// kRowsPerWarp independent loads are in flight per lane, which with ~32 warps per SM reaches
-// HBM bandwidth at batch 1. The first loads are issued before waiting for the kernel before
-// (the weights are constant), so they overlap its tail. x is read with plain loads: the
-// kernel before writes it during this one's lifetime, which the read-only path does not allow.
+// kSplit warps per kRowsPerWarp weight rows (gated: the same row of gate and up), each taking
+// every kSplit-th 512-byte run of them: lane l of part p reads 16-byte groups
+// 32 * (p + kSplit * j) + l, so a warp's loads stay 512 contiguous bytes. kUnroll *
+// kRowsPerWarp independent loads are in flight per lane. Splitting a row over warps matters for
+// the short matrices of batch-1 decode (o, down): unsplit, they give each SM too few warps to
+// keep enough loads in flight, and each warp a chain of dependent rounds; the parts meet
+// through shared memory. The first loads are issued before waiting for the kernel before (the
+// weights are constant), so they overlap its tail. x is read with plain loads: the kernel
+// before writes it during this one's lifetime, which the read-only path does not allow.
 // The next kernel may launch only once the weights are read (after the main loop): let in at
 // the start, the next GEMV's blocks sat on this one's SMs for its whole run and cost 7% / 10%
 // of the decode step at 1K / 8K (bench/README.md, 2026-12-03).
 // Needs in % 8 == 0 and 16-byte aligned rows (vectorizes).
-template <int N, bool kGated, bool kNorm>
+template <int N, bool kGated, bool kNorm, int kSplit>
 __global__ void __launch_bounds__(kWarps * 32)
     gemv_vec_kernel(const float* x, GemvNorm norm, GemvGroup g, int64_t in) {
   static_assert(!kGated || kRowsPerWarp == 2, "a gated warp reads one row of gate and one of up");
+  static_assert(kWarps % kSplit == 0, "a block holds whole row groups");
   constexpr int kOutRowsPerWarp = kGated ? 1 : kRowsPerWarp;
-  const int lane = threadIdx.x % 32;
+  constexpr int kStep = 32 * kSplit;  // groups between one lane's loads
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, part = warp % kSplit;
   int64_t block_row0;
-  const GemvWeight wt = locate(g, kWarps * kOutRowsPerWarp, &block_row0);
+  const GemvWeight wt = locate(g, kWarps / kSplit * kOutRowsPerWarp, &block_row0);
   const int64_t rows = wt.rows;
-  const int64_t row0 = block_row0 + int64_t(threadIdx.x / 32) * kOutRowsPerWarp;
+  const int64_t row0 = block_row0 + int64_t(warp / kSplit) * kOutRowsPerWarp;
   const bool active = row0 < rows;
   const int64_t groups = in / 8;
   const uint4* wrow[kRowsPerWarp];
@@ -80,17 +87,18 @@ __global__ void __launch_bounds__(kWarps * 32)
     for (int u = 0; u < kUnroll; u++)
 #pragma unroll
       for (int r = 0; r < kRowsPerWarp; r++)
-        wv[u][r] = g0 + u * 32 < groups ? load_stream(wrow[r] + g0 + u * 32) : make_uint4(0, 0, 0, 0);
+        wv[u][r] = g0 + u * kStep < groups ? load_stream(wrow[r] + g0 + u * kStep) : make_uint4(0, 0, 0, 0);
   };
-  if (active) load(lane);
+  const int64_t first = int64_t(part) * 32 + lane;
+  if (active) load(first);
   wait_for_prior_grid();
-  if (!active) return;
+  if (kSplit == 1 && !active) return;  // split, every warp must reach the barrier below
   float acc[kRowsPerWarp][N] = {};
   float sum_sq[N] = {};
-  for (int64_t g0 = lane; g0 < groups; g0 += 32 * kUnroll) {
+  for (int64_t g0 = first; active && g0 < groups; g0 += kStep * kUnroll) {
 #pragma unroll
     for (int u = 0; u < kUnroll; u++) {
-      const int64_t gi = g0 + u * 32;
+      const int64_t gi = g0 + u * kStep;
       if (gi >= groups) break;
       float wf[kRowsPerWarp][8];
 #pragma unroll
@@ -113,25 +121,50 @@ __global__ void __launch_bounds__(kWarps * 32)
           for (int e = 0; e < 8; e++) acc[r][i] += wf[r][e] * xv[e];
       }
     }
-    if (g0 + 32 * kUnroll < groups) load(g0 + 32 * kUnroll);
+    if (g0 + kStep * kUnroll < groups) load(g0 + kStep * kUnroll);
   }
   allow_dependent_launch();
+#pragma unroll
+  for (int i = 0; i < N; i++) {
+    sum_sq[i] = warp_sum(sum_sq[i]);
+#pragma unroll
+    for (int r = 0; r < kRowsPerWarp; r++) acc[r][i] = warp_sum(acc[r][i]);
+  }
+  if constexpr (kSplit > 1) {
+    // Part 0 of each row group adds the other parts' sums.
+    __shared__ float parts[kWarps][kRowsPerWarp + 1][N];
+    if (lane == 0) {
+#pragma unroll
+      for (int i = 0; i < N; i++) {
+        parts[warp][kRowsPerWarp][i] = sum_sq[i];
+#pragma unroll
+        for (int r = 0; r < kRowsPerWarp; r++) parts[warp][r][i] = acc[r][i];
+      }
+    }
+    __syncthreads();
+    if (part != 0 || !active) return;
+#pragma unroll
+    for (int p = 1; p < kSplit; p++)
+#pragma unroll
+      for (int i = 0; i < N; i++) {
+        sum_sq[i] += parts[warp + p][kRowsPerWarp][i];
+#pragma unroll
+        for (int r = 0; r < kRowsPerWarp; r++) acc[r][i] += parts[warp + p][r][i];
+      }
+  }
+  if (lane != 0) return;
   float scale[N];
   norm_scales(sum_sq, norm, in, scale);
 #pragma unroll
-  for (int i = 0; i < N; i++)
-#pragma unroll
-    for (int r = 0; r < kRowsPerWarp; r++) acc[r][i] = warp_sum(acc[r][i]) * scale[i];
-  if (lane != 0) return;
-#pragma unroll
   for (int i = 0; i < N; i++) {
     if constexpr (kGated) {
-      store(wt, i * rows + row0, silu(acc[0][i]) * acc[1][i]);
+      store(wt, i * rows + row0, silu(acc[0][i] * scale[i]) * (acc[1][i] * scale[i]));
     } else {
 #pragma unroll
       for (int r = 0; r < kRowsPerWarp; r++)
         if (row0 + r < rows)
-          store(wt, i * rows + row0 + r, acc[r][i] + (wt.bias ? bf16_to_float(wt.bias[row0 + r]) : 0.0f));
+          store(wt, i * rows + row0 + r,
+                acc[r][i] * scale[i] + (wt.bias ? bf16_to_float(wt.bias[row0 + r]) : 0.0f));
     }
   }
 }
@@ -165,6 +198,8 @@ __global__ void gemv_scalar_kernel(const float* x, GemvNorm norm, GemvGroup g, i
   }
   allow_dependent_launch();
   float scale[kGemvMaxRows];
+#pragma unroll
+  for (int i = 0; i < kGemvMaxRows; i++) sum_sq[i] = warp_sum(sum_sq[i]);
   norm_scales(sum_sq, norm, in, scale);
 #pragma unroll
   for (int i = 0; i < kGemvMaxRows; i++) {
@@ -188,13 +223,61 @@ bool vectorizes(const float* x, const GemvNorm& norm, const GemvGroup& g, int64_
   return aligned;
 }
 
+// Runs of blocks per weight that owns blocks (all but up when gated), into g.first_block; the total.
+unsigned assign_blocks(GemvGroup& g, int owners, int64_t rows_per_block) {
+  g.first_block[0] = 0;
+  for (int j = 0; j < owners; j++)
+    g.first_block[j + 1] = g.first_block[j] + int((g.weight[j].rows + rows_per_block - 1) / rows_per_block);
+  return unsigned(g.first_block[owners]);
+}
+
+template <int N, bool kGated, bool kNorm, int kSplit>
+int resident_blocks_per_sm() {
+  static const int blocks = [] {
+    int b = 0;
+    (void)cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, gemv_vec_kernel<N, kGated, kNorm, kSplit>, kWarps * 32, 0);
+    return b > 0 ? b : 1;
+  }();
+  return blocks;
+}
+
+// KVLAB_GEMV_SPLIT=<k> allows at most k warps per row (1: never split), to measure the gain.
+int split_cap() {
+  static const int cap = [] {
+    const char* v = std::getenv("KVLAB_GEMV_SPLIT");
+    return v ? std::atoi(v) : kMaxSplit;
+  }();
+  return cap;
+}
+
+constexpr int64_t rows_per_block(bool gated, int split) { return kWarps / split * (gated ? 1 : kRowsPerWarp); }
+
+// The most warps per row whose blocks still all fit on the GPU at once: at batch 1 the o and
+// down projections of Llama-3.1-8B take 2 (84% -> 94% of the copy rate for down alone), while
+// q/k/v stays unsplit, as a second wave of blocks costs it more than the split gains (16.5 ->
+// 17.9 µs alone), and gate/up fills the GPU many times over anyway (bench/README.md, 2026-12-03).
+template <int N, bool kGated, bool kNorm, int kSplit = 1>
+cudaError_t launch_split(GemvGroup g, int owners, int sms, cudaStream_t stream, const float* x, const GemvNorm& norm,
+                         int64_t in) {
+  if constexpr (kSplit < kMaxSplit) {
+    constexpr int kNext = kSplit * 2;
+    GemvGroup next = g;
+    const unsigned next_blocks = assign_blocks(next, owners, rows_per_block(kGated, kNext));
+    if (kNext <= split_cap() && next_blocks <= unsigned(resident_blocks_per_sm<N, kGated, kNorm, kNext>() * sms))
+      return launch_split<N, kGated, kNorm, kNext>(g, owners, sms, stream, x, norm, in);
+  }
+  const unsigned blocks = assign_blocks(g, owners, rows_per_block(kGated, kSplit));
+  if (blocks == 0) return cudaSuccess;
+  return launch(gemv_vec_kernel<N, kGated, kNorm, kSplit>, blocks, kWarps * 32, 0, stream, x, norm, g, in);
+}
+
 // The vectorized kernel for n, found by recursion over the N it is compiled for.
 template <bool kGated, bool kNorm, int N = 1>
-cudaError_t launch_vec(unsigned blocks, cudaStream_t stream, int n, const float* x, const GemvNorm& norm,
-                       const GemvGroup& g, int64_t in) {
-  if (n == N) return launch(gemv_vec_kernel<N, kGated, kNorm>, blocks, kWarps * 32, 0, stream, x, norm, g, in);
+cudaError_t launch_vec(int n, GemvGroup g, int owners, int sms, cudaStream_t stream, const float* x,
+                       const GemvNorm& norm, int64_t in) {
+  if (n == N) return launch_split<N, kGated, kNorm>(g, owners, sms, stream, x, norm, in);
   if constexpr (N < kGemvMaxRows) {
-    return launch_vec<kGated, kNorm, N + 1>(blocks, stream, n, x, norm, g, in);
+    return launch_vec<kGated, kNorm, N + 1>(n, g, owners, sms, stream, x, norm, in);
   } else {
     return cudaErrorInvalidValue;
   }
@@ -202,18 +285,19 @@ cudaError_t launch_vec(unsigned blocks, cudaStream_t stream, int n, const float*
 
 template <bool kGated>
 cudaError_t launch_group(const float* x, const GemvNorm& norm, GemvGroup g, int n, int64_t in, cudaStream_t stream) {
-  const bool vec = vectorizes(x, norm, g, in);
-  const int64_t rows_per_block = vec ? kWarps * (kGated ? 1 : kRowsPerWarp) : kWarps;
-  const int owners = kGated ? 1 : g.count;  // weights that own blocks
-  g.first_block[0] = 0;
-  for (int j = 0; j < owners; j++)
-    g.first_block[j + 1] = g.first_block[j] + int((g.weight[j].rows + rows_per_block - 1) / rows_per_block);
+  const int owners = kGated ? 1 : g.count;
   if (kGated) g.count = 1;
-  const unsigned blocks = unsigned(g.first_block[owners]);
-  if (blocks == 0) return cudaSuccess;
-  if (!vec) return launch(gemv_scalar_kernel<kGated>, blocks, kWarps * 32, 0, stream, x, norm, g, n, in);
-  return norm.weight ? launch_vec<kGated, true>(blocks, stream, n, x, norm, g, in)
-                     : launch_vec<kGated, false>(blocks, stream, n, x, norm, g, in);
+  if (!vectorizes(x, norm, g, in)) {
+    const unsigned blocks = assign_blocks(g, owners, kWarps);
+    if (blocks == 0) return cudaSuccess;
+    return launch(gemv_scalar_kernel<kGated>, blocks, kWarps * 32, 0, stream, x, norm, g, n, in);
+  }
+  int device = 0, sms = 0;
+  cudaError_t err = cudaGetDevice(&device);
+  if (err == cudaSuccess) err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  if (err != cudaSuccess) return err;
+  return norm.weight ? launch_vec<kGated, true>(n, g, owners, sms, stream, x, norm, in)
+                     : launch_vec<kGated, false>(n, g, owners, sms, stream, x, norm, in);
 }
 
 __global__ void add_bias_kernel(float* out, const __nv_bfloat16* __restrict__ bias, int64_t count, int64_t cols) {
