@@ -241,7 +241,8 @@ int resident_blocks_per_sm() {
   return blocks;
 }
 
-// KVLAB_GEMV_SPLIT=<k> allows at most k warps per row (1: never split), to measure the gain.
+// KVLAB_GEMV_SPLIT=<k> allows at most k warps per row (1 or anything not a number: never
+// split), to measure the gain and to test every split on any GPU.
 int split_cap() {
   static const int cap = [] {
     const char* v = std::getenv("KVLAB_GEMV_SPLIT");
@@ -252,10 +253,11 @@ int split_cap() {
 
 constexpr int64_t rows_per_block(bool gated, int split) { return kWarps / split * (gated ? 1 : kRowsPerWarp); }
 
-// The most warps per row whose blocks still all fit on the GPU at once: at batch 1 the o and
-// down projections of Llama-3.1-8B take 2 (84% -> 94% of the copy rate for down alone), while
-// q/k/v stays unsplit, as a second wave of blocks costs it more than the split gains (16.5 ->
-// 17.9 µs alone), and gate/up fills the GPU many times over anyway (bench/README.md, 2026-12-03).
+// The most warps per row whose blocks still all fit on the GPU at once: at batch 1 on a 132-SM
+// H100 / H200 the o and down projections of Llama-3.1-8B take 2 (84% -> 94% of the copy rate
+// for down alone), while q/k/v stays unsplit, as a second wave of blocks costs it more than the
+// split gains (16.5 -> 17.9 µs alone), and gate/up fills the GPU many times over anyway
+// (bench/README.md, 2026-12-03).
 template <int N, bool kGated, bool kNorm, int kSplit = 1>
 cudaError_t launch_split(GemvGroup g, int owners, int sms, cudaStream_t stream, const float* x, const GemvNorm& norm,
                          int64_t in) {
