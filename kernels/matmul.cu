@@ -126,7 +126,7 @@ __global__ void __launch_bounds__(kWarps * 32)
   allow_dependent_launch();
 #pragma unroll
   for (int i = 0; i < N; i++) {
-    sum_sq[i] = warp_sum(sum_sq[i]);
+    if constexpr (kNorm) sum_sq[i] = warp_sum(sum_sq[i]);
 #pragma unroll
     for (int r = 0; r < kRowsPerWarp; r++) acc[r][i] = warp_sum(acc[r][i]);
   }
@@ -198,8 +198,11 @@ __global__ void gemv_scalar_kernel(const float* x, GemvNorm norm, GemvGroup g, i
   }
   allow_dependent_launch();
   float scale[kGemvMaxRows];
+  if (norm.weight) {
 #pragma unroll
-  for (int i = 0; i < kGemvMaxRows; i++) sum_sq[i] = warp_sum(sum_sq[i]);
+    for (int i = 0; i < kGemvMaxRows; i++)
+      if (i < n) sum_sq[i] = warp_sum(sum_sq[i]);
+  }
   norm_scales(sum_sq, norm, in, scale);
 #pragma unroll
   for (int i = 0; i < kGemvMaxRows; i++) {
@@ -286,7 +289,8 @@ cudaError_t launch_vec(int n, GemvGroup g, int owners, int sms, cudaStream_t str
 }
 
 template <bool kGated>
-cudaError_t launch_group(const float* x, const GemvNorm& norm, GemvGroup g, int n, int64_t in, cudaStream_t stream) {
+cudaError_t launch_group(const float* x, const GemvNorm& norm, GemvGroup g, int n, int64_t in, int sms,
+                         cudaStream_t stream) {
   const int owners = kGated ? 1 : g.count;
   if (kGated) g.count = 1;
   if (!vectorizes(x, norm, g, in)) {
@@ -294,10 +298,6 @@ cudaError_t launch_group(const float* x, const GemvNorm& norm, GemvGroup g, int 
     if (blocks == 0) return cudaSuccess;
     return launch(gemv_scalar_kernel<kGated>, blocks, kWarps * 32, 0, stream, x, norm, g, n, in);
   }
-  int device = 0, sms = 0;
-  cudaError_t err = cudaGetDevice(&device);
-  if (err == cudaSuccess) err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-  if (err != cudaSuccess) return err;
   return norm.weight ? launch_vec<kGated, true>(n, g, owners, sms, stream, x, norm, in)
                      : launch_vec<kGated, false>(n, g, owners, sms, stream, x, norm, in);
 }
@@ -311,22 +311,22 @@ __global__ void add_bias_kernel(float* out, const __nv_bfloat16* __restrict__ bi
 }  // namespace
 
 cudaError_t gemv(const float* x, const GemvNorm& norm, const GemvWeight* weights, int count, int n, int64_t in,
-                 cudaStream_t stream) {
+                 int sm_count, cudaStream_t stream) {
   if (count < 1 || count > kGemvMaxWeights || n < 1 || n > kGemvMaxRows) return cudaErrorInvalidValue;
   GemvGroup g{};
   g.count = count;
   for (int j = 0; j < count; j++) g.weight[j] = weights[j];
-  return launch_group<false>(x, norm, g, n, in, stream);
+  return launch_group<false>(x, norm, g, n, in, sm_count, stream);
 }
 
 cudaError_t gemv_swiglu(const float* x, const GemvNorm& norm, const __nv_bfloat16* gate, const __nv_bfloat16* up,
-                        float* out, int n, int64_t rows, int64_t in, cudaStream_t stream) {
+                        float* out, int n, int64_t rows, int64_t in, int sm_count, cudaStream_t stream) {
   if (n < 1 || n > kGemvMaxRows) return cudaErrorInvalidValue;
   GemvGroup g{};
   g.count = 2;
   g.weight[0] = GemvWeight{gate, nullptr, out, rows, false};
   g.weight[1] = GemvWeight{up, nullptr, out, rows, false};
-  return launch_group<true>(x, norm, g, n, in, stream);
+  return launch_group<true>(x, norm, g, n, in, sm_count, stream);
 }
 
 cudaError_t add_bias(float* out, const __nv_bfloat16* bias, int64_t rows, int64_t cols, cudaStream_t stream) {

@@ -33,14 +33,15 @@ struct GemvNorm {
 // n in [1, kGemvMaxRows], count in [1, kGemvMaxWeights]: every weight times the same x in one
 // launch, so short projections (k, v) ride with a long one and pay no launch of their own.
 // Weights must never be written by kernels: the GEMV starts reading them before the kernel
-// before it has finished (kernels/launch.cuh). An out may not alias x.
+// before it has finished (kernels/launch.cuh). An out may not alias x. sm_count (the device's
+// SMs) bounds how many warps may share a row: as many as still fit on the GPU at once.
 cudaError_t gemv(const float* x, const GemvNorm& norm, const GemvWeight* weights, int count, int n, int64_t in,
-                 cudaStream_t stream);
+                 int sm_count, cudaStream_t stream);
 
 // out [n, rows] = silu(x · gate^T) * (x · up^T): SwiGLU's two projections and their product in
 // one pass; a warp reads the same row of both.
 cudaError_t gemv_swiglu(const float* x, const GemvNorm& norm, const __nv_bfloat16* gate, const __nv_bfloat16* up,
-                        float* out, int n, int64_t rows, int64_t in, cudaStream_t stream);
+                        float* out, int n, int64_t rows, int64_t in, int sm_count, cudaStream_t stream);
 
 // out[r, c] += bias[c] over out [rows, cols].
 cudaError_t add_bias(float* out, const __nv_bfloat16* bias, int64_t rows, int64_t cols, cudaStream_t stream);

@@ -368,7 +368,8 @@ class CudaBackend final : public Backend {
       for (const Projection& p : projections)
         weights[count++] = {bf16(*p.w), p.bias ? bf16(*p.bias) : nullptr, p.out->ptr<float>(), p.w->rows(),
                             p.accumulate};
-      KVLAB_CUDA_CHECK(kernels::gemv(x.ptr<float>(), gemv_norm(x, norm), weights, count, int(n), in, stream_));
+      KVLAB_CUDA_CHECK(kernels::gemv(x.ptr<float>(), gemv_norm(x, norm), weights, count, int(n), in,
+                                     prop_.multiProcessorCount, stream_));
       return;
     }
     const __nv_bfloat16* xb = gemm_input(normed_input(x, norm));
@@ -383,7 +384,8 @@ class CudaBackend final : public Backend {
     if (n == 0) return;
     if (n <= kernels::kGemvMaxRows) {
       KVLAB_CUDA_CHECK(kernels::gemv_swiglu(x.ptr<float>(), gemv_norm(x, norm), bf16(gate), bf16(up),
-                                            out.ptr<float>(), int(n), gate.rows(), x.cols(), stream_));
+                                            out.ptr<float>(), int(n), gate.rows(), x.cols(), prop_.multiProcessorCount,
+                                            stream_));
       return;
     }
     check_matmul(x, gate, nullptr, gate_out);
