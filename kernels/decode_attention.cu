@@ -3,7 +3,7 @@
 // The keys of each KV head are cut into `splits` ranges, enough blocks to fill the GPU at any
 // length; each block reads its keys once for all the query heads of the group and writes a
 // partial (max, sum, unnormalised output), and decode_merge_kernel combines the partials by
-// log-sum-exp (launched as a programmatic dependent: it starts as the splits drain). Two block
+// log-sum-exp once every split has finished (launched plainly: see decode_attention). Two block
 // kernels share that scheme:
 //   decode_attention_mma_kernel  (head_dim 64, 128): the group's query heads (x queries) are
 //     the rows of an m16n8k16 tensor-core tile; 4 warps take 16 keys each of every 64-key
@@ -33,7 +33,8 @@ namespace kvlab::kernels {
 namespace {
 
 constexpr int kMaxSplits = 256;
-constexpr int kMergeThreads = 1024;
+constexpr int kMergeThreads = 256;
+constexpr int kMergeDims = 32;  // output dims per merge block
 constexpr int kMmaWarps = 4;
 constexpr int kTileKeys = 16 * kMmaWarps;  // keys per pipeline stage: 16 per warp
 constexpr int kStages = 3;
@@ -266,7 +267,7 @@ __device__ __forceinline__ void mma_attend(const AttentionArgs& a, const Region&
     }
   }
 
-  allow_dependent_launch();  // the keys are read: the merge may take its place on the SMs
+  allow_dependent_launch();  // the keys are read: with one split, o may take their place on the SMs
   // Merge the 4 warps' (max, sum, output) per row through shared memory (the stages are free).
   l_a += __shfl_xor_sync(kFullMask, l_a, 1);
   l_a += __shfl_xor_sync(kFullMask, l_a, 2);
@@ -517,16 +518,17 @@ __global__ void __launch_bounds__(kSimtWarps * 32)
   }
 }
 
-// One block per (query head, query): out = sum_s o_s 2^(m_s - M) / sum_s l_s 2^(m_s - M).
-// The splits' weights are computed once into shared memory, then the output sum is spread
-// over kMergeThreads / head_dim slices of the splits, so each thread issues only a few
-// independent loads: a merge is a few microseconds of pure latency otherwise. A (query, head)
-// holds full_splits + middle.most partials, of which its KV head's blocks wrote the first
-// full_splits + (its share of middle).
+// One block per (query head, query, kMergeDims output dims):
+// out = sum_s o_s 2^(m_s - M) / sum_s l_s 2^(m_s - M). Each block computes the splits' weights
+// into shared memory, then spreads its dims' sum over kMergeThreads / kMergeDims slices of the
+// splits, so each thread issues only a few independent loads: a merge is a few microseconds of
+// pure latency otherwise (blocks of 256 threads, as fast as one 1,024-thread block per head and
+// as the launch below was measured). A (query, head) holds full_splits + middle.most partials,
+// of which its KV head's blocks wrote the first full_splits + (its share of middle).
 __global__ void __launch_bounds__(kMergeThreads)
     decode_merge_kernel(AttentionArgs a, int full_splits, MiddleBlocks middle, const float* __restrict__ partial) {
+  static_assert(kMergeThreads >= kMaxSplits, "a thread per split computes the weights");
   __shared__ float weight[kMaxSplits];
-  __shared__ float warp_max[kMergeThreads / 32];
   __shared__ float slice_sum[kMergeThreads];
   enter_dependent_part();
   const int h = blockIdx.x;
@@ -537,28 +539,24 @@ __global__ void __launch_bounds__(kMergeThreads)
   const float* p = partial + (qi * a.q_heads + h) * (full_splits + middle.most) * stride;
 
   const float m = tid < splits ? p[tid * stride] : -INFINITY;  // an empty split has m = -inf
-  float mx = m;
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(kFullMask, mx, o));
-  if (tid % 32 == 0) warp_max[tid / 32] = mx;
-  __syncthreads();
-  for (int w = 0; w < kMergeThreads / 32; w++) mx = fmaxf(mx, warp_max[w]);
+  const float mx = block_max(m);
   const float wt = tid < splits && mx != -INFINITY ? exp2f(m - mx) : 0.0f;
   if (tid < splits) weight[tid] = wt;
   const float sum = block_sum(tid < splits ? p[tid * stride + 1] * wt : 0.0f);  // its barrier publishes weight
 
-  const int slices = kMergeThreads / hd, slice = tid / hd, d = tid % hd;
+  constexpr int kSlices = kMergeThreads / kMergeDims;
+  const int slice = tid / kMergeDims, d = int(blockIdx.z) * kMergeDims + tid % kMergeDims;
   float o = 0.0f;
-  if (slice < slices) {
+  if (d < hd) {
 #pragma unroll 4
-    for (int s = slice; s < splits; s += slices) o += weight[s] * p[s * stride + 2 + d];
+    for (int s = slice; s < splits; s += kSlices) o += weight[s] * p[s * stride + 2 + d];
   }
   slice_sum[tid] = o;
   __syncthreads();
-  if (tid < hd) {
+  if (tid < kMergeDims && d < hd) {
     float out = 0.0f;
-    for (int k = 0; k < slices; k++) out += slice_sum[k * hd + tid];
-    a.out[qi * int64_t(a.q_heads) * hd + int64_t(h) * hd + tid] = sum > 0.0f ? out / sum : 0.0f;
+    for (int k = 0; k < kSlices; k++) out += slice_sum[k * kMergeDims + tid];
+    a.out[qi * int64_t(a.q_heads) * hd + int64_t(h) * hd + d] = sum > 0.0f ? out / sum : 0.0f;
   }
 }
 
@@ -729,7 +727,10 @@ cudaError_t decode_attention(const AttentionArgs& a, const DecodePlan& plan, voi
     }
   }
   if (err != cudaSuccess || partials == 1) return err;
-  return launch(decode_merge_kernel, dim3(unsigned(a.q_heads), unsigned(a.n)), kMergeThreads, 0, stream, a, plan.splits,
+  // Launched early (as the splits pass their main loop), the merge cost 0.2 ms a step at 8K on
+  // the H200 (204.6 against 214.1 tok/s; nothing at 1K): bench/README.md, 2026-12-03, fourth lease.
+  return launch_after(decode_merge_kernel,
+                dim3(unsigned(a.q_heads), unsigned(a.n), unsigned((a.head_dim + kMergeDims - 1) / kMergeDims)), kMergeThreads, 0, stream, a, plan.splits,
                 plan.middle, static_cast<const float*>(partial));
 }
 

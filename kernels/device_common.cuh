@@ -2,6 +2,7 @@
 // Device helpers shared by the kernels: bf16 packing, 16-byte loads, warp and block
 // reductions. Device code: include from kernels/*.cu only, never from host C++.
 #include <cuda_bf16.h>
+#include <cmath>
 #include <cstdint>
 
 namespace kvlab::kernels {
@@ -52,27 +53,41 @@ __device__ __forceinline__ void enter_dependent_part() {
   allow_dependent_launch();
 }
 
-__device__ __forceinline__ float warp_sum(float v) {
+struct SumOp {
+  static constexpr float kIdentity = 0.0f;
+  __device__ float operator()(float a, float b) const { return a + b; }
+};
+struct MaxOp {
+  static constexpr float kIdentity = -INFINITY;
+  __device__ float operator()(float a, float b) const { return fmaxf(a, b); }
+};
+
+template <typename Op>
+__device__ __forceinline__ float warp_reduce(float v, Op op) {
 #pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(kFullMask, v, o);
+  for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(kFullMask, v, o));
   return v;
 }
+__device__ __forceinline__ float warp_sum(float v) { return warp_reduce(v, SumOp{}); }
 
-// Sum over the whole block (blockDim.x a multiple of 32, at most 1024); every thread gets it.
-__device__ __forceinline__ float block_sum(float v) {
+// op over the whole block (blockDim.x a multiple of 32, at most 1024); every thread gets it.
+template <typename Op>
+__device__ __forceinline__ float block_reduce(float v, Op op) {
   __shared__ float partial[32];
   __shared__ float total;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  v = warp_sum(v);
+  v = warp_reduce(v, op);
   if (lane == 0) partial[warp] = v;
   __syncthreads();
   if (warp == 0) {
-    float s = lane < int(blockDim.x / 32) ? partial[lane] : 0.0f;
-    s = warp_sum(s);
+    float s = lane < int(blockDim.x / 32) ? partial[lane] : Op::kIdentity;
+    s = warp_reduce(s, op);
     if (lane == 0) total = s;
   }
   __syncthreads();
   return total;
 }
+__device__ __forceinline__ float block_sum(float v) { return block_reduce(v, SumOp{}); }
+__device__ __forceinline__ float block_max(float v) { return block_reduce(v, MaxOp{}); }
 
 }  // namespace kvlab::kernels
