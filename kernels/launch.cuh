@@ -3,8 +3,9 @@
 // kernel before it drains, so its launch and ramp overlap that tail. A kernel launched this way
 // must call enter_dependent_part() (device_common.cuh) before it touches memory that earlier
 // kernels write; a kernel that streams most of a step's bytes (the GEMV) waits at its start but
-// lets the next one launch only near its end. KVLAB_CUDA_PDL=0 launches plainly, to measure the
-// gain and to check that no result depends on it.
+// lets the next one launch only near its end. launch_after() is the exception, for a kernel
+// measured faster when it starts only after the one before it (decode attention's merge).
+// KVLAB_CUDA_PDL=0 launches plainly, to measure the gain and to check that no result depends on it.
 #include <cuda_runtime.h>
 
 #include <cstdlib>

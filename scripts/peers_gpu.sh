@@ -4,11 +4,11 @@
 # so it takes three calls on the same machine, each right after the one before (the machine is
 # released when idle; llama.cpp's build and the results so far live in its /tmp). Nothing is
 # timed while llama.cpp compiles, so no run shares the CPUs with the build:
-#   bash scripts/peers_gpu.sh build BUILD PEERS    # ~6 min: llama.cpp built and its GGUF made
+#   bash scripts/peers_gpu.sh build BUILD PEERS    # ~5 min: llama.cpp built and its GGUF made
 #                                                  #   (../shared/peers/llamacpp_peer.sh build)
-#   bash scripts/peers_gpu.sh measure BUILD PEERS  # ~6 min: kvlab-bench twice at 1K-128K, then
+#   bash scripts/peers_gpu.sh measure BUILD PEERS  # ~2.5 min: kvlab-bench twice at 1K-128K, then
 #                                                  #   llama-bench at 1K-32K and at 128K
-#   bash scripts/peers_gpu.sh hf BUILD PEERS       # ~5 min: the HF peer (compiled and eager,
+#   bash scripts/peers_gpu.sh hf BUILD PEERS       # ~2.5 min: the HF peer (compiled and eager,
 #                                                  #   1K-32K), then the table
 # BUILD: a carried kvlab build (bin/kvlab-bench, carried-lib/ as for scripts/gpu_env.sh);
 # PEERS: a carried folder holding ../shared/peers/llamacpp_peer.sh, its llama.cpp tarball and the
