@@ -729,9 +729,9 @@ cudaError_t decode_attention(const AttentionArgs& a, const DecodePlan& plan, voi
   if (err != cudaSuccess || partials == 1) return err;
   // Launched early (as the splits pass their main loop), the merge cost 0.2 ms a step at 8K on
   // the H200 (204.6 against 214.1 tok/s; nothing at 1K): bench/README.md, 2026-12-03, fourth lease.
-  return launch_after(decode_merge_kernel,
-                dim3(unsigned(a.q_heads), unsigned(a.n), unsigned((a.head_dim + kMergeDims - 1) / kMergeDims)), kMergeThreads, 0, stream, a, plan.splits,
-                plan.middle, static_cast<const float*>(partial));
+  const dim3 grid(unsigned(a.q_heads), unsigned(a.n), unsigned((a.head_dim + kMergeDims - 1) / kMergeDims));
+  return launch_after(decode_merge_kernel, grid, kMergeThreads, 0, stream, a, plan.splits, plan.middle,
+                      static_cast<const float*>(partial));
 }
 
 }  // namespace kvlab::kernels
