@@ -339,7 +339,8 @@ __global__ void __launch_bounds__(kMmaWarps * 32)
 // region's. A middle block dispatches on its head's kept count (uniform over the block).
 template <int kHeadDim, bool kPacked>
 __global__ void __launch_bounds__(kMmaWarps * 32)
-    decode_pruned_mma_kernel(AttentionArgs a, PrunedKeys p, int full_splits, MiddleBlocks m, float* __restrict__ partial) {
+    decode_pruned_mma_kernel(AttentionArgs a, PrunedKeys p, int full_splits, MiddleBlocks m,
+                             float* __restrict__ partial) {
   wait_for_prior_grid();  // mma_attend lets the next kernel launch once its keys are read
   extern __shared__ uint4 smem[];
   const int rb = blockIdx.y, stride = full_splits + m.most;
@@ -348,8 +349,8 @@ __global__ void __launch_bounds__(kMmaWarps * 32)
     const int kvh = blockIdx.x / full_splits;
     const Region full{a.k + int64_t(kvh) * a.capacity * kHeadDim, a.v + int64_t(kvh) * a.capacity * kHeadDim, nullptr,
                       a.length[kvh], true};
-    mma_attend<kHeadDim, kHeadDim, kPacked>(a, full, kvh, rb, SplitSlot{int(blockIdx.x) % full_splits, full_splits, 0, stride},
-                                            partial, smem);
+    const SplitSlot slot{int(blockIdx.x) % full_splits, full_splits, 0, stride};
+    mma_attend<kHeadDim, kHeadDim, kPacked>(a, full, kvh, rb, slot, partial, smem);
     return;
   }
   const int b = int(blockIdx.x) - full_blocks;
@@ -690,7 +691,8 @@ DecodePlan decode_attention_plan(const AttentionArgs& a, int sm_count, const Pru
     const double full_share = double(slots) * full / (full + middle_total) / a.kv_heads;
     plan.splits = splits_for(a.capacity, std::max<int64_t>(1, int64_t(std::ceil(full_share))));
     const int64_t left = slots - int64_t(plan.splits) * a.kv_heads;
-    const int64_t most = std::max<int64_t>(1, std::min<int64_t>(pruned->capacity / kTileKeys, kMaxSplits - plan.splits));
+    const int64_t most =
+        std::max<int64_t>(1, std::min<int64_t>(pruned->capacity / kTileKeys, kMaxSplits - plan.splits));
     for (int h = 0; h < a.kv_heads; h++) {
       const int64_t share = int64_t(double(left) * middle_bytes[h] / std::max(middle_total, 1.0));
       const int n = middle_bytes[h] > 0 ? int(std::clamp<int64_t>(share, 1, most)) : 0;

@@ -114,7 +114,8 @@ __global__ void __launch_bounds__(kThreads)
     const bool ok = src >= dst && src < a.length[h] && (dst == 0 || keep[dst - 1] < src);
     if (!ok && c == 0) *a.error = 1;
     // A key rotated at index i, rotated by `turn`, sits rotated at index i + turn.
-    const int turn = a.inv_freq && width > 0 ? dst - src + (a.shift && dst >= a.shift[2 * h] ? a.shift[2 * h + 1] : 0) : 0;
+    const int turn =
+        a.inv_freq && width > 0 ? dst - src + (a.shift && dst >= a.shift[2 * h] ? a.shift[2 * h + 1] : 0) : 0;
     if (!ok || (src == dst && turn == 0)) {
       if (c == 0) s.position[p % 2][srow] = kNoMove;
       return;
@@ -212,7 +213,8 @@ cudaError_t kv_compact(const KvCompactArgs& a, const KvCompactPlan& plan, void* 
   if (!kv_compact_supports(a.head_dim) || a.kv_heads <= 0 || !workspace) return cudaErrorInvalidValue;
   Scratch s;
   carve(a, plan.rows_per_pass, workspace, &s);
-  const cudaError_t err = a.head_dim % 16 == 0 ? launch_passes<8>(a, plan, s, stream) : launch_passes<1>(a, plan, s, stream);
+  const cudaError_t err =
+      a.head_dim % 16 == 0 ? launch_passes<8>(a, plan, s, stream) : launch_passes<1>(a, plan, s, stream);
   if (err != cudaSuccess) return err;
   return launch(set_length_kernel, 1, 32, 0, stream, a);
 }
