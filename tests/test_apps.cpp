@@ -70,6 +70,13 @@ TEST(Apps, EvalWritesASchemaVersionedReport) {
   EXPECT_EQ(j["metrics"]["samples"], 2);
   for (const json& s : j["metrics"]["per_sample"]) EXPECT_LE(s["prompt_tokens"].get<int>(), 200);
   EXPECT_FALSE(j["environment"]["git_sha"].get<std::string>().empty());
+  // The commit the binary was built from, as git describes the source tree now (when it is a
+  // checkout): a commit or an edit since cmake configured must not leave a stale one.
+  auto git = run_command("git -C " + testing::source_dir() + " describe --always --dirty --abbrev=12");
+  if (git.exit_code == 0) {
+    git.out.erase(git.out.find_last_not_of("\n") + 1);
+    EXPECT_EQ(j["environment"]["git_sha"], git.out);
+  }
   EXPECT_GT(j["metrics"]["decode_tokens_per_s"].get<double>(), 0.0);
 }
 

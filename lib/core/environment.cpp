@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "git_sha.h"
+
 namespace kvlab {
 
 std::string cpu_model() {
