@@ -39,17 +39,33 @@ __global__ void advance_length_kernel(int32_t* length, int kv_heads, int32_t n) 
   for (int h = threadIdx.x; h < kv_heads; h += blockDim.x) length[h] += n;
 }
 
-// Blocks [0, kv_heads): KV head h for all n tokens, keys rotated (in place and into the cache),
-// values appended, then its length advanced after the barrier (every thread has read it by
-// then). Blocks from kv_heads on: one query head each.
+// Scales the head's row [head_dim] of each of the n tokens (stride apart) by 1 / rms(row) *
+// weight in place, as rmsnorm_kernel does (one thread reads and writes an element, the block
+// sum's barrier between). It ends on a barrier, so any thread may then use any element.
+__device__ void head_rmsnorm(float* v, int64_t stride, int n, int head_dim, const __nv_bfloat16* weight, float eps) {
+  for (int i = 0; i < n; i++) {
+    float* row = v + i * stride;
+    float sum_sq = 0.0f;
+    for (int d = threadIdx.x; d < head_dim; d += blockDim.x) sum_sq += row[d] * row[d];
+    const float inv = 1.0f / sqrtf(block_sum(sum_sq) / float(head_dim) + eps);
+    for (int d = threadIdx.x; d < head_dim; d += blockDim.x) row[d] = row[d] * inv * bf16_to_float(weight[d]);
+  }
+  __syncthreads();
+}
+
+// Blocks [0, kv_heads): KV head h for all n tokens, keys normed (when asked) and rotated (in
+// place and into the cache), values appended, then its length advanced after the barrier
+// (every thread has read it by then). Blocks from kv_heads on: one query head each.
 __global__ void rope_kv_append_kernel(KvAppendArgs a, RopeArgs r) {
   enter_dependent_part();
   const int half = a.head_dim / 2, pairs = int(a.n) * half;
   if (int(blockIdx.x) >= a.kv_heads) {
     const int h = int(blockIdx.x) - a.kv_heads;
+    const int64_t stride = int64_t(r.q_heads) * a.head_dim;
+    if (r.q_norm) head_rmsnorm(r.q + int64_t(h) * a.head_dim, stride, int(a.n), a.head_dim, r.q_norm, r.norm_eps);
     for (int e = threadIdx.x; e < pairs; e += blockDim.x) {
       const int i = e / half, j = e % half;
-      rotate_pair(r.q + (int64_t(i) * r.q_heads + h) * a.head_dim, j, half, r.positions[i], r.inv_freq[j],
+      rotate_pair(r.q + i * stride + int64_t(h) * a.head_dim, j, half, r.positions[i], r.inv_freq[j],
                   r.attention_scaling);
     }
     return;
@@ -57,6 +73,10 @@ __global__ void rope_kv_append_kernel(KvAppendArgs a, RopeArgs r) {
   const int h = blockIdx.x;
   const int32_t len = a.length[h];
   const int64_t slot0 = int64_t(h) * a.capacity + len;
+  if (r.k_norm) {
+    head_rmsnorm(r.k + int64_t(h) * a.head_dim, int64_t(a.kv_heads) * a.head_dim, int(a.n), a.head_dim, r.k_norm,
+                 r.norm_eps);
+  }
   for (int e = threadIdx.x; e < pairs; e += blockDim.x) {
     const int i = e / half, j = e % half;
     const int64_t src = (int64_t(i) * a.kv_heads + h) * a.head_dim, dst = (slot0 + i) * a.head_dim;

@@ -33,10 +33,16 @@ struct RopeArgs {
   const int32_t* positions;  // [n], the positions to rotate by
   const float* inv_freq;     // [head_dim / 2]
   float attention_scaling;
+  // Qwen3's RMSNorm of every q and k head before the rotation, as kernels/rmsnorm.cuh does it
+  // ([head_dim] weights); null: none.
+  const __nv_bfloat16* q_norm = nullptr;
+  const __nv_bfloat16* k_norm = nullptr;
+  float norm_eps = 0.0f;
 };
 
-// rope on q and k, then kv_append, in one launch (n <= kRopeAppendMaxTokens): the steps between
-// a decode step's projections and its attention. Results as the three launches give them.
+// The q and k head norms (when given), rope on q and k, then kv_append, in one launch
+// (n <= kRopeAppendMaxTokens): the steps between a decode step's projections and its attention.
+// Results as the separate launches give them.
 cudaError_t rope_kv_append(const KvAppendArgs& a, const RopeArgs& r, cudaStream_t stream);
 
 }  // namespace kvlab::kernels

@@ -27,7 +27,12 @@ const Tensor& Backend::normed_input(const Tensor& x, const InputNorm& norm) {
 
 void Backend::rope_kv_append(Tensor& q, Tensor& k, const Tensor& v, const Tensor& rope_positions,
                              const RopeTable& rope_table, int head_dim, KVCache& cache, int layer,
-                             const Tensor& positions) {
+                             const Tensor& positions, const HeadNorms& norms) {
+  if (norms.q) {
+    Tensor q_heads = q.reshape({q.numel() / head_dim, head_dim}), k_heads = k.reshape({k.numel() / head_dim, head_dim});
+    rmsnorm(q_heads, *norms.q, norms.eps, q_heads);
+    rmsnorm(k_heads, *norms.k, norms.eps, k_heads);
+  }
   rope(q, rope_positions, rope_table, head_dim);
   rope(k, rope_positions, rope_table, head_dim);
   kv_append(cache, layer, k, v, positions);

@@ -109,11 +109,18 @@ class Backend {
   // The caller guarantees length + n <= capacity for every head.
   virtual void kv_append(KVCache& cache, int layer, const Tensor& k, const Tensor& v,
                          const Tensor& positions) = 0;
-  // rope(q) and rope(k) by rope_positions, then kv_append(cache, layer, k, v, positions): the
-  // steps between a layer's projections and its attention, which a backend may do in one pass.
+  // Qwen3's RMSNorm of every q and k head before RoPE: weights [head_dim]; null: none.
+  struct HeadNorms {
+    const Tensor* q = nullptr;
+    const Tensor* k = nullptr;
+    float eps = 0.0f;
+  };
+  // The head norms (when given), rope(q) and rope(k) by rope_positions, then kv_append(cache,
+  // layer, k, v, positions): the steps between a layer's projections and its attention, which a
+  // backend may do in one pass.
   virtual void rope_kv_append(Tensor& q, Tensor& k, const Tensor& v, const Tensor& rope_positions,
                               const RopeTable& rope, int head_dim, KVCache& cache, int layer,
-                              const Tensor& positions);
+                              const Tensor& positions, const HeadNorms& norms);
   // Causal GQA attention of the n newest tokens (just appended) over the kept slots of `layer`.
   // q, out: [n, q_heads * head_dim]; query head h reads KV head h / (q_heads / kv_heads).
   // With a middle region (cache.pruned), every query also sees all of the head's middle slots,

@@ -199,13 +199,9 @@ Tensor Transformer::forward(const std::vector<int32_t>& ids, const std::vector<i
       auto bias = [](const Tensor& t) { return t.empty() ? nullptr : &t; };
       b.matmuls(w.x, {{&l.q, bias(l.q_bias), &w.q}, {&l.k, bias(l.k_bias), &w.k}, {&l.v, bias(l.v_bias), &w.v}},
                 {&l.input_norm, eps, &w.norm});
-      if (c.qk_norm) {
-        Tensor q_heads = w.q.reshape({int64_t(n) * c.num_heads, c.head_dim});
-        Tensor k_heads = w.k.reshape({int64_t(n) * c.num_kv_heads, c.head_dim});
-        b.rmsnorm(q_heads, l.q_norm, eps, q_heads);
-        b.rmsnorm(k_heads, l.k_norm, eps, k_heads);
-      }
-      b.rope_kv_append(w.q, w.k, w.v, rope_positions, rope_, c.head_dim, cache, li, w.positions);
+      const Backend::HeadNorms head_norms = c.qk_norm ? Backend::HeadNorms{&l.q_norm, &l.k_norm, eps}
+                                                       : Backend::HeadNorms{};
+      b.rope_kv_append(w.q, w.k, w.v, rope_positions, rope_, c.head_dim, cache, li, w.positions, head_norms);
       if (extras.observe_qk) extras.observe_qk(li, w.q, w.k);
       b.attention(w.q, cache, li, scale, w.attn);
       if (scores) b.accumulate_attention(w.q, cache, li, scale, extras.score_first_query);

@@ -502,11 +502,14 @@ TEST_F(CudaAttention, KvAppend) {
   }
 }
 
-// rope on q and k and the append of k and v: one launch for up to 8 tokens (a decode step), the
-// three ops above that. After 5 cached tokens in layer 1 of 2, so slot and layer offsets show;
-// positions far apart from the rope positions (as under a renumbering policy).
+// rope on q and k and the append of k and v, with and without Qwen3's q and k head norms before:
+// one launch for up to 8 tokens (a decode step), the separate ops above that. After 5 cached
+// tokens in layer 1 of 2, so slot and layer offsets show; positions far apart from the rope
+// positions (as under a renumbering policy).
 TEST_F(CudaAttention, RopeKvAppend) {
-  for (auto [q_heads, kv_heads, hd, n] : {std::tuple{32, 8, 128, 1}, {28, 4, 128, 3}, {14, 2, 64, 8}, {6, 2, 64, 9}}) {
+  for (auto [q_heads, kv_heads, hd, n, normed] :
+       {std::tuple{32, 8, 128, 1, false}, {28, 4, 128, 3, false}, {14, 2, 64, 8, false}, {6, 2, 64, 9, false},
+        {32, 8, 128, 1, true}, {14, 2, 64, 8, true}, {6, 2, 64, 9, true}}) {
     const int capacity = 32, prefix = 5;
     BothCache c = new_cache(2, kv_heads, hd, capacity);
     append(c, 1, prefix, 0);
@@ -518,9 +521,13 @@ TEST_F(CudaAttention, RopeKvAppend) {
     Both rope_pos = ints(rp, {n}), pos = ints(p, {n});
     Both f = f32(inv_freq(hd, 5e5), {hd / 2});
     RopeTable rc{f.cpu, 0.9f}, rg{f.gpu, 0.9f};
-    cpu().rope_kv_append(q.cpu, k.cpu, v.cpu, rope_pos.cpu, rc, hd, c.cpu, 1, pos.cpu);
-    gpu().rope_kv_append(q.gpu, k.gpu, v.gpu, rope_pos.gpu, rg, hd, c.gpu, 1, pos.gpu);
-    const std::string what = shape_name({q_heads, kv_heads, hd, n});
+    Both q_norm = weights(bf16_exact(random_floats(size_t(hd), 1.5f)), {hd});
+    Both k_norm = weights(bf16_exact(random_floats(size_t(hd), 1.5f)), {hd});
+    const Backend::HeadNorms nc = normed ? Backend::HeadNorms{&q_norm.cpu, &k_norm.cpu, 1e-6f} : Backend::HeadNorms{};
+    const Backend::HeadNorms ng = normed ? Backend::HeadNorms{&q_norm.gpu, &k_norm.gpu, 1e-6f} : Backend::HeadNorms{};
+    cpu().rope_kv_append(q.cpu, k.cpu, v.cpu, rope_pos.cpu, rc, hd, c.cpu, 1, pos.cpu, nc);
+    gpu().rope_kv_append(q.gpu, k.gpu, v.gpu, rope_pos.gpu, rg, hd, c.gpu, 1, pos.gpu, ng);
+    const std::string what = shape_name({q_heads, kv_heads, hd, n}) + (normed ? " head-normed" : "");
     expect_close("rope_kv_append q", q, kExact, what);
     expect_close("rope_kv_append k", k, kExact, what);
     ASSERT_EQ(lengths(c.cpu), lengths(c.gpu)) << what;

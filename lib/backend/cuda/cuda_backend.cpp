@@ -418,11 +418,17 @@ class CudaBackend final : public Backend {
 
   // A decode step's few tokens in one launch; a prefill chunk as three.
   void rope_kv_append(Tensor& q, Tensor& k, const Tensor& v, const Tensor& rope_positions, const RopeTable& rope_table,
-                      int head_dim, KVCache& cache, int layer, const Tensor& positions) override {
+                      int head_dim, KVCache& cache, int layer, const Tensor& positions,
+                      const HeadNorms& norms) override {
     const int64_t n = positions.numel();
     if (n > kernels::kRopeAppendMaxTokens || head_dim != cache.head_dim) {
-      Backend::rope_kv_append(q, k, v, rope_positions, rope_table, head_dim, cache, layer, positions);
+      Backend::rope_kv_append(q, k, v, rope_positions, rope_table, head_dim, cache, layer, positions, norms);
       return;
+    }
+    if (norms.q) {
+      require_tensor(*norms.q, DType::BF16, "q head norm weight");
+      require_tensor(*norms.k, DType::BF16, "k head norm weight");
+      require(norms.q->numel() == head_dim && norms.k->numel() == head_dim, "head norm weights are not head_dim long");
     }
     check_rope(q, rope_positions, rope_table, head_dim);
     check_rope(k, rope_positions, rope_table, head_dim);
@@ -435,6 +441,11 @@ class CudaBackend final : public Backend {
     r.positions = rope_positions.ptr<int32_t>();
     r.inv_freq = rope_table.inv_freq.ptr<float>();
     r.attention_scaling = rope_table.attention_scaling;
+    if (norms.q) {
+      r.q_norm = bf16(*norms.q);
+      r.k_norm = bf16(*norms.k);
+      r.norm_eps = norms.eps;
+    }
     KVLAB_CUDA_CHECK(kernels::rope_kv_append(a, r, stream_));
   }
 
