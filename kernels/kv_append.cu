@@ -2,6 +2,7 @@
 
 #include "device_common.cuh"
 #include "launch.cuh"
+#include "rmsnorm_row.cuh"
 #include "rotary.cuh"
 
 namespace kvlab::kernels {
@@ -39,17 +40,10 @@ __global__ void advance_length_kernel(int32_t* length, int kv_heads, int32_t n) 
   for (int h = threadIdx.x; h < kv_heads; h += blockDim.x) length[h] += n;
 }
 
-// Scales the head's row [head_dim] of each of the n tokens (stride apart) by 1 / rms(row) *
-// weight in place, as rmsnorm_kernel does (one thread reads and writes an element, the block
-// sum's barrier between). It ends on a barrier, so any thread may then use any element.
+// The head's row [head_dim] of each of the n tokens (stride apart) normed in place, then a
+// barrier, so that any thread may use any element afterwards.
 __device__ void head_rmsnorm(float* v, int64_t stride, int n, int head_dim, const __nv_bfloat16* weight, float eps) {
-  for (int i = 0; i < n; i++) {
-    float* row = v + i * stride;
-    float sum_sq = 0.0f;
-    for (int d = threadIdx.x; d < head_dim; d += blockDim.x) sum_sq += row[d] * row[d];
-    const float inv = 1.0f / sqrtf(block_sum(sum_sq) / float(head_dim) + eps);
-    for (int d = threadIdx.x; d < head_dim; d += blockDim.x) row[d] = row[d] * inv * bf16_to_float(weight[d]);
-  }
+  for (int i = 0; i < n; i++) rmsnorm_row(v + i * stride, weight, eps, v + i * stride, head_dim);
   __syncthreads();
 }
 

@@ -33,7 +33,7 @@ struct RopeArgs {
   const int32_t* positions;  // [n], the positions to rotate by
   const float* inv_freq;     // [head_dim / 2]
   float attention_scaling;
-  // Qwen3's RMSNorm of every q and k head before the rotation, as kernels/rmsnorm.cuh does it
+  // Qwen3's RMSNorm of every q and k head before the rotation, as kernels/rmsnorm_row.cuh does it
   // ([head_dim] weights); null: none.
   const __nv_bfloat16* q_norm = nullptr;
   const __nv_bfloat16* k_norm = nullptr;

@@ -1,6 +1,6 @@
 #pragma once
 // RMSNorm over rows, where it is not folded into the matmul that reads it (kernels/matmul.cuh):
-// prefill, and Qwen3's per-head q and k norms.
+// prefill, and Qwen3's per-head q and k norms there (a decode step norms them in rope_kv_append).
 #include <cuda_bf16.h>
 #include <cuda_runtime_api.h>
 
