@@ -307,15 +307,28 @@ void BM_KvCompact(benchmark::State& state) {
 BENCHMARK(BM_KvCompact)->Arg(4096)->Arg(32768)->Iterations(kIterations)->UseManualTime()->Unit(benchmark::kMicrosecond);
 
 // Compute-bound prefill paths: TFLOP/s instead of bandwidth.
+// Args: rows n, outputs, inputs. Llama-3.1-8B's projections at a 512-token chunk: q and o
+// (4096 x 4096), k and v (1024 x 4096), gate and up (14336 x 4096), down (4096 x 14336).
 void BM_PrefillMatmul(benchmark::State& state) {
   Backend* b = backend_or_skip(state);
   if (!b) return;
-  const int64_t n = 512, in = 4096, out = 14336;
+  const int64_t n = state.range(0), out = state.range(1), in = state.range(2);
   Tensor w = random_weight(*b, out, in, 3), x = random_activation(*b, {n, in}), y = b->alloc({n, out}, DType::F32);
   const double s = run(state, *b, double(out * in * 2), [&](int) { b->matmul(x, w, nullptr, y); });
   state.counters["TFLOPs"] = 2.0 * n * in * out / s * 1e-12;
 }
-BENCHMARK(BM_PrefillMatmul)->Iterations(kIterations)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_PrefillMatmul)
+    ->Args({512, 4096, 4096})
+    ->Args({512, 1024, 4096})
+    ->Args({512, 14336, 4096})
+    ->Args({512, 4096, 14336})
+    ->Args({512, 6144, 4096})
+    ->Args({512, 28672, 4096})
+    ->Args({2048, 1024, 4096})
+    ->Args({2048, 14336, 4096})
+    ->Iterations(kIterations)
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
 
 // 512 new tokens after 3584 cached ones, 32 query / 8 KV heads of 128.
 void BM_PrefillAttention(benchmark::State& state) {
