@@ -23,16 +23,17 @@ struct KvAppendArgs {
 // stream, so decode never waits for the host.
 cudaError_t kv_append(const KvAppendArgs& a, cudaStream_t stream);
 
-constexpr int kRopeAppendMaxTokens = 8;  // most tokens rope_kv_append takes (a decode step's)
+// Up to this many tokens (a decode step's) rope_kv_append runs as one launch, above it as two.
+constexpr int kRopeAppendMaxTokens = 8;
 
 // RoPE of the new tokens' queries and keys, in place, as kernels/rope.cuh does it.
 struct RopeArgs {
-  float* q;  // [n, q_heads * head_dim]
-  float* k;  // a.k, which is rotated before it is stored
-  int q_heads;
-  const int32_t* positions;  // [n], the positions to rotate by
-  const float* inv_freq;     // [head_dim / 2]
-  float attention_scaling;
+  float* q = nullptr;  // [n, q_heads * head_dim]
+  float* k = nullptr;  // a.k, which is rotated before it is stored
+  int q_heads = 0;
+  const int32_t* positions = nullptr;  // [n], the positions to rotate by
+  const float* inv_freq = nullptr;     // [head_dim / 2]; null: no rotation (kv_append)
+  float attention_scaling = 1.0f;
   // Qwen3's RMSNorm of every q and k head before the rotation, as kernels/rmsnorm_row.cuh does it
   // ([head_dim] weights); null: none.
   const __nv_bfloat16* q_norm = nullptr;
@@ -40,9 +41,9 @@ struct RopeArgs {
   float norm_eps = 0.0f;
 };
 
-// The q and k head norms (when given), rope on q and k, then kv_append, in one launch
-// (n <= kRopeAppendMaxTokens): the steps between a decode step's projections and its attention.
-// Results as the separate launches give them.
+// The q and k head norms (when given), rope on q and k, then kv_append: the steps between a
+// layer's projections and its attention, in one pass over q, k and v. Results as the separate
+// ops give them.
 cudaError_t rope_kv_append(const KvAppendArgs& a, const RopeArgs& r, cudaStream_t stream);
 
 }  // namespace kvlab::kernels

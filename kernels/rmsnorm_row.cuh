@@ -3,19 +3,29 @@
 // rope_kv_append runs before its rotation. Device code: include from kernels/*.cu only.
 #include <cuda_bf16.h>
 
+#include <type_traits>
+
 #include "device_common.cuh"
 
 namespace kvlab::kernels {
 
-// out = x / rms(x) * weight over cols elements. Every element is read and written by the same
-// thread and the block sum's barrier sits between the passes, so out may alias x. Every thread
-// of the block must call it.
+// out = x / rms(x) * weight over cols elements, stored as Out (fp32 or bf16). Every element is
+// read and written by the same thread and the block sum's barrier sits between the passes, so an
+// fp32 out may alias x. Every thread of the block must call it.
+template <typename Out>
 __device__ __forceinline__ void rmsnorm_row(const float* x, const __nv_bfloat16* __restrict__ weight, float eps,
-                                            float* out, int cols) {
+                                            Out* out, int cols) {
   float sum_sq = 0.0f;
   for (int c = threadIdx.x; c < cols; c += blockDim.x) sum_sq += x[c] * x[c];
   const float inv = 1.0f / sqrtf(block_sum(sum_sq) / float(cols) + eps);
-  for (int c = threadIdx.x; c < cols; c += blockDim.x) out[c] = x[c] * inv * bf16_to_float(weight[c]);
+  for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+    const float v = x[c] * inv * bf16_to_float(weight[c]);
+    if constexpr (std::is_same_v<Out, float>) {
+      out[c] = v;
+    } else {
+      out[c] = __float2bfloat16_rn(v);
+    }
+  }
 }
 
 }  // namespace kvlab::kernels

@@ -1,26 +1,44 @@
 #include "swiglu.cuh"
 
-#include "device_common.cuh"
-#include "launch.cuh"
+#include "elementwise.cuh"
 
 namespace kvlab::kernels {
 namespace {
 
-__global__ void swiglu_kernel(const float* gate, const float* up, float* out, int64_t count) {
-  enter_dependent_part();
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count; i += int64_t(gridDim.x) * blockDim.x) {
-    const float g = gate[i];
-    out[i] = g / (1.0f + expf(-g)) * up[i];
+template <typename In, typename Out>
+struct Swiglu {
+  const In* gate;
+  const In* up;
+  Out* out;
+  template <int kWidth>
+  __device__ void apply(int64_t i) const {
+    float g[kWidth], u[kWidth];
+    load<kWidth>(gate + i, g);
+    load<kWidth>(up + i, u);
+#pragma unroll
+    for (int j = 0; j < kWidth; j++) g[j] = g[j] / (1.0f + expf(-g[j])) * u[j];
+    store<kWidth>(out + i, g);
   }
+};
+
+template <typename In, typename Out>
+cudaError_t run(const In* gate, const In* up, Out* out, int64_t count, cudaStream_t stream) {
+  const int in = int(sizeof(In)), o = int(sizeof(Out));
+  return launch_elementwise(Swiglu<In, Out>{gate, up, out}, count, {{gate, in}, {up, in}, {out, o}}, stream);
 }
 
 }  // namespace
 
 cudaError_t swiglu(const float* gate, const float* up, float* out, int64_t count, cudaStream_t stream) {
-  if (count == 0) return cudaSuccess;
-  const int threads = 256;
-  const int64_t blocks = (count + threads - 1) / threads;
-  return launch(swiglu_kernel, unsigned(blocks < 65536 ? blocks : 65536), threads, 0, stream, gate, up, out, count);
+  return run(gate, up, out, count, stream);
+}
+cudaError_t swiglu(const __nv_bfloat16* gate, const __nv_bfloat16* up, float* out, int64_t count,
+                   cudaStream_t stream) {
+  return run(gate, up, out, count, stream);
+}
+cudaError_t swiglu(const __nv_bfloat16* gate, const __nv_bfloat16* up, __nv_bfloat16* out, int64_t count,
+                   cudaStream_t stream) {
+  return run(gate, up, out, count, stream);
 }
 
 }  // namespace kvlab::kernels

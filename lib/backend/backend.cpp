@@ -44,6 +44,12 @@ void Backend::matmul_swiglu(const Tensor& x, const Tensor& gate, const Tensor& u
   swiglu(gate_out, up_out, out);
 }
 
+void Backend::mlp(Tensor& x, const Tensor& gate, const Tensor& up, const Tensor& down, Tensor& gate_out,
+                  Tensor& up_out, Tensor& act, const InputNorm& norm) {
+  matmul_swiglu(x, gate, up, gate_out, up_out, act, norm);
+  matmuls(act, {{&down, nullptr, &x, true}}, {});
+}
+
 void AllocationCounter::add(size_t bytes) {
   current_ += bytes;
   peak_ = std::max(peak_, current_);

@@ -87,7 +87,7 @@ class Backend {
     bool accumulate = false;
   };
   // RMSNorm folded into the matmuls that read it: their input is rmsnorm(x) * weight. A backend
-  // that normalises apart (the CPU one; CUDA for prefill) writes the normed rows to `normed`.
+  // that normalises apart in the activation dtype (the CPU one) writes the normed rows to `normed`.
   struct InputNorm {
     const Tensor* weight = nullptr;  // null: x as it is
     float eps = 0.0f;
@@ -96,10 +96,15 @@ class Backend {
   // Every projection of one input (q, k and v): a backend may run them as one pass over x.
   virtual void matmuls(const Tensor& x, std::initializer_list<Projection> projections, const InputNorm& norm) = 0;
   void matmul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) { matmuls(x, {{&w, bias, &out}}, {}); }
-  // out = silu(x · gate^T) * (x · up^T); gate_out and up_out are scratch that a backend may
-  // skip (the fused CUDA GEMV writes only out).
+  // out = silu(x · gate^T) * (x · up^T); gate_out and up_out are scratch [n, rows(gate)] that a
+  // backend may use as it likes or skip (the fused CUDA GEMV writes only out).
   virtual void matmul_swiglu(const Tensor& x, const Tensor& gate, const Tensor& up, Tensor& gate_out, Tensor& up_out,
                              Tensor& out, const InputNorm& norm);
+  // A layer's MLP with its residual join: x += (silu(x · gate^T) * (x · up^T)) · down^T, x
+  // normed by `norm` on the way in. gate_out, up_out and act are scratch [n, rows(gate)] that a
+  // backend may use as it likes (the CUDA prefill keeps bf16 in them).
+  virtual void mlp(Tensor& x, const Tensor& gate, const Tensor& up, const Tensor& down, Tensor& gate_out,
+                   Tensor& up_out, Tensor& act, const InputNorm& norm);
   // In place on x [n, heads * head_dim]; positions: I32 [n].
   virtual void rope(Tensor& x, const Tensor& positions, const RopeTable& rope, int head_dim) = 0;
   // out = silu(gate) * up, elementwise.

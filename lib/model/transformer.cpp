@@ -206,8 +206,7 @@ Tensor Transformer::forward(const std::vector<int32_t>& ids, const std::vector<i
       b.attention(w.q, cache, li, scale, w.attn);
       if (scores) b.accumulate_attention(w.q, cache, li, scale, extras.score_first_query);
       b.matmuls(w.attn, {{&l.o, nullptr, &w.x, true}}, {});
-      b.matmul_swiglu(w.x, l.gate, l.up, w.gate, w.up, w.act, {&l.post_attention_norm, eps, &w.norm});
-      b.matmuls(w.act, {{&l.down, nullptr, &w.x, true}}, {});
+      b.mlp(w.x, l.gate, l.up, l.down, w.gate, w.up, w.act, {&l.post_attention_norm, eps, &w.norm});
     }
     if (logits != Logits::None) {
       const bool all = logits == Logits::All;

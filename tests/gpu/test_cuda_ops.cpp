@@ -8,6 +8,8 @@
 //   kExact  1e-5  fp32 on both sides, only the order of operations differs (~1e-7 seen);
 //   kBf16x  4e-3  one rounding of an operand to bf16 (the prefill GEMM input): 2^-9 at most per
 //                 element, ~1.1e-3 RMS, which averages to ~1e-3 over a dot product;
+//   kBf16x3 8e-3  up to three bf16 roundings in a row (the prefill MLP: its input, then gate and
+//                 up, then their SwiGLU product, which down reads): ~2.5e-3 RMS expected;
 //   kBf16p  1e-2  the prefill attention, which rounds q and the softmax weights to bf16.
 // An indexing or masking bug moves whole rows and gives errors near 1, far above these.
 #include <gtest/gtest.h>
@@ -37,6 +39,7 @@ using gpu_testing::rng;
 
 constexpr double kExact = 1e-5;
 constexpr double kBf16x = 4e-3;
+constexpr double kBf16x3 = 8e-3;
 constexpr double kBf16p = 1e-2;
 // The split-K attention path (n <= 8 queries) keeps q and the softmax weights at ~fp32
 // precision (as bf16 high + low pairs on tensor cores, or fp32 on the fallback), so with
@@ -325,7 +328,8 @@ TEST_F(CudaOps, MatmulsOfOneInput) {
 
 // silu(x · gate^T) * (x · up^T): the gated GEMV for every n it takes (a warp per row reading
 // the same row of gate and up; 129 rows leave a block partly idle), with and without the norm
-// folded in, the scalar path for in % 8 != 0, and matmuls then swiglu through cuBLAS above n = 8.
+// folded in, the scalar path for in % 8 != 0, and above n = 8 cuBLAS GEMMs into bf16 gate and
+// up, then swiglu.
 TEST_F(CudaOps, MatmulSwiglu) {
   std::vector<std::tuple<int, int, int, bool>> cases = {
       {1, 4096, 14336, false}, {1, 4096, 14336, true}, {2, 17, 33, false},
@@ -343,8 +347,27 @@ TEST_F(CudaOps, MatmulSwiglu) {
     };
     cpu().matmul_swiglu(x.cpu, gate.cpu, up.cpu, gate_out.cpu, up_out.cpu, out.cpu, in_norm(&Both::cpu));
     gpu().matmul_swiglu(x.gpu, gate.gpu, up.gpu, gate_out.gpu, up_out.gpu, out.gpu, in_norm(&Both::gpu));
-    expect_close(n <= 8 ? "matmul_swiglu (gemv)" : "matmul_swiglu (cublas)", out, n <= 8 ? kExact : kBf16x,
+    expect_close(n <= 8 ? "matmul_swiglu (gemv)" : "matmul_swiglu (cublas)", out, n <= 8 ? kExact : kBf16x3,
                  shape_name({n, in, rows}) + (with_norm ? " norm" : ""));
+  }
+}
+
+// A layer's MLP added into x: the GEMV ops up to n = 8, above it bf16 gate, up and SwiGLU
+// product through cuBLAS, with the norm written straight into the GEMM input. Odd sizes take
+// the elementwise kernels' one-at-a-time path.
+TEST_F(CudaOps, Mlp) {
+  for (auto [n, in, inter] : {std::tuple{1, 4096, 14336}, {8, 128, 129}, {9, 128, 129}, {33, 896, 4864},
+                              {512, 256, 1024}, {13, 96, 77}}) {
+    Both x = acts(random_floats(size_t(n) * in), {n, in});
+    Both norm = weights(bf16_exact(random_floats(size_t(in))), {in});
+    Both gate = weights(bf16_exact(random_floats(size_t(inter) * in)), {inter, in});
+    Both up = weights(bf16_exact(random_floats(size_t(inter) * in)), {inter, in});
+    Both down = weights(bf16_exact(random_floats(size_t(in) * inter)), {in, inter});
+    Both gate_out = poisoned({n, inter}), up_out = poisoned({n, inter}), act = poisoned({n, inter});
+    Both normed = poisoned({n, in});
+    cpu().mlp(x.cpu, gate.cpu, up.cpu, down.cpu, gate_out.cpu, up_out.cpu, act.cpu, {&norm.cpu, 1e-6f, &normed.cpu});
+    gpu().mlp(x.gpu, gate.gpu, up.gpu, down.gpu, gate_out.gpu, up_out.gpu, act.gpu, {&norm.gpu, 1e-6f, &normed.gpu});
+    expect_close(n <= 8 ? "mlp (gemv)" : "mlp (cublas)", x, n <= 8 ? kExact : kBf16x3, shape_name({n, in, inter}));
   }
 }
 
@@ -470,7 +493,7 @@ TEST_F(CudaAttention, KvAppend) {
   for (auto [kv_heads, hd] : {std::pair{4, 128}, {8, 64}, {2, 96}}) {
     BothCache c = new_cache(2, kv_heads, hd, 200);
     int pos = 0;
-    for (int n : {3, 65, 1, 64}) {  // 65 spans two of the kernel's token blocks
+    for (int n : {3, 65, 1, 64}) {  // 65: five token blocks of 16, the last ragged
       append(c, 1, n, pos);
       pos += n;
     }
@@ -503,14 +526,15 @@ TEST_F(CudaAttention, KvAppend) {
 }
 
 // rope on q and k and the append of k and v, with and without Qwen3's q and k head norms before:
-// one launch for up to 8 tokens (a decode step), the separate ops above that. After 5 cached
-// tokens in layer 1 of 2, so slot and layer offsets show; positions far apart from the rope
-// positions (as under a renumbering policy).
+// a block per head for up to 8 tokens (a decode step), blocks of 16 tokens above that (9 tokens:
+// one block; 37: three, the last ragged). After 5 cached tokens in layer 1 of 2, so slot and
+// layer offsets show; positions far apart from the rope positions (as under a renumbering policy).
 TEST_F(CudaAttention, RopeKvAppend) {
   for (auto [q_heads, kv_heads, hd, n, normed] :
        {std::tuple{32, 8, 128, 1, false}, {28, 4, 128, 3, false}, {14, 2, 64, 8, false}, {6, 2, 64, 9, false},
-        {32, 8, 128, 1, true}, {14, 2, 64, 8, true}, {6, 2, 64, 9, true}}) {
-    const int capacity = 32, prefix = 5;
+        {28, 4, 128, 37, false}, {32, 8, 128, 1, true}, {14, 2, 64, 8, true}, {6, 2, 64, 9, true},
+        {32, 8, 128, 37, true}}) {
+    const int capacity = 48, prefix = 5;
     BothCache c = new_cache(2, kv_heads, hd, capacity);
     append(c, 1, prefix, 0);
     Both q = acts(random_floats(size_t(n) * q_heads * hd, 2.0f), {n, int64_t(q_heads) * hd});

@@ -356,8 +356,8 @@ class CudaBackend final : public Backend {
                                       x.numel() / weight.numel(), int(weight.numel()), stream_));
   }
 
-  // Small n: one GEMV launch for all projections, the norm folded in. Larger n: the norm apart,
-  // x converted to bf16 once, then a cuBLAS GEMM per projection.
+  // Small n: one GEMV launch for all projections, the norm folded in. Larger n: x normed (or
+  // just converted) into bf16 once, then a cuBLAS GEMM per projection.
   void matmuls(const Tensor& x, std::initializer_list<Projection> projections, const InputNorm& norm) override {
     for (const Projection& p : projections) check_matmul(x, *p.w, p.bias, *p.out);
     const int64_t n = x.rows(), in = x.cols();
@@ -372,8 +372,8 @@ class CudaBackend final : public Backend {
                                      prop_.multiProcessorCount, stream_));
       return;
     }
-    const __nv_bfloat16* xb = gemm_input(normed_input(x, norm));
-    for (const Projection& p : projections) gemm(xb, n, *p.w, p.bias, *p.out, p.accumulate);
+    const __nv_bfloat16* xb = gemm_input(x, norm);
+    for (const Projection& p : projections) gemm(xb, n, *p.w, p.bias, p.out->data, CUDA_R_32F, p.accumulate);
   }
 
   void matmul_swiglu(const Tensor& x, const Tensor& gate, const Tensor& up, Tensor& gate_out, Tensor& up_out,
@@ -388,12 +388,23 @@ class CudaBackend final : public Backend {
                                             stream_));
       return;
     }
-    check_matmul(x, gate, nullptr, gate_out);
-    check_matmul(x, up, nullptr, up_out);
-    const __nv_bfloat16* xb = gemm_input(normed_input(x, norm));
-    gemm(xb, n, gate, nullptr, gate_out, false);
-    gemm(xb, n, up, nullptr, up_out, false);
-    swiglu(gate_out, up_out, out);
+    const GateUp g = gate_up(x, gate, up, gate_out, up_out, norm);
+    KVLAB_CUDA_CHECK(kernels::swiglu(g.gate, g.up, out.ptr<float>(), out.numel(), stream_));
+  }
+
+  // Prefill: gate and up in bf16, their SwiGLU in bf16 in act's memory, which down reads.
+  void mlp(Tensor& x, const Tensor& gate, const Tensor& up, const Tensor& down, Tensor& gate_out, Tensor& up_out,
+           Tensor& act, const InputNorm& norm) override {
+    if (x.rows() <= kernels::kGemvMaxRows) {
+      Backend::mlp(x, gate, up, down, gate_out, up_out, act, norm);
+      return;
+    }
+    check_matmul(x, gate, nullptr, act);
+    check_matmul(act, down, nullptr, x);
+    const GateUp g = gate_up(x, gate, up, gate_out, up_out, norm);
+    auto* a = static_cast<__nv_bfloat16*>(act.data);
+    KVLAB_CUDA_CHECK(kernels::swiglu(g.gate, g.up, a, act.numel(), stream_));
+    gemm(a, x.rows(), down, nullptr, x.data, CUDA_R_32F, true);
   }
 
   void rope(Tensor& x, const Tensor& positions, const RopeTable& rope, int head_dim) override {
@@ -416,12 +427,12 @@ class CudaBackend final : public Backend {
     KVLAB_CUDA_CHECK(kernels::kv_append(append_args(cache, layer, k, v, positions), stream_));
   }
 
-  // A decode step's few tokens in one launch; a prefill chunk as three.
+  // One launch for a decode step's few tokens, two for a prefill chunk's (kernels/kv_append.cu).
   void rope_kv_append(Tensor& q, Tensor& k, const Tensor& v, const Tensor& rope_positions, const RopeTable& rope_table,
                       int head_dim, KVCache& cache, int layer, const Tensor& positions,
                       const HeadNorms& norms) override {
     const int64_t n = positions.numel();
-    if (n > kernels::kRopeAppendMaxTokens || head_dim != cache.head_dim) {
+    if (head_dim != cache.head_dim) {
       Backend::rope_kv_append(q, k, v, rope_positions, rope_table, head_dim, cache, layer, positions, norms);
       return;
     }
@@ -703,23 +714,48 @@ class CudaBackend final : public Backend {
     }
   }
 
-  // x in bf16 for cuBLAS, in the gemm input scratch.
-  const __nv_bfloat16* gemm_input(const Tensor& x) {
+  // x, normed first when norm has a weight, in bf16 for cuBLAS, in the gemm input scratch.
+  const __nv_bfloat16* gemm_input(const Tensor& x, const InputNorm& norm) {
     const int64_t count = x.numel();
     auto* xb = static_cast<__nv_bfloat16*>(gemm_input_.get(size_t(count) * 2, stream_));
-    KVLAB_CUDA_CHECK(kernels::convert_f32_to_bf16(x.ptr<float>(), xb, count, stream_));
+    if (const Tensor* weight = input_norm_weight(x, norm)) {
+      check_norm(x, *weight, x);
+      KVLAB_CUDA_CHECK(kernels::rmsnorm(x.ptr<float>(), bf16(*weight), norm.eps, xb, x.rows(), int(x.cols()), stream_));
+    } else {
+      KVLAB_CUDA_CHECK(kernels::convert_f32_to_bf16(x.ptr<float>(), xb, count, stream_));
+    }
     return xb;
   }
 
-  // out [n, rows(w)] = xb [n, cols(w)] · w^T (+ bias) through cuBLAS; with accumulate out += it.
-  void gemm(const __nv_bfloat16* xb, int64_t n, const Tensor& w, const Tensor* bias, Tensor& out, bool accumulate) {
+  // Prefill's gate and up projections, rounded to bf16 as HF's bf16 models have them, in the
+  // front halves of the fp32 scratch gate_out and up_out.
+  struct GateUp {
+    __nv_bfloat16* gate;
+    __nv_bfloat16* up;
+  };
+  GateUp gate_up(const Tensor& x, const Tensor& gate, const Tensor& up, Tensor& gate_out, Tensor& up_out,
+                 const InputNorm& norm) {
+    check_matmul(x, gate, nullptr, gate_out);
+    check_matmul(x, up, nullptr, up_out);
+    const __nv_bfloat16* xb = gemm_input(x, norm);
+    const GateUp g{static_cast<__nv_bfloat16*>(gate_out.data), static_cast<__nv_bfloat16*>(up_out.data)};
+    gemm(xb, x.rows(), gate, nullptr, g.gate, CUDA_R_16BF, false);
+    gemm(xb, x.rows(), up, nullptr, g.up, CUDA_R_16BF, false);
+    return g;
+  }
+
+  // out [n, rows(w)] (fp32 or bf16) = xb [n, cols(w)] · w^T (+ bias, fp32 only) through cuBLAS;
+  // with accumulate out += it.
+  void gemm(const __nv_bfloat16* xb, int64_t n, const Tensor& w, const Tensor* bias, void* out,
+            cudaDataType out_type, bool accumulate) {
+    KVLAB_ASSERT(!bias || out_type == CUDA_R_32F);
     const int64_t in = w.cols(), outf = w.rows();
     // Row-major out[n, o] = x w^T is column-major out^T[o, n] = w^T(col-major [in, o])^T x^T.
     const float one = 1.0f, beta = accumulate ? 1.0f : 0.0f;
     KVLAB_CUBLAS_CHECK(cublas().gemm_ex(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, int(outf), int(n), int(in), &one, w.data,
-                                       CUDA_R_16BF, int(in), xb, CUDA_R_16BF, int(in), &beta, out.data, CUDA_R_32F,
+                                       CUDA_R_16BF, int(in), xb, CUDA_R_16BF, int(in), &beta, out, out_type,
                                        int(outf), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-    if (bias) KVLAB_CUDA_CHECK(kernels::add_bias(out.ptr<float>(), bf16(*bias), n, outf, stream_));
+    if (bias) KVLAB_CUDA_CHECK(kernels::add_bias(static_cast<float*>(out), bf16(*bias), n, outf, stream_));
   }
 
   void check_rope(const Tensor& x, const Tensor& positions, const RopeTable& rope, int head_dim) {
