@@ -4,17 +4,19 @@
 // policy keeps against the CPU's.
 //
 // Error bounds. The CUDA backend keeps weights and KV in bf16 and rounds each prefill matmul's
-// input (and the prefill attention's q and softmax weights) to bf16; decode steps keep fp32
-// activations. So it is compared with a CPU model whose weights were rounded to bf16 the same
+// input (and the prefill attention's q and softmax weights, and the MLP's gate and up) to bf16;
+// decode steps keep fp32 activations. So it is compared with a CPU model whose weights were rounded to bf16 the same
 // way (for llama, whose checkpoint is bf16, that is the checkpoint itself), and what is left is
 // the CUDA path's own rounding:
-//   prefill (the prompt's logits): per layer about five bf16 roundings (matmul inputs, K and V
-//     storage, q and p in attention), each at most 2^-9 and ~1.1e-3 RMS relative; over three
-//     layers, in quadrature, ~4.4e-3 RMS relative to logits of RMS ~1. Measured on an H100
-//     (2026-11-24): relative L2 6.1e-3 (llama), 3.8e-3 (qwen2), 5.9e-3 (qwen3), and a largest
-//     error over the 147k logits of 0.0354, 0.0136, 0.0302: about 6 sigma, so the tails are
-//     heavier than Gaussian. kPrefillLogitBound = 0.06 is 10x that RMS and 1.7x the largest;
-//     a wrong row, mask or position moves logits by O(1).
+//   prefill (the prompt's logits): per layer about seven bf16 roundings (matmul inputs, K and V
+//     storage, q and p in attention, gate and up), each at most 2^-9 and ~1.1e-3 RMS relative;
+//     over three layers, in quadrature, ~5.2e-3 RMS relative to logits of RMS ~1. Measured on an
+//     H100 (2026-11-24, five roundings): relative L2 6.1e-3 (llama), 3.8e-3 (qwen2), 5.9e-3
+//     (qwen3), and a largest error over the 147k logits of 0.0354, 0.0136, 0.0302: about 6
+//     sigma, so the tails are heavier than Gaussian; on an H200 with bf16 gate and up
+//     (2026-12-03): 6.8e-3, 4.3e-3, 6.5e-3, largest 0.0392, 0.0165, 0.0358. kPrefillLogitBound
+//     = 0.06 is ~9x that RMS and 1.5x the largest; a wrong row, mask or position moves logits
+//     by O(1).
 //   decode (each step's logits): fp32 activations and exact GEMVs; only the prompt's bf16 K/V
 //     and the new token's K/V rounding remain. Measured 0.0090, 0.0026, 0.0175 at most;
 //     kDecodeLogitBound = 0.03.
