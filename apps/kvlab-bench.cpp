@@ -26,7 +26,7 @@ int bench_main(int argc, char** argv) {
   std::string model_dir, shape, backend_name = "cuda", out_json, out_md;
   kvlab::SpeedBenchOptions o;
   kvlab::CacheFlags cache;
-  int chunk = 512;
+  int chunk = kvlab::kDefaultPrefillChunk;
   auto* m = app.add_option("--model", model_dir, "Hugging Face model directory");
   auto* s = app.add_option("--shape", shape, "Named shape with random bf16 weights (see --list-shapes)");
   m->excludes(s);
@@ -67,7 +67,7 @@ int bench_main(int argc, char** argv) {
     model = std::make_unique<kvlab::Transformer>(cfg, *backend, kvlab::random_weights(cfg, *backend, 1), chunk);
     name = shape + " (random)";
   } else {
-    kvlab::LoadedModel lm = kvlab::load_model(model_dir, *backend, planned, false);
+    kvlab::LoadedModel lm = kvlab::load_model(model_dir, *backend, planned, false, chunk);
     model = std::move(lm.model);
     name = model_dir;
   }

@@ -8,6 +8,7 @@
 #include "model/config.h"
 #include "model/memory_plan.h"
 #include "model/safetensors.h"
+#include "model/transformer.h"
 
 namespace {
 
@@ -15,7 +16,7 @@ int inspect_main(int argc, char** argv) {
   CLI::App app{"Describe a Hugging Face model directory and plan the memory of a run on it.", "kvlab-inspect"};
   std::string dir;
   int context = 8192;
-  int chunk = 512;
+  int chunk = kvlab::kDefaultPrefillChunk;
   std::string backend = "cuda";
   bool as_json = false;
   app.add_option("model_dir", dir, "Model directory (config.json + *.safetensors)")->required();

@@ -9,6 +9,7 @@
 
 #include "model/config.h"
 #include "model/memory_plan.h"
+#include "model/transformer.h"
 #include "sweep/progress.h"
 #include "sweep/results_log.h"
 #include "sweep_fixture.h"
@@ -119,7 +120,8 @@ TEST(SweepRun, DryRunListsPlannedMemoryAndRefusesRunsThatWillNotFit) {
 
   // The plan is plan_memory's with the CPU backend's f32 elements, for the task's context.
   const json listing = d.listing();
-  const MemoryPlan want = plan_memory(load_model_config(tiny_model()), 160, 512, {DType::F32, DType::F32, DType::F32});
+  const MemoryPlan want =
+      plan_memory(load_model_config(tiny_model()), 160, kDefaultPrefillChunk, {DType::F32, DType::F32, DType::F32});
   for (const json& run : listing) {
     EXPECT_EQ(run["memory"]["total_bytes"], want.total());
     EXPECT_EQ(run["memory"]["kv_bytes"], want.kv_bytes);

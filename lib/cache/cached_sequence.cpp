@@ -34,7 +34,10 @@ CachedSequence::CachedSequence(Transformer& model, const CacheSpec& spec, int pr
   keep_freed_host_memory();  // each policy call frees and allocates its lists again
   const ModelConfig& c = model.config();
   if (spec_.interval < 0) fail("cache interval must be at least 1 (or 0 for auto)");
-  if (spec_.chunk <= 0 || spec_.chunk > model.max_chunk()) spec_.chunk = model.max_chunk();
+  // Streaming prefill's protocol runs the policy every 512 tokens, whatever size of forward the
+  // model takes fastest; the whole prompt goes in by the model's chunks.
+  if (spec_.chunk <= 0) spec_.chunk = spec_.streaming_prefill ? kStreamingPrefillChunk : model.max_chunk();
+  spec_.chunk = std::min(spec_.chunk, model.max_chunk());
   const int context = prompt_tokens + max_new_tokens;
   if (!spec_.budget.empty())
     budget_ = resolve_budget(spec_.budget, context, kv_bytes_per_token(c, model.backend().kv_dtype()));

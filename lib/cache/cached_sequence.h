@@ -18,6 +18,8 @@ namespace kvlab {
 
 class CachedSequence;
 
+constexpr int kStreamingPrefillChunk = 512;
+
 struct CacheSpec {
   std::string policy = "full";
   std::string budget;                                  // tokens | fraction of context | bytes
@@ -29,7 +31,7 @@ struct CacheSpec {
   // false: the whole prompt goes in, then the policy runs once (LongBench/NIAH protocol);
   // true: the policy runs after every prefill chunk, so memory never exceeds budget + chunk.
   bool streaming_prefill = false;
-  int chunk = 0;                                       // prefill chunk, 0 = the model's
+  int chunk = 0;  // prefill chunk; 0: kStreamingPrefillChunk with streaming prefill, else the model's
   // LeanK: a channel mask file (kvlab-leank mask) pruning the K of the middle region; empty = none.
   std::string channel_mask;
   LeanKWindow leank;

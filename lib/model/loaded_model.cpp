@@ -17,16 +17,15 @@ PlanDTypes plan_dtypes(const Backend& backend, const ModelConfig& c) {
   return {backend.weight_dtype(checkpoint_dtype(c)), backend.kv_dtype(), backend.activation_dtype()};
 }
 
-LoadedModel load_model(const std::string& dir, Backend& backend, int context, bool hash) {
+LoadedModel load_model(const std::string& dir, Backend& backend, int context, bool hash, int chunk) {
   LoadedModel m;
   m.dir = dir;
   m.config = load_model_config(dir);
   Checkpoint ckpt = Checkpoint::open(dir);
   m.checkpoint_bytes = ckpt.total_bytes();
-  constexpr int kChunk = 512;
-  require_fits(plan_memory(m.config, context, kChunk, plan_dtypes(backend, m.config)), backend);
+  require_fits(plan_memory(m.config, context, chunk, plan_dtypes(backend, m.config)), backend);
   if (hash) m.sha256 = ckpt.content_sha256();
-  m.model = std::make_unique<Transformer>(m.config, backend, load_weights(m.config, ckpt, backend), kChunk);
+  m.model = std::make_unique<Transformer>(m.config, backend, load_weights(m.config, ckpt, backend), chunk);
   return m;
 }
 

@@ -12,15 +12,11 @@
 #include "core/error.h"
 #include "leank/demotion.h"
 #include "leank/mask.h"
+#include "model/transformer.h"
 #include "sweep/eval_config.h"
 #include "tasks/registry.h"
 
 namespace kvlab {
-
-namespace {
-// load_model sizes its memory check for prefill chunks of this many tokens.
-constexpr int kPlanChunk = 512;
-}  // namespace
 
 PlanDTypes backend_plan_dtypes(const std::string& backend) {
   if (backend == "cuda") return {DType::BF16, DType::BF16, DType::F32};
@@ -53,7 +49,7 @@ MemoryPlan RunPlanner::plan(const nlohmann::json& config, const std::string& whe
     const int budget =
         cache.budget.empty() ? 0 : resolve_budget(cache.budget, prepared.context_tokens, kv_bytes_per_token);
     make_policy(cache.policy, cache.params, model.num_layers, model.num_kv_heads, budget);
-    MemoryPlan plan = plan_memory(model, prepared.context_tokens, kPlanChunk, dtypes);
+    MemoryPlan plan = plan_memory(model, prepared.context_tokens, kDefaultPrefillChunk, dtypes);
     // A LeanK mask is checked against the model now, and its middle region counted.
     if (!cache.channel_mask.empty())
       plan_leank(plan, read_mask(cache.channel_mask, ModelFingerprint::of(model), dir), cache.leank);
