@@ -169,7 +169,8 @@ int eval_main(int argc, char** argv) {
                 "vocab_size is " + std::to_string(model_config.vocab_size));
   kvlab::PreparedTask prepared = task.prepare(
       task_options_json, {tok, model_config, cache, kvlab::kv_bytes_per_token(model_config, backend->kv_dtype())});
-  kvlab::LoadedModel m = kvlab::load_model(o.model, *backend, prepared.context_tokens);
+  kvlab::LoadedModel m = kvlab::load_model(o.model, *backend, prepared.context_tokens, true,
+                                           kvlab::kDefaultPrefillChunk, prepared.all_logits);
   kvlab::install_interrupt_handlers();  // from here on SIGINT/SIGTERM end the run after the current sample
   kvlab::TaskResult result = prepared.run(*m.model);
   // Weights, KV store and workspace at their largest: device memory on cuda, host tensors on cpu.
@@ -181,7 +182,7 @@ int eval_main(int argc, char** argv) {
                  {"cache", kvlab::to_json(cache)},
                  {o.task, prepared.config}};
   kvlab::MemoryPlan plan = kvlab::plan_memory(m.config, prepared.context_tokens, m.model->max_chunk(),
-                                              kvlab::plan_dtypes(*backend, m.config));
+                                              kvlab::plan_dtypes(*backend, m.config), prepared.all_logits);
   if (!cache.channel_mask.empty())
     kvlab::plan_leank(plan, kvlab::read_mask(cache.channel_mask), cache.leank);
   json report = kvlab::make_report(m, backend->description(), o.task, config, plan, result.metrics,

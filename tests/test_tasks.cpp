@@ -513,6 +513,23 @@ TEST(EvalTasks, PerplexityKeepsMemoryFlatUnderABoundedCache) {
   EXPECT_LT(r.report["memory"]["context_tokens"].get<int>(), 100);  // the plan sizes the bounded store
 }
 
+// Perplexity reads every prompt token's logits: the memory plan counts a chunk of them (0.5 GiB
+// at Llama-3.1-8B's vocabulary), and it bounds what the backend held.
+TEST(EvalTasks, PerplexityPlansAChunkOfLogits) {
+  EvalRun r = eval("--task perplexity --max-tokens 600 --window 200");
+  ASSERT_EQ(r.result.exit_code, 0) << r.result.err;
+  const json& memory = r.report["memory"];
+  const ModelConfig c = load_model_config(testing::source_dir() + "/datasets/models/tiny-random-llama");
+  auto plan = [&](bool all_logits) {
+    return plan_memory(c, memory["context_tokens"].get<int>(), kDefaultPrefillChunk,
+                       {DType::F32, DType::F32, DType::F32}, all_logits);
+  };
+  EXPECT_EQ(memory["workspace_bytes"].get<size_t>(), plan(true).workspace_bytes);
+  EXPECT_EQ(plan(true).workspace_bytes - plan(false).workspace_bytes,
+            size_t(kDefaultPrefillChunk) * size_t(c.vocab_size) * 4);
+  EXPECT_LE(r.report["metrics"]["backend_memory_peak_bytes"].get<size_t>(), memory["total_bytes"].get<size_t>());
+}
+
 TEST(EvalTasks, ConfigFilesCarryTaskOptions) {
   for (const char* c : {"niah", "perplexity", "qa_example"}) {
     json cfg = json::parse(testing::read_file(testing::source_dir() + "/configs/" + c + ".json"));

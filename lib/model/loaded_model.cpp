@@ -17,13 +17,14 @@ PlanDTypes plan_dtypes(const Backend& backend, const ModelConfig& c) {
   return {backend.weight_dtype(checkpoint_dtype(c)), backend.kv_dtype(), backend.activation_dtype()};
 }
 
-LoadedModel load_model(const std::string& dir, Backend& backend, int context, bool hash, int chunk) {
+LoadedModel load_model(const std::string& dir, Backend& backend, int context, bool hash, int chunk,
+                       bool all_logits) {
   LoadedModel m;
   m.dir = dir;
   m.config = load_model_config(dir);
   Checkpoint ckpt = Checkpoint::open(dir);
   m.checkpoint_bytes = ckpt.total_bytes();
-  require_fits(plan_memory(m.config, context, chunk, plan_dtypes(backend, m.config)), backend);
+  require_fits(plan_memory(m.config, context, chunk, plan_dtypes(backend, m.config), all_logits), backend);
   if (hash) m.sha256 = ckpt.content_sha256();
   m.model = std::make_unique<Transformer>(m.config, backend, load_weights(m.config, ckpt, backend), chunk);
   return m;

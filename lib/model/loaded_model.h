@@ -18,10 +18,10 @@ struct LoadedModel {
 };
 
 // `context` sizes the memory check: the load is refused, before any allocation, when weights,
-// a KV cache of `context` tokens and the workspace (of `chunk` prefill tokens) will not fit in
-// the backend's free memory.
+// a KV cache of `context` tokens and the workspace (of `chunk` prefill tokens, with all their
+// logits when `all_logits`) will not fit in the backend's free memory.
 LoadedModel load_model(const std::string& dir, Backend& backend, int context, bool hash = true,
-                       int chunk = kDefaultPrefillChunk);
+                       int chunk = kDefaultPrefillChunk, bool all_logits = false);
 
 PlanDTypes plan_dtypes(const Backend& backend, const ModelConfig& c);
 

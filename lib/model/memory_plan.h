@@ -31,7 +31,10 @@ struct PlanDTypes {
   DType activation = DType::F32;
 };
 
-MemoryPlan plan_memory(const ModelConfig& c, int context, int max_chunk, const PlanDTypes& t);
+// all_logits: the run takes every prompt token's logits (perplexity), so the workspace also
+// holds a whole chunk of them in fp32.
+MemoryPlan plan_memory(const ModelConfig& c, int context, int max_chunk, const PlanDTypes& t,
+                       bool all_logits = false);
 // K and V of one token over all layers and KV heads, stored as `kv`.
 size_t kv_bytes_per_token(const ModelConfig& c, DType kv);
 int64_t parameter_count(const ModelConfig& c);

@@ -49,7 +49,7 @@ MemoryPlan RunPlanner::plan(const nlohmann::json& config, const std::string& whe
     const int budget =
         cache.budget.empty() ? 0 : resolve_budget(cache.budget, prepared.context_tokens, kv_bytes_per_token);
     make_policy(cache.policy, cache.params, model.num_layers, model.num_kv_heads, budget);
-    MemoryPlan plan = plan_memory(model, prepared.context_tokens, kDefaultPrefillChunk, dtypes);
+    MemoryPlan plan = plan_memory(model, prepared.context_tokens, kDefaultPrefillChunk, dtypes, prepared.all_logits);
     // A LeanK mask is checked against the model now, and its middle region counted.
     if (!cache.channel_mask.empty())
       plan_leank(plan, read_mask(cache.channel_mask, ModelFingerprint::of(model), dir), cache.leank);

@@ -112,6 +112,7 @@ PreparedTask prepare_perplexity(const nlohmann::json& j, const TaskSetup& setup)
   t.data_files = {path};
   t.config["tokens"] = ids.size();
   t.context_tokens = held_tokens(setup, int(ids.size()));
+  t.all_logits = true;
   t.run = [ids = std::move(ids), window, &cache = setup.cache](Transformer& model) {
     RunStats stats;
     StreamingNll s = streaming_nll(model, cache, ids, stats);

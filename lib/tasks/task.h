@@ -43,6 +43,7 @@ struct TaskResult {
 struct PreparedTask {
   nlohmann::json config;   // what the report records: resolved options and derived settings
   int context_tokens = 0;  // most tokens one sequence keeps at once: sizes the memory check
+  bool all_logits = false;  // it reads every prompt token's logits (the memory check counts them)
   std::vector<std::string> data_files;  // files the task reads: the report records their hashes
   std::function<TaskResult(Transformer&)> run;
 };
