@@ -3,9 +3,8 @@
 // rope_kv_append runs before its rotation. Device code: include from kernels/*.cu only.
 #include <cuda_bf16.h>
 
-#include <type_traits>
-
 #include "device_common.cuh"
+#include "elementwise.cuh"
 
 namespace kvlab::kernels {
 
@@ -19,12 +18,8 @@ __device__ __forceinline__ void rmsnorm_row(const float* x, const __nv_bfloat16*
   for (int c = threadIdx.x; c < cols; c += blockDim.x) sum_sq += x[c] * x[c];
   const float inv = 1.0f / sqrtf(block_sum(sum_sq) / float(cols) + eps);
   for (int c = threadIdx.x; c < cols; c += blockDim.x) {
-    const float v = x[c] * inv * bf16_to_float(weight[c]);
-    if constexpr (std::is_same_v<Out, float>) {
-      out[c] = v;
-    } else {
-      out[c] = __float2bfloat16_rn(v);
-    }
+    const float v[1] = {x[c] * inv * bf16_to_float(weight[c])};
+    store<1>(out + c, v);
   }
 }
 
