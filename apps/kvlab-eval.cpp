@@ -181,11 +181,8 @@ int eval_main(int argc, char** argv) {
                  {"tokenizer", o.tokenizer},
                  {"cache", kvlab::to_json(cache)},
                  {o.task, prepared.config}};
-  kvlab::MemoryPlan plan = kvlab::plan_memory(m.config, prepared.context_tokens, m.model->max_chunk(),
-                                              kvlab::plan_dtypes(*backend, m.config), prepared.all_logits);
-  if (!cache.channel_mask.empty())
-    kvlab::plan_leank(plan, kvlab::read_mask(cache.channel_mask), cache.leank);
-  json report = kvlab::make_report(m, backend->description(), o.task, config, plan, result.metrics,
+  if (!cache.channel_mask.empty()) kvlab::plan_leank(m.plan, kvlab::read_mask(cache.channel_mask), cache.leank);
+  json report = kvlab::make_report(m, backend->description(), o.task, config, result.metrics,
                                   {tok.path(), prepared.data_files});
   if (kvlab::interrupted()) kvlab::mark_incomplete(report, kvlab::interrupt_reason());
   kvlab::write_report(o.out, report);

@@ -24,7 +24,8 @@ LoadedModel load_model(const std::string& dir, Backend& backend, int context, bo
   m.config = load_model_config(dir);
   Checkpoint ckpt = Checkpoint::open(dir);
   m.checkpoint_bytes = ckpt.total_bytes();
-  require_fits(plan_memory(m.config, context, chunk, plan_dtypes(backend, m.config), all_logits), backend);
+  m.plan = plan_memory(m.config, context, chunk, plan_dtypes(backend, m.config), all_logits);
+  require_fits(m.plan, backend);
   if (hash) m.sha256 = ckpt.content_sha256();
   m.model = std::make_unique<Transformer>(m.config, backend, load_weights(m.config, ckpt, backend), chunk);
   return m;

@@ -14,6 +14,7 @@ struct LoadedModel {
   ModelConfig config;
   std::string sha256;           // config.json + safetensors files
   size_t checkpoint_bytes = 0;  // tensor data on disk
+  MemoryPlan plan;              // what the memory check predicted for the run
   std::unique_ptr<Transformer> model;
 };
 

@@ -37,7 +37,7 @@ nlohmann::json model_json(const LoadedModel& m) {
 }
 
 nlohmann::json make_report(const LoadedModel& m, const std::string& backend_description, const std::string& task,
-                           const nlohmann::json& config, const MemoryPlan& plan, const nlohmann::json& metrics,
+                           const nlohmann::json& config, const nlohmann::json& metrics,
                            const RunInputs& inputs) {
   return {{"schema", "kvlab.report"},
           {"schema_version", kReportSchemaVersion},
@@ -47,7 +47,7 @@ nlohmann::json make_report(const LoadedModel& m, const std::string& backend_desc
           {"inputs", input_hashes(m.sha256, inputs, config)},
           {"task", task},
           {"config", config},
-          {"memory", to_json(plan)},
+          {"memory", to_json(m.plan)},
           {"metrics", metrics}};
 }
 

@@ -26,10 +26,9 @@ nlohmann::json input_hashes(const std::string& model_sha256, const RunInputs& fi
 
 nlohmann::json model_json(const LoadedModel& m);
 // Assembles {schema, schema_version, complete: true, environment, model, inputs, task, config,
-// memory, metrics}.
+// memory (m.plan), metrics}.
 nlohmann::json make_report(const LoadedModel& m, const std::string& backend_description, const std::string& task,
-                           const nlohmann::json& config, const MemoryPlan& plan, const nlohmann::json& metrics,
-                           const RunInputs& inputs = {});
+                           const nlohmann::json& config, const nlohmann::json& metrics, const RunInputs& inputs = {});
 // Marks a report whose metrics cover only part of the planned work: "complete": false and
 // "incomplete_reason" (e.g. "interrupted by SIGINT").
 void mark_incomplete(nlohmann::json& report, const std::string& reason);
