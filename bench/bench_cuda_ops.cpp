@@ -77,6 +77,28 @@ Tensor random_weight(Backend& b, int64_t rows, int64_t cols, uint32_t seed) {
   return b.upload_weight(v.data(), DType::BF16, {rows, cols});
 }
 
+// Weights of `rows` rows each, as separate allocations or (stacked) as consecutive row slices of
+// one, the layout load_weights gives q, k, v and gate, up.
+std::vector<Tensor> random_weights(Backend& b, const std::vector<int64_t>& rows, int64_t cols, bool stacked) {
+  std::vector<Tensor> out;
+  int64_t total = 0;
+  for (int64_t r : rows) total += r;
+  const Tensor all = stacked ? b.alloc({total, cols}, b.weight_dtype(DType::BF16)) : Tensor{};
+  int64_t row = 0;
+  for (size_t i = 0; i < rows.size(); i++) {
+    std::vector<uint16_t> v(size_t(rows[i] * cols));
+    for (size_t j = 0; j < v.size(); j++) v[j] = f32_to_bf16(uniform(uint32_t(11 + i), j, 0.05f));
+    if (!stacked) {
+      out.push_back(b.upload_weight(v.data(), DType::BF16, {rows[i], cols}));
+      continue;
+    }
+    out.push_back(all.slice(row, rows[i]));
+    b.upload_weight_into(out.back(), v.data(), DType::BF16);
+    row += rows[i];
+  }
+  return out;
+}
+
 // A KV cache of `layers` layers, each filled with `context` random tokens.
 KVCache filled_cache(Backend& b, int layers, int kv_heads, int hd, int context, int capacity) {
   KVCache cache = b.alloc_kv_cache(layers, kv_heads, hd, capacity);
@@ -307,8 +329,9 @@ void BM_KvCompact(benchmark::State& state) {
 BENCHMARK(BM_KvCompact)->Arg(4096)->Arg(32768)->Iterations(kIterations)->UseManualTime()->Unit(benchmark::kMicrosecond);
 
 // Compute-bound prefill paths: TFLOP/s instead of bandwidth.
-// Args: rows n, outputs, inputs. Llama-3.1-8B's projections at a 512-token chunk: q and o
-// (4096 x 4096), k and v (1024 x 4096), gate and up (14336 x 4096), down (4096 x 14336).
+// Args: rows n, outputs, inputs. Llama-3.1-8B's projections at a 512- and a 1,024-token chunk:
+// q and o (4096 x 4096), k and v (1024 x 4096), gate and up (14336 x 4096), down (4096 x 14336);
+// q/k/v and gate/up as one matrix (6144, 28672).
 void BM_PrefillMatmul(benchmark::State& state) {
   Backend* b = backend_or_skip(state);
   if (!b) return;
@@ -324,25 +347,89 @@ BENCHMARK(BM_PrefillMatmul)
     ->Args({512, 4096, 14336})
     ->Args({512, 6144, 4096})
     ->Args({512, 28672, 4096})
+    ->Args({1024, 4096, 4096})
+    ->Args({1024, 1024, 4096})
+    ->Args({1024, 6144, 4096})
+    ->Args({1024, 14336, 4096})
+    ->Args({1024, 28672, 4096})
     ->Args({2048, 1024, 4096})
     ->Args({2048, 14336, 4096})
     ->Iterations(kIterations)
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);
 
-// 512 new tokens after 3584 cached ones, 32 query / 8 KV heads of 128.
+// A 1,024-token chunk's attention input (q, k, v and rope + append) and MLP at Llama-3.1-8B's
+// shape, with the projections' weights stacked (Arg 1: one GEMM each) or apart (Arg 0).
+void BM_PrefillAttentionInput(benchmark::State& state) {
+  Backend* b = backend_or_skip(state);
+  if (!b) return;
+  const int n = 1024, hidden = 4096, q_heads = 32, kv_heads = 8, hd = 128;
+  std::vector<Tensor> w = random_weights(*b, {q_heads * hd, kv_heads * hd, kv_heads * hd}, hidden, state.range(0));
+  Tensor x = random_activation(*b, {n, hidden}), norm = random_weight(*b, 1, hidden, 5).reshape({hidden});
+  Tensor normed = b->alloc({n, hidden}, DType::F32), q = b->alloc({n, int64_t(q_heads) * hd}, DType::F32);
+  Tensor k = b->alloc({n, int64_t(kv_heads) * hd}, DType::F32), v = b->alloc({n, int64_t(kv_heads) * hd}, DType::F32);
+  KVCache cache = b->alloc_kv_cache(1, kv_heads, hd, n);
+  std::vector<float> freq(size_t(hd / 2));
+  for (int i = 0; i < hd / 2; i++) freq[size_t(i)] = std::pow(5e5f, -2.0f * i / hd);
+  RopeTable rope{b->alloc({hd / 2}, DType::F32), 1.0f};
+  b->write(rope.inv_freq, freq.data(), freq.size() * 4);
+  std::vector<int32_t> p(static_cast<size_t>(n)), zero(static_cast<size_t>(kv_heads), 0);
+  for (int i = 0; i < n; i++) p[size_t(i)] = i;
+  Tensor pos = b->alloc({n}, DType::I32);
+  b->write(pos, p.data(), p.size() * 4);
+  const double s = run(state, *b, double(w[0].bytes() + w[1].bytes() + w[2].bytes()), [&](int) {
+    b->write(cache.length, zero.data(), zero.size() * 4);
+    b->attention_input(x, {&norm, 1e-5f, &normed}, {&w[0], nullptr, &q}, {&w[1], nullptr, &k}, {&w[2], nullptr, &v},
+                       pos, rope, hd, cache, 0, pos, {});
+  });
+  state.counters["TFLOPs"] = 2.0 * n * hidden * (q_heads + 2 * kv_heads) * hd / s * 1e-12;
+}
+BENCHMARK(BM_PrefillAttentionInput)
+    ->Arg(0)
+    ->Arg(1)
+    ->Iterations(kIterations)
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+
+void BM_PrefillMlp(benchmark::State& state) {
+  Backend* b = backend_or_skip(state);
+  if (!b) return;
+  const int64_t n = 1024, hidden = 4096, inter = 14336;
+  std::vector<Tensor> gate_up = random_weights(*b, {inter, inter}, hidden, state.range(0));
+  Tensor down = random_weight(*b, hidden, inter, 9), norm = random_weight(*b, 1, hidden, 5).reshape({hidden});
+  Tensor x = random_activation(*b, {n, hidden}), normed = b->alloc({n, hidden}, DType::F32);
+  Tensor g = b->alloc({n, inter}, DType::F32), u = b->alloc({n, inter}, DType::F32);
+  Tensor a = b->alloc({n, inter}, DType::F32);
+  const double s = run(state, *b, double(gate_up[0].bytes() * 2 + down.bytes()), [&](int) {
+    b->mlp(x, gate_up[0], gate_up[1], down, g, u, a, {&norm, 1e-5f, &normed});
+  });
+  state.counters["TFLOPs"] = 2.0 * n * hidden * inter * 3 / s * 1e-12;
+}
+BENCHMARK(BM_PrefillMlp)->Arg(0)->Arg(1)->Iterations(kIterations)->UseManualTime()->Unit(benchmark::kMicrosecond);
+
+// Args: n new tokens after `prefix` cached ones; 32 query / 8 KV heads of 128.
 void BM_PrefillAttention(benchmark::State& state) {
   Backend* b = backend_or_skip(state);
   if (!b) return;
-  const int q_heads = 32, kv_heads = 8, hd = 128, prefix = 3584, n = 512;
+  const int q_heads = 32, kv_heads = 8, hd = 128, n = int(state.range(0)), prefix = int(state.range(1));
   KVCache cache = filled_cache(*b, 1, kv_heads, hd, prefix + n, prefix + n);
+  cache.host_length.assign(size_t(kv_heads), prefix);  // as the transformer's mirror has it before the chunk
   Tensor q = random_activation(*b, {n, int64_t(q_heads) * hd}), out = b->alloc({n, int64_t(q_heads) * hd}, DType::F32);
   const double s = run(state, *b, 2.0 * kv_heads * double(prefix + n) * hd * 2,
                        [&](int) { b->attention(q, cache, 0, 0.088f, out); });
   // Query i attends to prefix + i + 1 keys: QK^T and PV, 2 flops per multiply-add.
   state.counters["TFLOPs"] = 4.0 * q_heads * hd * (double(n) * prefix + double(n) * (n + 1) / 2) / s * 1e-12;
 }
-BENCHMARK(BM_PrefillAttention)->Iterations(kIterations)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_PrefillAttention)
+    ->Args({512, 3584})
+    ->Args({1024, 0})
+    ->Args({1024, 1024})
+    ->Args({1024, 3072})
+    ->Args({1024, 7168})
+    ->Args({1024, 31744})
+    ->Iterations(kIterations)
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 }  // namespace kvlab

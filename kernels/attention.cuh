@@ -24,6 +24,8 @@ struct AttentionArgs {
   int64_t n;
   int q_heads, kv_heads, head_dim, capacity;
   float scale;
+  int64_t keys_before = 0;   // the host's count of a head's kept keys before the n new ones: a
+                             // hint that shapes the prefill launch, never what it reads
 };
 
 // LeanK's middle region of one layer (lib/backend/kv_cache.h: ChannelPrunedKV): older than

@@ -8,8 +8,11 @@
 namespace kvlab::kernels {
 
 struct KvAppendArgs {
-  const float* k;             // [n, kv_heads * head_dim]
-  const float* v;             // [n, kv_heads * head_dim]
+  // Token i's keys (values) at k + i * stride (v + i * stride), kv_heads * head_dim of them:
+  // stride is a row of them, or of a stacked q/k/v projection's output.
+  const float* k;
+  const float* v;
+  int64_t stride;
   const int32_t* positions;   // [n]
   __nv_bfloat16* cache_k;     // this layer: [kv_heads, capacity, head_dim]
   __nv_bfloat16* cache_v;
@@ -26,10 +29,13 @@ cudaError_t kv_append(const KvAppendArgs& a, cudaStream_t stream);
 // Up to this many tokens (a decode step's) rope_kv_append runs as one launch, above it as two.
 constexpr int kRopeAppendMaxTokens = 8;
 
-// RoPE of the new tokens' queries and keys, in place, as kernels/rope.cuh does it.
+// RoPE of the new tokens' queries and keys, as kernels/rope.cuh does it, into q_out and k_out
+// ([n, heads * head_dim] rows; each may be its input itself when that is such rows).
 struct RopeArgs {
-  float* q = nullptr;  // [n, q_heads * head_dim]
-  float* k = nullptr;  // a.k, which is rotated before it is stored
+  const float* q = nullptr;  // token i's query heads at q + i * q_stride
+  int64_t q_stride = 0;
+  float* q_out = nullptr;
+  float* k_out = nullptr;    // the rotated a.k, which the cache also stores
   int q_heads = 0;
   const int32_t* positions = nullptr;  // [n], the positions to rotate by
   const float* inv_freq = nullptr;     // [head_dim / 2]; null: no rotation (kv_append)

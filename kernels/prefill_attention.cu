@@ -1,10 +1,16 @@
 // Flash attention (FlashAttention-2 scheme) for a chunk of queries over the bf16 KV cache,
 // on tensor cores through mma.sync m16n8k16 (bf16 in, fp32 accumulate).
 //
-// A block of 4 warps takes 64 queries of one query head; each warp owns 16 query rows, whose
-// bf16 Q fragments stay in registers. Key/value tiles of 64 slots are streamed through shared
-// memory with cp.async, double buffered, and the softmax is computed online per row, so
-// memory is O(tile) whatever n and the cache length. Tiles are swizzled (tensor_core.cuh).
+// A block of 4 warps takes 64 * kRowTiles queries of one query head; each warp owns kRowTiles
+// 16-row MMA tiles. With two, every K and V fragment a warp reads from shared memory feeds two
+// MMAs (shared memory bandwidth, not the tensor cores, bounds a warp of one tile), but a chunk
+// makes half the blocks: the launcher takes two only when they still fill the GPU and a long
+// prefix evens out the blocks' work. One tile's
+// bf16 Q fragments stay in registers; two tiles' would not fit beside their accumulators, so
+// they are read from shared memory a 16-channel step at a time. Key/value tiles of kBlockK slots
+// are streamed through shared memory with cp.async, double buffered, and the softmax is computed
+// online per row, so memory is O(tile) whatever n and the cache length. Tiles are swizzled
+// (tensor_core.cuh).
 #include "attention.cuh"
 #include "device_common.cuh"
 #include "launch.cuh"
@@ -13,13 +19,17 @@
 namespace kvlab::kernels {
 namespace {
 
-constexpr int kBlockQ = 64;
+constexpr int kWarps = 4;
 constexpr int kBlockK = 64;
-constexpr int kThreads = 128;
+constexpr int kThreads = kWarps * 32;
 
-template <int kHeadDim>
-__global__ void __launch_bounds__(kThreads) prefill_attention_kernel(AttentionArgs a) {
+template <int kRowTiles>
+constexpr int block_queries() { return kWarps * kRowTiles * 16; }
+
+template <int kHeadDim, int kRowTiles>
+__global__ void __launch_bounds__(kThreads, 2) prefill_attention_kernel(AttentionArgs a) {
   enter_dependent_part();
+  constexpr int kBlockQ = block_queries<kRowTiles>();
   constexpr int kChunks = kHeadDim / 8;  // 16-byte chunks per row
   extern __shared__ uint4 smem[];
   uint4* sq = smem;                         // [kBlockQ][kChunks]
@@ -71,17 +81,29 @@ __global__ void __launch_bounds__(kThreads) prefill_attention_kernel(AttentionAr
   cp_async_commit();
   __syncthreads();  // sq is complete
 
-  uint32_t qf[kHeadDim / 16][4];
+  // Of row tile i this thread holds rows row[i][0] and row[i][1] = row[i][0] + 8 (the mma
+  // accumulator layout), which see vis[i][r] keys; m, l: their running max and sum.
+  int row[kRowTiles][2], vis[kRowTiles][2];  // int: a chunk and a head's slots count in int
+  float m[kRowTiles][2], l[kRowTiles][2];
 #pragma unroll
-  for (int kk = 0; kk < kHeadDim / 16; kk++) ldmatrix_x4(qf[kk], sq + swz(warp * 16 + lane % 16, kk * 2 + lane / 16));
-
-  // This thread holds rows row_a and row_a + 8 of the warp's 16 (the mma accumulator layout).
-  const int64_t row_a = q0 + warp * 16 + lane / 4, row_b = row_a + 8;
-  const int64_t vis_a = row_a < n ? len - n + row_a + 1 : 0;
-  const int64_t vis_b = row_b < n ? len - n + row_b + 1 : 0;
+  for (int i = 0; i < kRowTiles; i++) {
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+      row[i][r] = int(q0) + warp * kRowTiles * 16 + i * 16 + lane / 4 + r * 8;
+      vis[i][r] = row[i][r] < n ? int(len - n) + row[i][r] + 1 : 0;
+      m[i][r] = -INFINITY;
+      l[i][r] = 0.0f;
+    }
+  }
   const float scale_log2 = a.scale * kLog2e;
-  float o[kHeadDim / 8][4] = {};
-  float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.0f, l_b = 0.0f;
+  float o[kRowTiles][kHeadDim / 8][4] = {};
+  // One tile's Q fragments, held for the whole loop.
+  uint32_t q_held[kRowTiles == 1 ? kHeadDim / 16 : 1][4];
+  if constexpr (kRowTiles == 1) {
+#pragma unroll
+    for (int kk = 0; kk < kHeadDim / 16; kk++)
+      ldmatrix_x4(q_held[kk], sq + swz(warp * 16 + lane % 16, kk * 2 + lane / 16));
+  }
 
   for (int t = 0; t < tiles; t++) {
     if (t + 1 < tiles) load_tile(t + 1);
@@ -91,95 +113,145 @@ __global__ void __launch_bounds__(kThreads) prefill_attention_kernel(AttentionAr
     const uint4* kt = sk + (t & 1) * kBlockK * kChunks;
     const uint4* vt = sv + (t & 1) * kBlockK * kChunks;
 
-    float s[kBlockK / 8][4] = {};
+    float s[kRowTiles][kBlockK / 8][4] = {};
 #pragma unroll
     for (int kk = 0; kk < kHeadDim / 16; kk++) {
+      uint32_t qf[kRowTiles][4];
+#pragma unroll
+      for (int i = 0; i < kRowTiles; i++) {
+        if constexpr (kRowTiles == 1) {
+#pragma unroll
+          for (int x = 0; x < 4; x++) qf[i][x] = q_held[kk][x];
+        } else {
+          ldmatrix_x4(qf[i], sq + swz((warp * kRowTiles + i) * 16 + lane % 16, kk * 2 + lane / 16));
+        }
+      }
 #pragma unroll
       for (int j = 0; j < kBlockK / 8; j += 2) {
         uint32_t b[4];
         load_key_fragments<kChunks>(b, kt, j * 8, kk, lane);
-        mma_bf16(s[j], qf[kk], b[0], b[1]);
-        mma_bf16(s[j + 1], qf[kk], b[2], b[3]);
+#pragma unroll
+        for (int i = 0; i < kRowTiles; i++) {
+          mma_bf16(s[i][j], qf[i], b[0], b[1]);
+          mma_bf16(s[i][j + 1], qf[i], b[2], b[3]);
+        }
       }
     }
 
     // Scale into the log2 domain; mask keys past each row's causal limit (only tiles that
     // reach past the first row's limit need it).
-    const int64_t k0 = int64_t(t) * kBlockK;
+    const int k0 = t * kBlockK;
     const bool masked = k0 + kBlockK > first_visible;
-    float mx_a = -INFINITY, mx_b = -INFINITY;
 #pragma unroll
-    for (int j = 0; j < kBlockK / 8; j++) {
+    for (int i = 0; i < kRowTiles; i++) {
+      float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-      for (int e = 0; e < 4; e++) {
-        const int64_t key = k0 + j * 8 + (lane % 4) * 2 + (e & 1);
-        s[j][e] = masked && key >= (e < 2 ? vis_a : vis_b) ? -INFINITY : s[j][e] * scale_log2;
+      for (int j = 0; j < kBlockK / 8; j++) {
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+          const int key = k0 + j * 8 + (lane % 4) * 2 + (e & 1);
+          s[i][j][e] = masked && key >= vis[i][e / 2] ? -INFINITY : s[i][j][e] * scale_log2;
+          mx[e / 2] = fmaxf(mx[e / 2], s[i][j][e]);
+        }
       }
-      mx_a = fmaxf(mx_a, fmaxf(s[j][0], s[j][1]));
-      mx_b = fmaxf(mx_b, fmaxf(s[j][2], s[j][3]));
-    }
-    // A row's 64 scores are spread over the 4 lanes of a quad.
-    mx_a = fmaxf(mx_a, __shfl_xor_sync(kFullMask, mx_a, 1));
-    mx_a = fmaxf(mx_a, __shfl_xor_sync(kFullMask, mx_a, 2));
-    mx_b = fmaxf(mx_b, __shfl_xor_sync(kFullMask, mx_b, 1));
-    mx_b = fmaxf(mx_b, __shfl_xor_sync(kFullMask, mx_b, 2));
-    const float new_a = fmaxf(m_a, mx_a), new_b = fmaxf(m_b, mx_b);
-    // A row with no visible key yet keeps max -inf; subtracting 0 keeps exp2 at 0, not NaN.
-    const float ref_a = new_a == -INFINITY ? 0.0f : new_a, ref_b = new_b == -INFINITY ? 0.0f : new_b;
-    const float corr_a = exp2f(m_a - ref_a), corr_b = exp2f(m_b - ref_b);
-    m_a = new_a, m_b = new_b;
-    l_a *= corr_a, l_b *= corr_b;
+      float ref[2];
 #pragma unroll
-    for (int d = 0; d < kHeadDim / 8; d++) o[d][0] *= corr_a, o[d][1] *= corr_a, o[d][2] *= corr_b, o[d][3] *= corr_b;
+      for (int r = 0; r < 2; r++) {
+        // A row's kBlockK scores are spread over the 4 lanes of a quad.
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(kFullMask, mx[r], 1));
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(kFullMask, mx[r], 2));
+        const float next = fmaxf(m[i][r], mx[r]);
+        // A row with no visible key yet keeps max -inf; subtracting 0 keeps exp2 at 0, not NaN.
+        ref[r] = next == -INFINITY ? 0.0f : next;
+        const float corr = exp2f(m[i][r] - ref[r]);
+        m[i][r] = next;
+        l[i][r] *= corr;
 #pragma unroll
-    for (int j = 0; j < kBlockK / 8; j++) {
-      s[j][0] = exp2f(s[j][0] - ref_a), s[j][1] = exp2f(s[j][1] - ref_a);
-      s[j][2] = exp2f(s[j][2] - ref_b), s[j][3] = exp2f(s[j][3] - ref_b);
-      l_a += s[j][0] + s[j][1];
-      l_b += s[j][2] + s[j][3];
+        for (int d = 0; d < kHeadDim / 8; d++) o[i][d][2 * r] *= corr, o[i][d][2 * r + 1] *= corr;
+      }
+#pragma unroll
+      for (int j = 0; j < kBlockK / 8; j++) {
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+          s[i][j][e] = exp2f(s[i][j][e] - ref[e / 2]);
+          l[i][e / 2] += s[i][j][e];
+        }
+      }
     }
 
     // O += P V: the score accumulators of two key groups of 8 are exactly the A fragment of a
-    // 16-key step; V comes transposed out of shared memory.
+    // 16-key step; V comes transposed out of shared memory, each fragment serving both tiles.
 #pragma unroll
     for (int tk = 0; tk < kBlockK / 16; tk++) {
-      const uint32_t p[4] = {pack_bf16x2(s[2 * tk][0], s[2 * tk][1]), pack_bf16x2(s[2 * tk][2], s[2 * tk][3]),
-                             pack_bf16x2(s[2 * tk + 1][0], s[2 * tk + 1][1]),
-                             pack_bf16x2(s[2 * tk + 1][2], s[2 * tk + 1][3])};
+      uint32_t p[kRowTiles][4];
+#pragma unroll
+      for (int i = 0; i < kRowTiles; i++) {
+        p[i][0] = pack_bf16x2(s[i][2 * tk][0], s[i][2 * tk][1]);
+        p[i][1] = pack_bf16x2(s[i][2 * tk][2], s[i][2 * tk][3]);
+        p[i][2] = pack_bf16x2(s[i][2 * tk + 1][0], s[i][2 * tk + 1][1]);
+        p[i][3] = pack_bf16x2(s[i][2 * tk + 1][2], s[i][2 * tk + 1][3]);
+      }
 #pragma unroll
       for (int d = 0; d < kHeadDim / 8; d += 2) {
         uint32_t b[4];
         load_value_fragments<kChunks>(b, vt, tk * 16, d, lane);
-        mma_bf16(o[d], p, b[0], b[1]);
-        mma_bf16(o[d + 1], p, b[2], b[3]);
+#pragma unroll
+        for (int i = 0; i < kRowTiles; i++) {
+          mma_bf16(o[i][d], p[i], b[0], b[1]);
+          mma_bf16(o[i][d + 1], p[i], b[2], b[3]);
+        }
       }
     }
     __syncthreads();  // everyone is done with this buffer before it is refilled
   }
 
-  l_a += __shfl_xor_sync(kFullMask, l_a, 1);
-  l_a += __shfl_xor_sync(kFullMask, l_a, 2);
-  l_b += __shfl_xor_sync(kFullMask, l_b, 1);
-  l_b += __shfl_xor_sync(kFullMask, l_b, 2);
-  const float inv_a = l_a > 0.0f ? 1.0f / l_a : 0.0f, inv_b = l_b > 0.0f ? 1.0f / l_b : 0.0f;
 #pragma unroll
-  for (int d = 0; d < kHeadDim / 8; d++) {
-    const int64_t col = int64_t(h) * kHeadDim + d * 8 + (lane % 4) * 2;
-    if (row_a < n)
-      *reinterpret_cast<float2*>(a.out + row_a * q_stride + col) = make_float2(o[d][0] * inv_a, o[d][1] * inv_a);
-    if (row_b < n)
-      *reinterpret_cast<float2*>(a.out + row_b * q_stride + col) = make_float2(o[d][2] * inv_b, o[d][3] * inv_b);
+  for (int i = 0; i < kRowTiles; i++) {
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+      float sum = l[i][r];
+      sum += __shfl_xor_sync(kFullMask, sum, 1);
+      sum += __shfl_xor_sync(kFullMask, sum, 2);
+      const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+      if (row[i][r] >= n) continue;
+#pragma unroll
+      for (int d = 0; d < kHeadDim / 8; d++) {
+        const int64_t col = int64_t(h) * kHeadDim + d * 8 + (lane % 4) * 2;
+        *reinterpret_cast<float2*>(a.out + int64_t(row[i][r]) * q_stride + col) =
+            make_float2(o[i][d][2 * r] * inv, o[i][d][2 * r + 1] * inv);
+      }
+    }
   }
 }
 
-template <int kHeadDim>
-cudaError_t launch(const AttentionArgs& a, cudaStream_t stream) {
+template <int kHeadDim, int kRowTiles>
+cudaError_t launch_tiles(const AttentionArgs& a, cudaStream_t stream) {
+  constexpr int kBlockQ = block_queries<kRowTiles>();
   constexpr int smem = (kBlockQ + 4 * kBlockK) * (kHeadDim / 8) * int(sizeof(uint4));
-  cudaError_t err = cudaFuncSetAttribute(prefill_attention_kernel<kHeadDim>,
-                                         cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  const auto kernel = prefill_attention_kernel<kHeadDim, kRowTiles>;
+  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (err != cudaSuccess) return err;
   const dim3 grid(unsigned((a.n + kBlockQ - 1) / kBlockQ), unsigned(a.q_heads));
-  return launch(prefill_attention_kernel<kHeadDim>, grid, kThreads, smem, stream, a);
+  return launch(kernel, grid, kThreads, smem, stream, a);
+}
+
+// Two row tiles a warp where their blocks still give every SM one (a 1,024-token chunk of 32
+// heads: 256 blocks; 512 tokens would leave 128 for 132 SMs: 35% slower) and the keys before
+// the chunk are at least kWideKeysPerQuery times its own, else one. Fewer, larger blocks balance
+// the causal triangle's uneven rows worse; only a long prefix amortises it. 1,024 new tokens of
+// 32 heads on an H100 (BM_PrefillAttention), one tile against two: 62.9 / 76.1 µs after no
+// keys, 128 / 135 after 1K, 251 / 260 after 3K, 496 / 498 after 7K, 1,996 / 1,921 after 31K.
+constexpr int64_t kWideKeysPerQuery = 8;
+
+template <int kHeadDim>
+cudaError_t launch(const AttentionArgs& a, cudaStream_t stream) {
+  int device = 0, sms = 0;
+  cudaError_t err = cudaGetDevice(&device);
+  if (err == cudaSuccess) err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  if (err != cudaSuccess) return err;
+  const int64_t wide_blocks = (a.n + block_queries<2>() - 1) / block_queries<2>() * a.q_heads;
+  const bool wide = wide_blocks >= sms && a.keys_before >= kWideKeysPerQuery * a.n;
+  return wide ? launch_tiles<kHeadDim, 2>(a, stream) : launch_tiles<kHeadDim, 1>(a, stream);
 }
 
 }  // namespace

@@ -15,7 +15,8 @@ __global__ void rope_kernel(float* x, const int32_t* __restrict__ positions, con
        idx += int64_t(gridDim.x) * blockDim.x) {
     const int j = int(idx % half);
     const int64_t token_head = idx / half;
-    rotate_pair(x + token_head * (2 * half), j, half, positions[token_head / heads], inv_freq[j], attention_scaling);
+    float* head = x + token_head * (2 * half);
+    rotate_pair(head, head, j, half, positions[token_head / heads], inv_freq[j], attention_scaling);
   }
 }
 

@@ -70,6 +70,24 @@ TEST_P(ModelGolden, ChunkedPrefillThenTokenByTokenDecodeMatchesTransformers) {
   EXPECT_LE(err, kLogitTolerance);
 }
 
+// Each layer's q, k, v (and their biases) and gate, up lie in one allocation, in order, so that
+// a backend may take each group as one matmul (Backend::attention_input, Backend::mlp); the
+// golden tests above run the model built from them.
+TEST_P(ModelGolden, StacksEachLayersProjectionsInOneAllocation) {
+  auto backend = make_cpu_backend();
+  LoadedModel m = load_model(model_dir(GetParam()), *backend, 64);
+  auto follows = [](const Tensor& before, const Tensor& t) {
+    return t.storage == before.storage && t.data == static_cast<const char*>(before.data) + before.bytes();
+  };
+  for (const LayerWeights& l : m.model->weights().layers) {
+    EXPECT_TRUE(follows(l.q, l.k) && follows(l.k, l.v));
+    EXPECT_TRUE(follows(l.gate, l.up));
+    EXPECT_FALSE(follows(l.v, l.o));
+    EXPECT_EQ(m.config.attention_bias, !l.q_bias.empty());
+    if (m.config.attention_bias) EXPECT_TRUE(follows(l.q_bias, l.k_bias) && follows(l.k_bias, l.v_bias));
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Architectures, ModelGolden, ::testing::Values("llama", "qwen2", "qwen3"));
 
 }  // namespace

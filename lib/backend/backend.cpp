@@ -25,6 +25,12 @@ const Tensor& Backend::normed_input(const Tensor& x, const InputNorm& norm) {
   return *norm.normed;
 }
 
+Tensor Backend::upload_weight(const void* host, DType stored, const std::vector<int64_t>& shape) {
+  Tensor t = alloc(shape, weight_dtype(stored));
+  upload_weight_into(t, host, stored);
+  return t;
+}
+
 void Backend::rope_kv_append(Tensor& q, Tensor& k, const Tensor& v, const Tensor& rope_positions,
                              const RopeTable& rope_table, int head_dim, KVCache& cache, int layer,
                              const Tensor& positions, const HeadNorms& norms) {
@@ -36,6 +42,13 @@ void Backend::rope_kv_append(Tensor& q, Tensor& k, const Tensor& v, const Tensor
   rope(q, rope_positions, rope_table, head_dim);
   rope(k, rope_positions, rope_table, head_dim);
   kv_append(cache, layer, k, v, positions);
+}
+
+void Backend::attention_input(const Tensor& x, const InputNorm& norm, const Projection& q, const Projection& k,
+                              const Projection& v, const Tensor& rope_positions, const RopeTable& rope, int head_dim,
+                              KVCache& cache, int layer, const Tensor& positions, const HeadNorms& norms) {
+  matmuls(x, {q, k, v}, norm);
+  rope_kv_append(*q.out, *k.out, *v.out, rope_positions, rope, head_dim, cache, layer, positions, norms);
 }
 
 void Backend::matmul_swiglu(const Tensor& x, const Tensor& gate, const Tensor& up, Tensor& gate_out, Tensor& up_out,

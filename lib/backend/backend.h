@@ -63,8 +63,10 @@ class Backend {
 
   // Memory.
   virtual Tensor alloc(const std::vector<int64_t>& shape, DType dtype) = 0;
-  // Copies a host tensor (checkpoint dtype) into backend memory as weight_dtype(stored).
-  virtual Tensor upload_weight(const void* host, DType stored, const std::vector<int64_t>& shape) = 0;
+  // Copies a host tensor (checkpoint dtype) into backend memory as weight_dtype(stored): into a
+  // new allocation, or into dst (of that dtype; a slice of a larger one, for stacked weights).
+  Tensor upload_weight(const void* host, DType stored, const std::vector<int64_t>& shape);
+  virtual void upload_weight_into(Tensor& dst, const void* host, DType stored) = 0;
   virtual void write(Tensor& dst, const void* host, size_t bytes) = 0;  // same dtype, host -> backend
   virtual void read(const Tensor& src, void* host, size_t bytes) = 0;   // backend -> host, synchronises
   virtual std::vector<float> to_host_f32(const Tensor& t) = 0;
@@ -126,6 +128,13 @@ class Backend {
   virtual void rope_kv_append(Tensor& q, Tensor& k, const Tensor& v, const Tensor& rope_positions,
                               const RopeTable& rope, int head_dim, KVCache& cache, int layer,
                               const Tensor& positions, const HeadNorms& norms);
+  // A layer's attention input: the q, k and v projections of x (normed by `norm`), then
+  // rope_kv_append on their outputs, after which q.out and k.out hold the rotated q and k (v.out
+  // may be left unwritten). When the three weights (and biases) are consecutive row slices of
+  // one matrix (load_weights stacks them so), a backend may project them as one matmul.
+  virtual void attention_input(const Tensor& x, const InputNorm& norm, const Projection& q, const Projection& k,
+                               const Projection& v, const Tensor& rope_positions, const RopeTable& rope, int head_dim,
+                               KVCache& cache, int layer, const Tensor& positions, const HeadNorms& norms);
   // Causal GQA attention of the n newest tokens (just appended) over the kept slots of `layer`.
   // q, out: [n, q_heads * head_dim]; query head h reads KV head h / (q_heads / kv_heads).
   // With a middle region (cache.pruned), every query also sees all of the head's middle slots,

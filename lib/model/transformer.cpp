@@ -14,11 +14,13 @@ namespace {
 
 std::string layer_prefix(int i) { return "model.layers." + std::to_string(i) + "."; }
 
-// Every tensor the config needs, with its shape, in upload order.
+// Every tensor the config needs, with its shape, in upload order. One that joins the one before
+// (k and v after q, their biases likewise, up after gate) shares its allocation: see allocate().
 struct Need {
   std::string name;
   std::vector<int64_t> shape;
   Tensor* slot;
+  bool joins = false;
 };
 
 std::vector<Need> needed_tensors(const ModelConfig& c, ModelWeights& w) {
@@ -31,13 +33,13 @@ std::vector<Need> needed_tensors(const ModelConfig& c, ModelWeights& w) {
     std::string p = layer_prefix(i);
     needs.push_back({p + "input_layernorm.weight", {h}, &l.input_norm});
     needs.push_back({p + "self_attn.q_proj.weight", {q, h}, &l.q});
-    needs.push_back({p + "self_attn.k_proj.weight", {kv, h}, &l.k});
-    needs.push_back({p + "self_attn.v_proj.weight", {kv, h}, &l.v});
+    needs.push_back({p + "self_attn.k_proj.weight", {kv, h}, &l.k, true});
+    needs.push_back({p + "self_attn.v_proj.weight", {kv, h}, &l.v, true});
     needs.push_back({p + "self_attn.o_proj.weight", {h, q}, &l.o});
     if (c.attention_bias) {
       needs.push_back({p + "self_attn.q_proj.bias", {q}, &l.q_bias});
-      needs.push_back({p + "self_attn.k_proj.bias", {kv}, &l.k_bias});
-      needs.push_back({p + "self_attn.v_proj.bias", {kv}, &l.v_bias});
+      needs.push_back({p + "self_attn.k_proj.bias", {kv}, &l.k_bias, true});
+      needs.push_back({p + "self_attn.v_proj.bias", {kv}, &l.v_bias, true});
     }
     if (c.qk_norm) {
       needs.push_back({p + "self_attn.q_norm.weight", {c.head_dim}, &l.q_norm});
@@ -45,12 +47,29 @@ std::vector<Need> needed_tensors(const ModelConfig& c, ModelWeights& w) {
     }
     needs.push_back({p + "post_attention_layernorm.weight", {h}, &l.post_attention_norm});
     needs.push_back({p + "mlp.gate_proj.weight", {inter, h}, &l.gate});
-    needs.push_back({p + "mlp.up_proj.weight", {inter, h}, &l.up});
+    needs.push_back({p + "mlp.up_proj.weight", {inter, h}, &l.up, true});
     needs.push_back({p + "mlp.down_proj.weight", {h, inter}, &l.down});
   }
   needs.push_back({"model.norm.weight", {h}, &w.final_norm});
   if (!c.tie_word_embeddings) needs.push_back({"lm_head.weight", {c.vocab_size, h}, &w.lm_head});
   return needs;
+}
+
+// Allocates every slot: each run of needs joined to its first (of one weight dtype) as
+// consecutive row slices of one allocation, the layout in which a backend may take the run as
+// one matmul (Backend::attention_input, Backend::mlp). stored(i): need i's checkpoint dtype.
+void allocate(const std::vector<Need>& needs, Backend& backend, const std::function<DType(size_t)>& stored) {
+  for (size_t i = 0; i < needs.size();) {
+    const DType dtype = backend.weight_dtype(stored(i));
+    std::vector<int64_t> shape = needs[i].shape;
+    size_t end = i + 1;
+    for (; end < needs.size() && needs[end].joins && backend.weight_dtype(stored(end)) == dtype; end++) {
+      KVLAB_ASSERT(std::equal(shape.begin() + 1, shape.end(), needs[end].shape.begin() + 1, needs[end].shape.end()));
+      shape[0] += needs[end].shape[0];
+    }
+    const Tensor stack = backend.alloc(shape, dtype);
+    for (int64_t row = 0; i < end; row += needs[i].shape[0], i++) *needs[i].slot = stack.slice(row, needs[i].shape[0]);
+  }
 }
 
 }  // namespace
@@ -60,9 +79,10 @@ ModelWeights load_weights(const ModelConfig& c, const Checkpoint& ckpt, Backend&
   std::vector<Need> needs = needed_tensors(c, w);
   std::vector<const TensorRecord*> records;
   for (const Need& n : needs) records.push_back(&ckpt.require(n.name, n.shape));
+  for (const TensorRecord* r : records) check_weight_values(*r);
+  allocate(needs, backend, [&](size_t i) { return records[i]->dtype; });
   for (size_t i = 0; i < needs.size(); i++) {
-    check_weight_values(*records[i]);
-    *needs[i].slot = backend.upload_weight(records[i]->data, records[i]->dtype, needs[i].shape);
+    backend.upload_weight_into(*needs[i].slot, records[i]->data, records[i]->dtype);
     w.bytes += needs[i].slot->bytes();
   }
   if (c.tie_word_embeddings) w.lm_head = w.embed;
@@ -96,6 +116,7 @@ void fill_random_bf16(uint16_t* out, int64_t n, uint64_t seed, float mean, float
 ModelWeights random_weights(const ModelConfig& c, Backend& backend, uint64_t seed) {
   ModelWeights w;
   std::vector<Need> needs = needed_tensors(c, w);
+  allocate(needs, backend, [](size_t) { return DType::BF16; });
   for (size_t t = 0; t < needs.size(); t++) {
     const Need& n = needs[t];
     // Norm weights near 1, everything else small, as an initialised model has them.
@@ -105,7 +126,7 @@ ModelWeights random_weights(const ModelConfig& c, Backend& backend, uint64_t see
     std::vector<uint16_t> host(static_cast<size_t>(numel));
     const uint64_t tensor_seed = splitmix64(seed) ^ splitmix64(~uint64_t(t));
     fill_random_bf16(host.data(), numel, tensor_seed, is_norm ? 1.0f : 0.0f, 0.02f);
-    *n.slot = backend.upload_weight(host.data(), DType::BF16, n.shape);
+    backend.upload_weight_into(*n.slot, host.data(), DType::BF16);
     w.bytes += n.slot->bytes();
   }
   if (c.tie_word_embeddings) w.lm_head = w.embed;
@@ -197,11 +218,11 @@ Tensor Transformer::forward(const std::vector<int32_t>& ids, const std::vector<i
     for (int li = 0; li < c.num_layers; li++) {
       const LayerWeights& l = weights_.layers[size_t(li)];
       auto bias = [](const Tensor& t) { return t.empty() ? nullptr : &t; };
-      b.matmuls(w.x, {{&l.q, bias(l.q_bias), &w.q}, {&l.k, bias(l.k_bias), &w.k}, {&l.v, bias(l.v_bias), &w.v}},
-                {&l.input_norm, eps, &w.norm});
       const Backend::HeadNorms head_norms = c.qk_norm ? Backend::HeadNorms{&l.q_norm, &l.k_norm, eps}
                                                        : Backend::HeadNorms{};
-      b.rope_kv_append(w.q, w.k, w.v, rope_positions, rope_, c.head_dim, cache, li, w.positions, head_norms);
+      b.attention_input(w.x, {&l.input_norm, eps, &w.norm}, {&l.q, bias(l.q_bias), &w.q},
+                        {&l.k, bias(l.k_bias), &w.k}, {&l.v, bias(l.v_bias), &w.v}, rope_positions, rope_,
+                        c.head_dim, cache, li, w.positions, head_norms);
       if (extras.observe_qk) extras.observe_qk(li, w.q, w.k);
       b.attention(w.q, cache, li, scale, w.attn);
       if (scores) b.accumulate_attention(w.q, cache, li, scale, extras.score_first_query);

@@ -89,6 +89,27 @@ class CudaOps : public gpu_testing::BackendPair {
   static Both weights(const std::vector<float>& v, const std::vector<int64_t>& shape) {
     return {cpu().upload_weight(v.data(), DType::F32, shape), gpu().upload_weight(v.data(), DType::F32, shape)};
   }
+  // Weights as consecutive row slices of one allocation on each backend, in the order given, as
+  // load_weights stacks q, k, v (and gate, up): the layout a backend may take as one matmul.
+  // cols 0: vectors (biases).
+  static std::vector<Both> stacked_weights(const std::vector<std::vector<float>>& parts, int64_t cols) {
+    int64_t rows = 0;
+    for (const auto& p : parts) rows += int64_t(p.size()) / std::max<int64_t>(cols, 1);
+    std::vector<Both> out(parts.size());
+    for (Tensor Both::*side : {&Both::cpu, &Both::gpu}) {
+      Backend& b = side == &Both::cpu ? cpu() : gpu();
+      const Tensor all = b.alloc(cols ? std::vector<int64_t>{rows, cols} : std::vector<int64_t>{rows},
+                                 b.weight_dtype(DType::F32));
+      int64_t row = 0;
+      for (size_t i = 0; i < parts.size(); i++) {
+        const int64_t part_rows = int64_t(parts[i].size()) / std::max<int64_t>(cols, 1);
+        out[i].*side = all.slice(row, part_rows);
+        b.upload_weight_into(out[i].*side, parts[i].data(), DType::F32);
+        row += part_rows;
+      }
+    }
+    return out;
+  }
   static Both ints(const std::vector<int32_t>& v, const std::vector<int64_t>& shape) {
     Both t{cpu().alloc(shape, DType::I32), gpu().alloc(shape, DType::I32)};
     cpu().write(t.cpu, v.data(), v.size() * 4);
@@ -353,21 +374,27 @@ TEST_F(CudaOps, MatmulSwiglu) {
 }
 
 // A layer's MLP added into x: the GEMV ops up to n = 8, above it bf16 gate, up and SwiGLU
-// product through cuBLAS, with the norm written straight into the GEMM input. Odd sizes take
-// the elementwise kernels' one-at-a-time path.
+// product through cuBLAS (one GEMM when gate and up are stacked, as load_weights has them),
+// with the norm written straight into the GEMM input. Odd sizes take the elementwise kernels'
+// one-at-a-time path.
 TEST_F(CudaOps, Mlp) {
-  for (auto [n, in, inter] : {std::tuple{1, 4096, 14336}, {8, 128, 129}, {9, 128, 129}, {33, 896, 4864},
-                              {512, 256, 1024}, {13, 96, 77}}) {
+  for (auto [n, in, inter, stack] :
+       {std::tuple{1, 4096, 14336, true}, {8, 128, 129, false}, {9, 128, 129, false}, {9, 128, 129, true},
+        {33, 896, 4864, false}, {33, 896, 4864, true}, {512, 256, 1024, true}, {13, 96, 77, true}}) {
     Both x = acts(random_floats(size_t(n) * in), {n, in});
     Both norm = weights(bf16_exact(random_floats(size_t(in))), {in});
-    Both gate = weights(bf16_exact(random_floats(size_t(inter) * in)), {inter, in});
-    Both up = weights(bf16_exact(random_floats(size_t(inter) * in)), {inter, in});
+    const std::vector<float> gate_w = bf16_exact(random_floats(size_t(inter) * in));
+    const std::vector<float> up_w = bf16_exact(random_floats(size_t(inter) * in));
+    const std::vector<Both> gate_up = stack ? stacked_weights({gate_w, up_w}, in)
+                                            : std::vector<Both>{weights(gate_w, {inter, in}), weights(up_w, {inter, in})};
+    const Both &gate = gate_up[0], &up = gate_up[1];
     Both down = weights(bf16_exact(random_floats(size_t(in) * inter)), {in, inter});
     Both gate_out = poisoned({n, inter}), up_out = poisoned({n, inter}), act = poisoned({n, inter});
     Both normed = poisoned({n, in});
     cpu().mlp(x.cpu, gate.cpu, up.cpu, down.cpu, gate_out.cpu, up_out.cpu, act.cpu, {&norm.cpu, 1e-6f, &normed.cpu});
     gpu().mlp(x.gpu, gate.gpu, up.gpu, down.gpu, gate_out.gpu, up_out.gpu, act.gpu, {&norm.gpu, 1e-6f, &normed.gpu});
-    expect_close(n <= 8 ? "mlp (gemv)" : "mlp (cublas)", x, n <= 8 ? kExact : kBf16x3, shape_name({n, in, inter}));
+    expect_close(n <= 8 ? "mlp (gemv)" : "mlp (cublas)", x, n <= 8 ? kExact : kBf16x3,
+                 shape_name({n, in, inter}) + (stack ? " stacked" : ""));
   }
 }
 
@@ -473,6 +500,7 @@ class CudaAttention : public CudaOps {
       len[size_t(kv_heads)] = prefix;  // one head keeps everything
       set_lengths(c, len);
     }
+    c.gpu.host_length = lengths(c.gpu);  // as the transformer's mirror holds them before a chunk
     append(c, 1, n, prefix);
     // Queries scaled so the softmax is peaked: a wrong key then moves the output visibly. Not
     // bf16-exact: the split-K path carries q's low bits separately, and that must be exercised.
@@ -575,6 +603,70 @@ TEST_F(CudaAttention, RopeKvAppend) {
   }
 }
 
+// A layer's attention input: q, k and v projected from the normed x, then rope_kv_append. Above
+// 8 tokens with stacked weights (and biases) the CUDA backend runs one GEMM into a stacked
+// scratch and the rope/append kernel reads q, k and v from its rows; separate weights, or a
+// decode step, take matmuls + rope_kv_append. q and k (rotated) and the cache are compared.
+TEST_F(CudaAttention, AttentionInput) {
+  for (auto [q_heads, kv_heads, hd, n, stack, bias, normed] :
+       {std::tuple{8, 2, 128, 37, true, false, false}, {7, 1, 128, 37, true, true, false},
+        {4, 2, 64, 9, true, true, true}, {8, 2, 128, 37, true, false, true}, {7, 1, 128, 37, false, true, false},
+        {7, 1, 128, 1, true, true, false}}) {
+    const int capacity = 48, prefix = 5, in = 256;
+    const int64_t qd = int64_t(q_heads) * hd, kvd = int64_t(kv_heads) * hd;
+    BothCache c = new_cache(2, kv_heads, hd, capacity);
+    append(c, 1, prefix, 0);
+    Both x = acts(random_floats(size_t(n) * in), {n, in});
+    Both norm = weights(bf16_exact(random_floats(size_t(in))), {in});
+    const std::vector<std::vector<float>> w = {bf16_exact(random_floats(size_t(qd * in))),
+                                               bf16_exact(random_floats(size_t(kvd * in))),
+                                               bf16_exact(random_floats(size_t(kvd * in)))};
+    const std::vector<std::vector<float>> b = {bf16_exact(random_floats(size_t(qd))),
+                                               bf16_exact(random_floats(size_t(kvd))),
+                                               bf16_exact(random_floats(size_t(kvd)))};
+    const std::vector<Both> wt = stack ? stacked_weights(w, in)
+                                       : std::vector<Both>{weights(w[0], {qd, in}), weights(w[1], {kvd, in}),
+                                                           weights(w[2], {kvd, in})};
+    const std::vector<Both> bt = stacked_weights(b, 0);
+    Both q = poisoned({n, qd}), k = poisoned({n, kvd}), v = poisoned({n, kvd}), normed_x = poisoned({n, in});
+    std::vector<int32_t> p(static_cast<size_t>(n));
+    for (int i = 0; i < n; i++) p[size_t(i)] = prefix + 3 * i;
+    Both pos = ints(p, {n});
+    Both f = f32(inv_freq(hd, 5e5), {hd / 2});
+    Both q_norm = weights(bf16_exact(random_floats(size_t(hd), 1.5f)), {hd});
+    Both k_norm = weights(bf16_exact(random_floats(size_t(hd), 1.5f)), {hd});
+    auto run = [&, hd = hd, bias = bias, normed = normed](Backend& be, Tensor Both::*side, KVCache& cache) {
+      auto proj = [&](size_t j, Both& out) {
+        return Backend::Projection{&(wt[j].*side), bias ? &(bt[j].*side) : nullptr, &(out.*side)};
+      };
+      const Backend::HeadNorms heads = normed ? Backend::HeadNorms{&(q_norm.*side), &(k_norm.*side), 1e-6f}
+                                              : Backend::HeadNorms{};
+      be.attention_input(x.*side, {&(norm.*side), 1e-6f, &(normed_x.*side)}, proj(0, q), proj(1, k), proj(2, v),
+                         pos.*side, RopeTable{f.*side, 1.0f}, hd, cache, 1, pos.*side, heads);
+    };
+    run(cpu(), &Both::cpu, c.cpu);
+    run(gpu(), &Both::gpu, c.gpu);
+    const std::string what = shape_name({q_heads, kv_heads, hd, n}) + (stack ? " stacked" : "") +
+                             (bias ? " +bias" : "") + (normed ? " head-normed" : "");
+    // One GEMM over x rounded to bf16 (the GEMV: exact); the cache adds K's and V's rounding.
+    const double tol = n <= 8 ? kExact : kBf16x;
+    expect_close("attention_input q", q, tol, what);
+    expect_close("attention_input k", k, tol, what);
+    ASSERT_EQ(lengths(c.cpu), lengths(c.gpu)) << what;
+    for (int h = 0; h < kv_heads; h++) {
+      for (const bool is_k : {true, false}) {
+        const std::vector<float> want = cpu().to_host_f32(is_k ? c.cpu.k[1] : c.cpu.v[1]);
+        const std::vector<float> got = gpu().to_host_f32(is_k ? c.gpu.k[1] : c.gpu.v[1]);
+        const long begin = long(h) * capacity * hd, end = begin + long(prefix + n) * hd;
+        EXPECT_LE(rel_error(std::vector<float>(got.begin() + begin, got.begin() + end),
+                            std::vector<float>(want.begin() + begin, want.begin() + end)),
+                  tol + kBf16x)
+            << what << (is_k ? " K" : " V") << " of head " << h;
+      }
+    }
+  }
+}
+
 TEST_F(CudaAttention, KvAppendRoundsToBf16) {
   BothCache c = new_cache(1, 2, 64, 8);
   const std::vector<float> raw = random_floats(2 * 2 * 64);  // not bf16-exact
@@ -607,8 +699,10 @@ TEST_F(CudaAttention, DecodeLongContext) {
   }
 }
 
-// A chunk of n new tokens after `prefix` cached ones: n = 3 (split-K path), 9, 65, 300, 1000
-// (tensor cores, partial 64-row tiles), head_dim 96 for the fallback.
+// A chunk of n new tokens after `prefix` cached ones: n = 3 (split-K path), 9, 65, 300 (tensor
+// cores, a 16-row tile a warp, partial blocks), 1000 at 28 heads, 1200 at 14; 300 at 64 and 48
+// heads after 2500 (enough blocks, and keys before them, for two tiles a warp on a GPU of up to
+// 144 SMs), head_dim 96 for the fallback.
 TEST_F(CudaAttention, Prefill) {
   struct Case {
     int q_heads, kv_heads, hd, prefix, n;
@@ -617,7 +711,8 @@ TEST_F(CudaAttention, Prefill) {
   const Case cases[] = {{28, 4, 128, 0, 1, false},   {28, 4, 128, 0, 3, false},   {28, 4, 128, 100, 3, true},
                         {28, 4, 128, 0, 300, false}, {28, 4, 128, 100, 300, true}, {28, 4, 128, 0, 1000, false},
                         {14, 2, 64, 0, 9, false},    {14, 2, 64, 37, 65, true},   {32, 8, 128, 4097, 300, true},
-                        {14, 2, 64, 4097, 300, false}, {16, 4, 96, 50, 20, true}, {8, 8, 64, 0, 64, false}};
+                        {14, 2, 64, 4097, 300, false}, {16, 4, 96, 50, 20, true}, {8, 8, 64, 0, 64, false},
+                        {14, 2, 64, 37, 1200, true},  {64, 8, 128, 2500, 300, true}, {48, 4, 64, 2500, 300, false}};
   for (const Case& c : cases) check(c.q_heads, c.kv_heads, c.hd, c.prefix, c.n, c.ragged);
 }
 

@@ -106,10 +106,9 @@ class CpuBackend final : public Backend {
     return t;
   }
 
-  Tensor upload_weight(const void* host, DType stored, const std::vector<int64_t>& shape) override {
-    Tensor t = alloc(shape, DType::F32);
-    convert_to_f32(host, stored, size_t(t.numel()), t.ptr<float>());
-    return t;
+  void upload_weight_into(Tensor& dst, const void* host, DType stored) override {
+    check_f32(dst, "weight");
+    convert_to_f32(host, stored, size_t(dst.numel()), dst.ptr<float>());
   }
 
   void write(Tensor& dst, const void* host, size_t bytes) override {

@@ -30,6 +30,7 @@ CublasLibrary open_cublas() {
   bind(lib, "cublasGetVersion_v2", c.get_version);
   bind(lib, "cublasGetStatusString", c.status_string);
   bind(lib, "cublasGemmEx", c.gemm_ex);
+  bind(lib, "cublasGemmStridedBatchedEx", c.gemm_strided_batched_ex);
   return c;  // the library stays open for the process's life
 }
 
