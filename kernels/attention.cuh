@@ -67,6 +67,6 @@ DecodePlan decode_attention_plan(const AttentionArgs& a, int sm_count, const Pru
 cudaError_t decode_attention(const AttentionArgs& a, const DecodePlan& plan, void* workspace, cudaStream_t stream,
                              const PrunedKeys* pruned = nullptr);
 
-cudaError_t prefill_attention(const AttentionArgs& a, cudaStream_t stream);
+cudaError_t prefill_attention(const AttentionArgs& a, int sm_count, cudaStream_t stream);
 
 }  // namespace kvlab::kernels

@@ -5,12 +5,11 @@
 // 16-row MMA tiles. With two, every K and V fragment a warp reads from shared memory feeds two
 // MMAs (shared memory bandwidth, not the tensor cores, bounds a warp of one tile), but a chunk
 // makes half the blocks: the launcher takes two only when they still fill the GPU and a long
-// prefix evens out the blocks' work. One tile's
-// bf16 Q fragments stay in registers; two tiles' would not fit beside their accumulators, so
-// they are read from shared memory a 16-channel step at a time. Key/value tiles of kBlockK slots
-// are streamed through shared memory with cp.async, double buffered, and the softmax is computed
-// online per row, so memory is O(tile) whatever n and the cache length. Tiles are swizzled
-// (tensor_core.cuh).
+// prefix evens out the blocks' work. One tile's bf16 Q fragments stay in registers; two tiles'
+// would not fit beside their accumulators, so they are read from shared memory a 16-channel
+// step at a time. Key/value tiles of kBlockK slots are streamed through shared memory with
+// cp.async, double buffered, and the softmax is computed online per row, so memory is O(tile)
+// whatever n and the cache length. Tiles are swizzled (tensor_core.cuh).
 #include "attention.cuh"
 #include "device_common.cuh"
 #include "launch.cuh"
@@ -244,13 +243,9 @@ cudaError_t launch_tiles(const AttentionArgs& a, cudaStream_t stream) {
 constexpr int64_t kWideKeysPerQuery = 8;
 
 template <int kHeadDim>
-cudaError_t launch(const AttentionArgs& a, cudaStream_t stream) {
-  int device = 0, sms = 0;
-  cudaError_t err = cudaGetDevice(&device);
-  if (err == cudaSuccess) err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-  if (err != cudaSuccess) return err;
+cudaError_t launch(const AttentionArgs& a, int sm_count, cudaStream_t stream) {
   const int64_t wide_blocks = (a.n + block_queries<2>() - 1) / block_queries<2>() * a.q_heads;
-  const bool wide = wide_blocks >= sms && a.keys_before >= kWideKeysPerQuery * a.n;
+  const bool wide = wide_blocks >= sm_count && a.keys_before >= kWideKeysPerQuery * a.n;
   return wide ? launch_tiles<kHeadDim, 2>(a, stream) : launch_tiles<kHeadDim, 1>(a, stream);
 }
 
@@ -258,12 +253,12 @@ cudaError_t launch(const AttentionArgs& a, cudaStream_t stream) {
 
 bool prefill_attention_supports(int head_dim) { return head_dim == 64 || head_dim == 128; }
 
-cudaError_t prefill_attention(const AttentionArgs& a, cudaStream_t stream) {
+cudaError_t prefill_attention(const AttentionArgs& a, int sm_count, cudaStream_t stream) {
   if (a.n == 0) return cudaSuccess;
   if (a.kv_heads <= 0 || a.q_heads % a.kv_heads != 0) return cudaErrorInvalidValue;
   switch (a.head_dim) {
-    case 64: return launch<64>(a, stream);
-    case 128: return launch<128>(a, stream);
+    case 64: return launch<64>(a, sm_count, stream);
+    case 128: return launch<128>(a, sm_count, stream);
     default: return cudaErrorInvalidValue;
   }
 }
