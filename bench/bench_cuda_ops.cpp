@@ -380,7 +380,7 @@ void BM_PrefillAttentionInput(benchmark::State& state) {
   const double s = run(state, *b, double(w[0].bytes() + w[1].bytes() + w[2].bytes()), [&](int) {
     b->write(cache.length, zero.data(), zero.size() * 4);
     b->attention_input(x, {&norm, 1e-5f, &normed}, {&w[0], nullptr, &q}, {&w[1], nullptr, &k}, {&w[2], nullptr, &v},
-                       pos, rope, hd, cache, 0, pos, {});
+                       pos, rope, hd, cache, 0, pos, {}, {});
   });
   state.counters["TFLOPs"] = 2.0 * n * hidden * (q_heads + 2 * kv_heads) * hd / s * 1e-12;
 }

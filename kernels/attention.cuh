@@ -13,6 +13,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kv_append.cuh"
+
 namespace kvlab::kernels {
 
 struct AttentionArgs {
@@ -26,6 +28,13 @@ struct AttentionArgs {
   float scale;
   int64_t keys_before = 0;   // the host's count of a head's kept keys before the n new ones: a
                              // hint that shapes the prefill launch, never what it reads
+  // A decode step's token not yet in the cache (append.n = 1; 0: none): decode_attention then
+  // does rope_kv_append's work itself, saving its launch. q is the unrotated query; the block
+  // that attends slot length[h] first writes the rotated key, the value and the position there,
+  // the splits write rope.q_out and rope.k_out as rope_kv_append would, and the merge advances
+  // the lengths once every block has read them. See decode_attention_appends.
+  KvAppendArgs append{};
+  RopeArgs rope{};
 };
 
 // LeanK's middle region of one layer (lib/backend/kv_cache.h: ChannelPrunedKV): older than
@@ -64,6 +73,10 @@ struct DecodePlan {
   size_t workspace_bytes = 0;  // partial results to merge; 0 when there is a single split
 };
 DecodePlan decode_attention_plan(const AttentionArgs& a, int sm_count, const PrunedKeys* pruned = nullptr);
+// Whether decode_attention can append a's new token itself under this plan: one query, head_dim
+// 64 or 128, a GQA group of at most 8 (one block per split and KV head), rotation without head
+// norms, no middle region, and a merge to advance the lengths after every split.
+bool decode_attention_appends(const AttentionArgs& a, const DecodePlan& plan, const PrunedKeys* pruned);
 cudaError_t decode_attention(const AttentionArgs& a, const DecodePlan& plan, void* workspace, cudaStream_t stream,
                              const PrunedKeys* pruned = nullptr);
 

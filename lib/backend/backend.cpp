@@ -46,9 +46,11 @@ void Backend::rope_kv_append(Tensor& q, Tensor& k, const Tensor& v, const Tensor
 
 void Backend::attention_input(const Tensor& x, const InputNorm& norm, const Projection& q, const Projection& k,
                               const Projection& v, const Tensor& rope_positions, const RopeTable& rope, int head_dim,
-                              KVCache& cache, int layer, const Tensor& positions, const HeadNorms& norms) {
+                              KVCache& cache, int layer, const Tensor& positions, const HeadNorms& norms,
+                              const Attend& attend) {
   matmuls(x, {q, k, v}, norm);
   rope_kv_append(*q.out, *k.out, *v.out, rope_positions, rope, head_dim, cache, layer, positions, norms);
+  if (attend.out) attention(*q.out, cache, layer, attend.scale, *attend.out);
 }
 
 void Backend::matmul_swiglu(const Tensor& x, const Tensor& gate, const Tensor& up, Tensor& gate_out, Tensor& up_out,

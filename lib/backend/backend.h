@@ -128,13 +128,20 @@ class Backend {
   virtual void rope_kv_append(Tensor& q, Tensor& k, const Tensor& v, const Tensor& rope_positions,
                               const RopeTable& rope, int head_dim, KVCache& cache, int layer,
                               const Tensor& positions, const HeadNorms& norms);
+  // With `out`: attention(q.out, cache, layer, scale, *out) after the attention input, which a
+  // backend may then fold into its attention (the CUDA decode step appends in its splits).
+  struct Attend {
+    float scale = 0.0f;
+    Tensor* out = nullptr;  // null: the input only
+  };
   // A layer's attention input: the q, k and v projections of x (normed by `norm`), then
   // rope_kv_append on their outputs, after which q.out and k.out hold the rotated q and k (v.out
-  // may be left unwritten). When the three weights (and biases) are consecutive row slices of
-  // one matrix (load_weights stacks them so), a backend may project them as one matmul.
+  // may be left unwritten); then `attend`. When the three weights (and biases) are consecutive
+  // row slices of one matrix (load_weights stacks them so), a backend may project them as one matmul.
   virtual void attention_input(const Tensor& x, const InputNorm& norm, const Projection& q, const Projection& k,
                                const Projection& v, const Tensor& rope_positions, const RopeTable& rope, int head_dim,
-                               KVCache& cache, int layer, const Tensor& positions, const HeadNorms& norms);
+                               KVCache& cache, int layer, const Tensor& positions, const HeadNorms& norms,
+                               const Attend& attend);
   // Causal GQA attention of the n newest tokens (just appended) over the kept slots of `layer`.
   // q, out: [n, q_heads * head_dim]; query head h reads KV head h / (q_heads / kv_heads).
   // With a middle region (cache.pruned), every query also sees all of the head's middle slots,

@@ -220,11 +220,15 @@ Tensor Transformer::forward(const std::vector<int32_t>& ids, const std::vector<i
       auto bias = [](const Tensor& t) { return t.empty() ? nullptr : &t; };
       const Backend::HeadNorms head_norms = c.qk_norm ? Backend::HeadNorms{&l.q_norm, &l.k_norm, eps}
                                                        : Backend::HeadNorms{};
+      // An observer sees q and k between the input and the attention, which then run apart.
+      const bool observed = bool(extras.observe_qk);
       b.attention_input(w.x, {&l.input_norm, eps, &w.norm}, {&l.q, bias(l.q_bias), &w.q},
                         {&l.k, bias(l.k_bias), &w.k}, {&l.v, bias(l.v_bias), &w.v}, rope_positions, rope_,
-                        c.head_dim, cache, li, w.positions, head_norms);
-      if (extras.observe_qk) extras.observe_qk(li, w.q, w.k);
-      b.attention(w.q, cache, li, scale, w.attn);
+                        c.head_dim, cache, li, w.positions, head_norms, {scale, observed ? nullptr : &w.attn});
+      if (observed) {
+        extras.observe_qk(li, w.q, w.k);
+        b.attention(w.q, cache, li, scale, w.attn);
+      }
       if (scores) b.accumulate_attention(w.q, cache, li, scale, extras.score_first_query);
       b.matmuls(w.attn, {{&l.o, nullptr, &w.x, true}}, {});
       b.mlp(w.x, l.gate, l.up, l.down, w.gate, w.up, w.act, {&l.post_attention_norm, eps, &w.norm});

@@ -642,7 +642,7 @@ TEST_F(CudaAttention, AttentionInput) {
       const Backend::HeadNorms heads = normed ? Backend::HeadNorms{&(q_norm.*side), &(k_norm.*side), 1e-6f}
                                               : Backend::HeadNorms{};
       be.attention_input(x.*side, {&(norm.*side), 1e-6f, &(normed_x.*side)}, proj(0, q), proj(1, k), proj(2, v),
-                         pos.*side, RopeTable{f.*side, 1.0f}, hd, cache, 1, pos.*side, heads);
+                         pos.*side, RopeTable{f.*side, 1.0f}, hd, cache, 1, pos.*side, heads, {});
     };
     run(cpu(), &Both::cpu, c.cpu);
     run(gpu(), &Both::gpu, c.gpu);
@@ -662,6 +662,83 @@ TEST_F(CudaAttention, AttentionInput) {
                             std::vector<float>(want.begin() + begin, want.begin() + end)),
                   tol + kBf16x)
             << what << (is_k ? " K" : " V") << " of head " << h;
+      }
+    }
+  }
+}
+
+// A decode step's attention input with its attention (Backend::Attend), two steps in a row. Where
+// decode attention runs more than one split on tensor cores over a GQA group of at most 8 without
+// head norms, the CUDA backend folds rope_kv_append into it (kernels::decode_attention_appends):
+// the block that attends the new slot writes the token there, the first split writes q.out, the
+// merge advances the lengths. That path leaves v.out unwritten (the contract allows it), so the
+// NaN left there shows which path ran. The slot alone (prefix 0), 17 and 4097 cached tokens,
+// Qwen2.5-7B's 28 / 4 heads with biases, head_dim 64; a group of 16 and head norms run apart.
+TEST_F(CudaAttention, AttentionInputAttends) {
+  for (auto [q_heads, kv_heads, hd, prefix, bias, normed, folded] :
+       {std::tuple{32, 8, 128, 0, false, false, true}, {32, 8, 128, 17, false, false, true},
+        {28, 4, 128, 4097, true, false, true}, {14, 2, 64, 17, true, false, true}, {8, 8, 64, 4097, false, false, true},
+        {32, 2, 128, 17, false, false, false}, {8, 2, 128, 17, false, true, false}}) {
+    const int capacity = prefix + 200, in = 256;
+    const int64_t qd = int64_t(q_heads) * hd, kvd = int64_t(kv_heads) * hd;
+    BothCache c = new_cache(2, kv_heads, hd, capacity);
+    append(c, 1, prefix, 0);
+    Both norm = weights(bf16_exact(random_floats(size_t(in))), {in});
+    const std::vector<Both> wt = stacked_weights({bf16_exact(random_floats(size_t(qd * in))),
+                                                  bf16_exact(random_floats(size_t(kvd * in))),
+                                                  bf16_exact(random_floats(size_t(kvd * in)))},
+                                                 in);
+    const std::vector<Both> bt = stacked_weights({bf16_exact(random_floats(size_t(qd))),
+                                                  bf16_exact(random_floats(size_t(kvd))),
+                                                  bf16_exact(random_floats(size_t(kvd)))},
+                                                 0);
+    Both f = f32(inv_freq(hd, 5e5), {hd / 2});
+    Both q_norm = weights(bf16_exact(random_floats(size_t(hd), 1.5f)), {hd});
+    Both k_norm = weights(bf16_exact(random_floats(size_t(hd), 1.5f)), {hd});
+    const float scale = 1.0f / std::sqrt(float(hd));
+    for (int step = 0; step < 2; step++) {
+      const std::string what = shape_name({q_heads, kv_heads, hd, prefix}) + (bias ? " +bias" : "") +
+                               (normed ? " head-normed" : "") + " step " + std::to_string(step);
+      Both x = acts(random_floats(size_t(in)), {1, in});
+      Both q = poisoned({1, qd}), k = poisoned({1, kvd}), v = poisoned({1, kvd}), normed_x = poisoned({1, in});
+      Both out = poisoned({1, qd});
+      Both pos = ints({prefix + step}, {1}), rope_pos = ints({3 * (prefix + step) + 1}, {1});
+      auto run = [&, hd = hd, bias = bias, normed = normed](Backend& be, Tensor Both::*side, KVCache& cache) {
+        auto proj = [&](size_t j, Both& o) {
+          return Backend::Projection{&(wt[j].*side), bias ? &(bt[j].*side) : nullptr, &(o.*side)};
+        };
+        const Backend::HeadNorms heads = normed ? Backend::HeadNorms{&(q_norm.*side), &(k_norm.*side), 1e-6f}
+                                                : Backend::HeadNorms{};
+        be.attention_input(x.*side, {&(norm.*side), 1e-6f, &(normed_x.*side)}, proj(0, q), proj(1, k), proj(2, v),
+                           rope_pos.*side, RopeTable{f.*side, 1.0f}, hd, cache, 1, pos.*side, heads,
+                           {scale, &(out.*side)});
+      };
+      run(cpu(), &Both::cpu, c.cpu);
+      run(gpu(), &Both::gpu, c.gpu);
+      expect_close("attention_input q", q, kExact, what);
+      expect_close("attention_input k", k, kExact, what);
+      expect_close("attention (appending)", out, kDecodeAttention, what);
+      const std::vector<float> v_gpu = gpu().to_host_f32(v.gpu);
+      EXPECT_EQ(std::isnan(v_gpu[0]), folded) << what << ": v.out " << (folded ? "written" : "unwritten");
+      const std::vector<int32_t> len = lengths(c.cpu);
+      ASSERT_EQ(lengths(c.gpu), len) << what;
+      std::vector<int32_t> pc(size_t(c.cpu.position.numel())), pg(pc.size());
+      cpu().read(c.cpu.position, pc.data(), pc.size() * 4);
+      gpu().read(c.gpu.position, pg.data(), pg.size() * 4);
+      for (int h = 0; h < kv_heads; h++) {
+        const int kept = len[size_t(kv_heads + h)];
+        EXPECT_EQ(kept, prefix + step + 1) << what;
+        const long slot = long(kv_heads + h) * capacity + kept - 1;
+        EXPECT_EQ(pg[size_t(slot)], pc[size_t(slot)]) << what << " position of head " << h;
+        for (const bool is_k : {true, false}) {
+          const std::vector<float> want = cpu().to_host_f32(is_k ? c.cpu.k[1] : c.cpu.v[1]);
+          const std::vector<float> got = gpu().to_host_f32(is_k ? c.gpu.k[1] : c.gpu.v[1]);
+          const long begin = long(h) * capacity * hd, end = begin + long(kept) * hd;
+          EXPECT_LE(rel_error(std::vector<float>(got.begin() + begin, got.begin() + end),
+                              std::vector<float>(want.begin() + begin, want.begin() + end)),
+                    kBf16x)
+              << what << (is_k ? " K" : " V") << " of head " << h;
+        }
       }
     }
   }

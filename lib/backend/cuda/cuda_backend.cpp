@@ -434,8 +434,9 @@ class CudaBackend final : public Backend {
       Backend::rope_kv_append(q, k, v, rope_positions, rope_table, head_dim, cache, layer, positions, norms);
       return;
     }
-    launch_rope_kv_append(append_args(cache, layer, k, v, positions), q.ptr<float>(), q.cols(), q, k, rope_positions,
-                          rope_table, head_dim, norms);
+    const kernels::KvAppendArgs a = append_args(cache, layer, k, v, positions);
+    KVLAB_CUDA_CHECK(kernels::rope_kv_append(
+        a, rope_args(a, q.ptr<float>(), q.cols(), q, k, rope_positions, rope_table, head_dim, norms), stream_));
   }
 
   // Prefill with load_weights' stacked q/k/v weights: one GEMM into a stacked [n, q + 2 kv]
@@ -443,14 +444,19 @@ class CudaBackend final : public Backend {
   // 1,024 tokens on an H100, q's GEMM takes 58 µs and k's and v's 25 each; all three as one, 80.
   void attention_input(const Tensor& x, const InputNorm& norm, const Projection& q, const Projection& k,
                        const Projection& v, const Tensor& rope_positions, const RopeTable& rope_table, int head_dim,
-                       KVCache& cache, int layer, const Tensor& positions, const HeadNorms& norms) override {
+                       KVCache& cache, int layer, const Tensor& positions, const HeadNorms& norms,
+                       const Attend& attend) override {
     const int64_t n = x.rows();
     const Tensor w = stacked({q.w, k.w, v.w});
     const Tensor bias = stacked({q.bias, k.bias, v.bias});
     const bool biased = q.bias || k.bias || v.bias;
+    if (attend.out && n == 1 && head_dim == cache.head_dim && !q.accumulate && !k.accumulate && !v.accumulate &&
+        attend_appending(x, norm, q, k, v, rope_positions, rope_table, cache, layer, positions, norms, attend))
+      return;
     if (n <= kernels::kGemvMaxRows || head_dim != cache.head_dim || w.empty() || (biased && bias.empty()) ||
         q.accumulate || k.accumulate || v.accumulate) {
-      Backend::attention_input(x, norm, q, k, v, rope_positions, rope_table, head_dim, cache, layer, positions, norms);
+      Backend::attention_input(x, norm, q, k, v, rope_positions, rope_table, head_dim, cache, layer, positions, norms,
+                               attend);
       return;
     }
     for (const Projection* p : {&q, &k, &v}) check_matmul(x, *p->w, p->bias, *p->out);
@@ -461,10 +467,45 @@ class CudaBackend final : public Backend {
     a.k = out + q.w->rows();
     a.v = a.k + k.w->rows();
     a.stride = rows;
-    launch_rope_kv_append(a, out, rows, *q.out, *k.out, rope_positions, rope_table, head_dim, norms);
+    KVLAB_CUDA_CHECK(
+        kernels::rope_kv_append(a, rope_args(a, out, rows, *q.out, *k.out, rope_positions, rope_table, head_dim, norms),
+                                stream_));
+    if (attend.out) attention(*q.out, cache, layer, attend.scale, *attend.out);
   }
 
-  void attention(const Tensor& q, const KVCache& cache, int layer, float scale, Tensor& out) override {
+  // A decode step whose attention launch can append its token (kernels::decode_attention_appends):
+  // q, k and v by one GEMV into the stacked scratch, then decode attention rotates and appends
+  // them in its splits, and its merge advances the lengths: rope_kv_append's launch saved.
+  bool attend_appending(const Tensor& x, const InputNorm& norm, const Projection& q, const Projection& k,
+                        const Projection& v, const Tensor& rope_positions, const RopeTable& rope_table, KVCache& cache,
+                        int layer, const Tensor& positions, const HeadNorms& norms, const Attend& attend) {
+    if (!cache.pruned.empty() || norms.q || rope_table.inv_freq.empty()) return false;
+    kernels::AttentionArgs a = attention_args(*q.out, cache, layer, attend.scale, *attend.out);
+    const kernels::DecodePlan plan = kernels::decode_attention_plan(a, prop_.multiProcessorCount);
+    a.append.n = 1;
+    a.rope.inv_freq = rope_table.inv_freq.ptr<float>();
+    if (!kernels::decode_attention_appends(a, plan, nullptr)) return false;
+    for (const Projection* p : {&q, &k, &v}) check_matmul(x, *p->w, p->bias, *p->out);
+    const int64_t qd = q.w->rows(), kvd = k.w->rows(), rows = qd + 2 * kvd;
+    float* out = static_cast<float*>(stacked_qkv_.get(size_t(rows) * sizeof(float), stream_));
+    kernels::GemvWeight weights[] = {{bf16(*q.w), q.bias ? bf16(*q.bias) : nullptr, out, qd, false},
+                                     {bf16(*k.w), k.bias ? bf16(*k.bias) : nullptr, out + qd, kvd, false},
+                                     {bf16(*v.w), v.bias ? bf16(*v.bias) : nullptr, out + qd + kvd, kvd, false}};
+    KVLAB_CUDA_CHECK(kernels::gemv(x.ptr<float>(), gemv_norm(x, norm), weights, 3, 1, x.cols(),
+                                   prop_.multiProcessorCount, stream_));
+    a.append = append_args(cache, layer, *k.out, *v.out, positions);
+    a.append.k = out + qd;
+    a.append.v = out + qd + kvd;
+    a.append.stride = rows;
+    a.rope = rope_args(a.append, out, rows, *q.out, *k.out, rope_positions, rope_table, cache.head_dim, norms);
+    a.q = out;
+    void* workspace = attention_partial_.get(plan.workspace_bytes, stream_);
+    KVLAB_CUDA_CHECK(kernels::decode_attention(a, plan, workspace, stream_));
+    return true;
+  }
+
+  // The arguments of attention(q, cache, layer, scale, out), checked.
+  kernels::AttentionArgs attention_args(const Tensor& q, const KVCache& cache, int layer, float scale, Tensor& out) {
     KVLAB_ASSERT(layer >= 0 && layer < cache.layers);
     require_tensor(q, DType::F32, "attention q");
     require_tensor(out, DType::F32, "attention output");
@@ -484,7 +525,13 @@ class CudaBackend final : public Backend {
     a.capacity = cache.capacity;
     a.scale = scale;
     require(a.q_heads % a.kv_heads == 0, "attention: q heads must be a multiple of KV heads");
+    return a;
+  }
+
+  void attention(const Tensor& q, const KVCache& cache, int layer, float scale, Tensor& out) override {
+    kernels::AttentionArgs a = attention_args(q, cache, layer, scale, out);
     if (a.n == 0) return;
+    const int hd = cache.head_dim;
     const ChannelPrunedKV& mid = cache.pruned;
     // The prefill kernel knows no middle region: it serves a prompt before anything is demoted
     // (the host mirror says so); later, only the split-K kernels see the middle.
@@ -814,11 +861,11 @@ class CudaBackend final : public Backend {
     return a;
   }
 
-  // The rope_kv_append kernel on a's keys and values and on the queries q (rows q_stride apart),
-  // rotated into q_out and k_out (whose shape append_args checked as a's).
-  void launch_rope_kv_append(const kernels::KvAppendArgs& a, const float* q, int64_t q_stride, Tensor& q_out,
-                             Tensor& k_out, const Tensor& rope_positions, const RopeTable& rope_table, int head_dim,
-                             const HeadNorms& norms) {
+  // The rotation (and head norms) of the queries q (rows q_stride apart) and of a's keys, into
+  // q_out and k_out (whose shape append_args checked as a's keys).
+  kernels::RopeArgs rope_args(const kernels::KvAppendArgs& a, const float* q, int64_t q_stride, Tensor& q_out,
+                              Tensor& k_out, const Tensor& rope_positions, const RopeTable& rope_table, int head_dim,
+                              const HeadNorms& norms) {
     const int64_t n = a.n;
     if (norms.q) {
       require_tensor(*norms.q, DType::BF16, "q head norm weight");
@@ -842,7 +889,7 @@ class CudaBackend final : public Backend {
       r.k_norm = bf16(*norms.k);
       r.norm_eps = norms.eps;
     }
-    KVLAB_CUDA_CHECK(kernels::rope_kv_append(a, r, stream_));
+    return r;
   }
 
   // The tensors as one [sum of rows, ...] when each is the slice of one allocation that follows
@@ -890,7 +937,7 @@ class CudaBackend final : public Backend {
   bool graphs_ = true;                // capture_or_replay records CUDA graphs
   ScratchState scratch_{std::make_shared<AllocationCounter>(), 0};
   Scratch gemm_input_{&scratch_};         // bf16 copy of a prefill matmul's input
-  Scratch stacked_qkv_{&scratch_};        // prefill's q, k and v from one GEMM (attention_input)
+  Scratch stacked_qkv_{&scratch_};        // q, k and v from one GEMM (prefill) or GEMV (decode appending in attention)
   Scratch attention_partial_{&scratch_};  // split-K partial results of decode attention
   Scratch score_partial_{&scratch_};      // row statistics of accumulate_attention
   Scratch compact_scratch_{&scratch_};    // kv_compact's staging rows
