@@ -75,7 +75,7 @@ struct DecodePlan {
 DecodePlan decode_attention_plan(const AttentionArgs& a, int sm_count, const PrunedKeys* pruned = nullptr);
 // Whether decode_attention can append a's new token itself under this plan: one query, head_dim
 // 64 or 128, a GQA group of at most 8 (one block per split and KV head), rotation without head
-// norms, no middle region, and a merge to advance the lengths after every split.
+// norms, and a merge to advance the lengths after every split (the token joins the full region).
 bool decode_attention_appends(const AttentionArgs& a, const DecodePlan& plan, const PrunedKeys* pruned);
 cudaError_t decode_attention(const AttentionArgs& a, const DecodePlan& plan, void* workspace, cudaStream_t stream,
                              const PrunedKeys* pruned = nullptr);

@@ -84,13 +84,12 @@ __device__ void append_new_token(const AttentionArgs& a, int kvh, int slot) {
     const bool key = c < kChunks;
     const int ch = (key ? c : c - kChunks) * 8;
     float x[8];
-    if (key) {
-      rotate_chunk8(ap.k + row, ch, kHeadDim / 2, a.rope.positions[0], a.rope.inv_freq, a.rope.attention_scaling, x);
-      store<8>(a.rope.k_out + row + ch, x);
-    } else {
 #pragma unroll
-      for (int i = 0; i < 8; i++) x[i] = ap.v[row + ch + i];
-    }
+    for (int i = 0; i < 8; i++)
+      x[i] = key ? rotated_channel(ap.k + row, ch + i, kHeadDim / 2, a.rope.positions[0], a.rope.inv_freq,
+                                   a.rope.attention_scaling)
+                 : ap.v[row + ch + i];
+    if (key) store<8>(a.rope.k_out + row + ch, x);
     store<8>((key ? ap.cache_k : ap.cache_v) + dst + ch, x);
   }
   if (threadIdx.x == 0) ap.cache_position[int64_t(kvh) * ap.capacity + slot] = ap.positions[0];
@@ -127,10 +126,10 @@ __device__ __forceinline__ void mma_attend(const AttentionArgs& a, const Region&
   const int k_begin = min(kv_end, slot.split * per_split);
   const int k_end = min(kv_end, k_begin + per_split);
   const int tiles = (k_end - k_begin + kTileKeys - 1) / kTileKeys;
-  // With a new token to append (only in the full region, one block per split and KV head), the
-  // block whose keys include its slot writes it before it loads them.
+  // With a new token to append (one block per split and KV head), the full region's block
+  // whose keys include its slot writes it before it loads them.
   const bool appends = a.append.n > 0;
-  if (appends && k_begin < len && len - 1 < k_end) {
+  if (appends && reg.causal && k_begin < len && len - 1 < k_end) {
     append_new_token<kHeadDim>(a, kvh, len - 1);
     __syncthreads();  // the writes are visible to the block's cp.async reads
   }
@@ -170,12 +169,16 @@ __device__ __forceinline__ void mma_attend(const AttentionArgs& a, const Region&
       const int h = kvh * group + int(row % group);
       const float* qh = a.q + qi * q_stride + int64_t(h) * kHeadDim;
       float x[8];
-      if (reg.channels) {
+      if (reg.channels || appends) {
 #pragma unroll
-        for (int j = 0; j < 8; j++) x[j] = qh[reg.channels[ch * 8 + j]];
-      } else if (appends) {
-        rotate_chunk8(qh, ch * 8, kHeadDim / 2, a.rope.positions[qi], a.rope.inv_freq, a.rope.attention_scaling, x);
-        if (slot.split == 0) store<8>(a.rope.q_out + qi * q_stride + int64_t(h) * kHeadDim + ch * 8, x);
+        for (int j = 0; j < 8; j++) {
+          const int c = reg.channels ? reg.channels[ch * 8 + j] : ch * 8 + j;
+          x[j] = appends ? rotated_channel(qh, c, kHeadDim / 2, a.rope.positions[qi], a.rope.inv_freq,
+                                           a.rope.attention_scaling)
+                         : qh[c];
+        }
+        if (appends && !reg.channels && slot.split == 0)
+          store<8>(a.rope.q_out + qi * q_stride + int64_t(h) * kHeadDim + ch * 8, x);
       } else {
         const float4* src = reinterpret_cast<const float4*>(qh + ch * 8);
         const float4 x0 = src[0], x1 = src[1];
@@ -388,7 +391,7 @@ __global__ void __launch_bounds__(kMmaWarps * 32)
   if (int(blockIdx.x) < full_blocks) {
     const int kvh = blockIdx.x / full_splits;
     const Region full{a.k + int64_t(kvh) * a.capacity * kHeadDim, a.v + int64_t(kvh) * a.capacity * kHeadDim, nullptr,
-                      a.length[kvh], true};
+                      a.length[kvh] + int(a.append.n), true};
     const SplitSlot slot{int(blockIdx.x) % full_splits, full_splits, 0, stride};
     mma_attend<kHeadDim, kHeadDim, kPacked>(a, full, kvh, rb, slot, partial, smem);
     return;
@@ -752,7 +755,8 @@ DecodePlan decode_attention_plan(const AttentionArgs& a, int sm_count, const Pru
 
 bool decode_attention_appends(const AttentionArgs& a, const DecodePlan& plan, const PrunedKeys* pruned) {
   return a.n == 1 && uses_mma(a.head_dim) && a.kv_heads > 0 && a.q_heads % a.kv_heads == 0 && packed_rows(a) &&
-         a.rope.inv_freq && !a.rope.q_norm && !pruned && plan.splits > 1;
+         a.rope.inv_freq && !a.rope.q_norm && (!pruned || decode_attention_supports_pruned(a.head_dim, a.kv_heads)) &&
+         plan.splits + plan.middle.most > 1;
 }
 
 cudaError_t decode_attention(const AttentionArgs& a, const DecodePlan& plan, void* workspace, cudaStream_t stream,

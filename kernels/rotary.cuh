@@ -17,22 +17,17 @@ __device__ __forceinline__ void rotate_pair(const float* src, float* dst, int j,
   dst[j + half] = b * c + a * s;
 }
 
-// Channels [c, c + 8) of rotate_pair's result over the row x (c a multiple of 8, half too), from
-// those channels and their partners: each thread of a chunked loop computes its own chunk.
-__device__ __forceinline__ void rotate_chunk8(const float* x, int c, int half, int32_t position,
-                                              const float* inv_freq, float attention_scaling, float (&out)[8]) {
+// Channel c of rotate_pair's result over the row x, from channel c and its partner: for a
+// thread that computes some channels of a row (or gathers a few) while others do the rest.
+__device__ __forceinline__ float rotated_channel(const float* x, int c, int half, int32_t position,
+                                                 const float* inv_freq, float attention_scaling) {
   const bool first = c < half;
-  const int pair = first ? c : c - half;  // the pairs' index j, as rotate_pair's
-  const float* own = x + c;
-  const float* partner = x + (first ? c + half : c - half);
-#pragma unroll
-  for (int i = 0; i < 8; i++) {
-    float s, co;
-    sincosf(float(position) * inv_freq[pair + i], &s, &co);
-    co *= attention_scaling;
-    s *= attention_scaling;
-    out[i] = first ? own[i] * co - partner[i] * s : own[i] * co + partner[i] * s;
-  }
+  const int j = first ? c : c - half;  // the pair, as rotate_pair's j
+  float s, co;
+  sincosf(float(position) * inv_freq[j], &s, &co);
+  co *= attention_scaling;
+  s *= attention_scaling;
+  return first ? x[c] * co - x[c + half] * s : x[c] * co + x[j] * s;
 }
 
 }  // namespace kvlab::kernels

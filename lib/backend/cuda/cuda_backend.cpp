@@ -479,12 +479,14 @@ class CudaBackend final : public Backend {
   bool attend_appending(const Tensor& x, const InputNorm& norm, const Projection& q, const Projection& k,
                         const Projection& v, const Tensor& rope_positions, const RopeTable& rope_table, KVCache& cache,
                         int layer, const Tensor& positions, const HeadNorms& norms, const Attend& attend) {
-    if (!cache.pruned.empty() || norms.q || rope_table.inv_freq.empty()) return false;
+    if (norms.q || rope_table.inv_freq.empty()) return false;
     kernels::AttentionArgs a = attention_args(*q.out, cache, layer, attend.scale, *attend.out);
-    const kernels::DecodePlan plan = kernels::decode_attention_plan(a, prop_.multiProcessorCount);
+    kernels::PrunedKeys p{};
+    const kernels::PrunedKeys* pruned = pruned_keys(cache, layer, &p);
+    const kernels::DecodePlan plan = kernels::decode_attention_plan(a, prop_.multiProcessorCount, pruned);
     a.append.n = 1;
     a.rope.inv_freq = rope_table.inv_freq.ptr<float>();
-    if (!kernels::decode_attention_appends(a, plan, nullptr)) return false;
+    if (!kernels::decode_attention_appends(a, plan, pruned)) return false;
     for (const Projection* p : {&q, &k, &v}) check_matmul(x, *p->w, p->bias, *p->out);
     const int64_t qd = q.w->rows(), kvd = k.w->rows(), rows = qd + 2 * kvd;
     float* out = static_cast<float*>(stacked_qkv_.get(size_t(rows) * sizeof(float), stream_));
@@ -500,8 +502,29 @@ class CudaBackend final : public Backend {
     a.rope = rope_args(a.append, out, rows, *q.out, *k.out, rope_positions, rope_table, cache.head_dim, norms);
     a.q = out;
     void* workspace = attention_partial_.get(plan.workspace_bytes, stream_);
-    KVLAB_CUDA_CHECK(kernels::decode_attention(a, plan, workspace, stream_));
+    KVLAB_CUDA_CHECK(kernels::decode_attention(a, plan, workspace, stream_, pruned));
     return true;
+  }
+
+  // The layer's LeanK middle region as the decode kernels take it, in *p; null without one.
+  const kernels::PrunedKeys* pruned_keys(const KVCache& cache, int layer, kernels::PrunedKeys* p) {
+    const ChannelPrunedKV& mid = cache.pruned;
+    if (mid.empty()) return nullptr;
+    const int hd = cache.head_dim;
+    require(kernels::decode_attention_supports_pruned(hd, cache.kv_heads),
+            "attention: a LeanK middle region needs head_dim 64 or 128 and at most " +
+                std::to_string(kernels::kMaxPrunedHeads) + " KV heads on the cuda backend");
+    const int64_t lh = int64_t(layer) * cache.kv_heads;
+    p->k = mid.k[size_t(layer)].empty() ? nullptr : bf16(mid.k[size_t(layer)]);
+    p->v = mid.v[size_t(layer)].empty() ? nullptr : bf16(mid.v[size_t(layer)]);
+    p->length = mid.length.ptr<int32_t>() + lh;
+    p->kept = mid.kept.ptr<int32_t>() + lh;
+    p->channels = mid.channels.ptr<int32_t>() + lh * hd;
+    p->k_offset = mid.k_offset.ptr<int32_t>() + lh;
+    p->v_row = mid.v_row.ptr<int32_t>() + lh;
+    p->capacity = mid.capacity;
+    p->host_kept = mid.host_kept.data() + lh;
+    return p;
   }
 
   // The arguments of attention(q, cache, layer, scale, out), checked.
@@ -548,22 +571,7 @@ class CudaBackend final : public Backend {
       fail("cuda backend: head_dim " + std::to_string(hd) + " is not supported (a multiple of 8 up to 256 is)");
     require(a.n <= 65535, "attention: at most 65535 queries per call on this head_dim");
     kernels::PrunedKeys p{};
-    if (!mid.empty()) {
-      require(kernels::decode_attention_supports_pruned(hd, cache.kv_heads),
-              "attention: a LeanK middle region needs head_dim 64 or 128 and at most " +
-                  std::to_string(kernels::kMaxPrunedHeads) + " KV heads on the cuda backend");
-      const int64_t lh = int64_t(layer) * cache.kv_heads;
-      p.k = mid.k[size_t(layer)].empty() ? nullptr : bf16(mid.k[size_t(layer)]);
-      p.v = mid.v[size_t(layer)].empty() ? nullptr : bf16(mid.v[size_t(layer)]);
-      p.length = mid.length.ptr<int32_t>() + lh;
-      p.kept = mid.kept.ptr<int32_t>() + lh;
-      p.channels = mid.channels.ptr<int32_t>() + lh * hd;
-      p.k_offset = mid.k_offset.ptr<int32_t>() + lh;
-      p.v_row = mid.v_row.ptr<int32_t>() + lh;
-      p.capacity = mid.capacity;
-      p.host_kept = mid.host_kept.data() + lh;
-    }
-    const kernels::PrunedKeys* pruned = mid.empty() ? nullptr : &p;
+    const kernels::PrunedKeys* pruned = pruned_keys(cache, layer, &p);
     const kernels::DecodePlan plan = kernels::decode_attention_plan(a, prop_.multiProcessorCount, pruned);
     void* workspace = plan.workspace_bytes ? attention_partial_.get(plan.workspace_bytes, stream_) : nullptr;
     KVLAB_CUDA_CHECK(kernels::decode_attention(a, plan, workspace, stream_, pruned));
