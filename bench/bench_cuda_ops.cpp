@@ -278,6 +278,48 @@ BENCHMARK(BM_DecodeAttentionLeanK)
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);
 
+// A decode step's attention at Llama-3.1-8B's shape after `context` tokens (the cache grows by one
+// a call): the input norm and q, k, v, then rope + append and attention as launches of their own
+// (Arg 0), or folded into decode attention (Arg 1, Backend::Attend). Two copies of the weights,
+// so that L2 holds neither between calls.
+void BM_DecodeAttentionStep(benchmark::State& state) {
+  Backend* b = backend_or_skip(state);
+  if (!b) return;
+  const bool folded = state.range(0) != 0;
+  const int context = int(state.range(1)), hidden = 4096, q_heads = 32, kv_heads = 8, hd = 128;
+  constexpr int kCopies = 2;
+  std::vector<std::vector<Tensor>> w;
+  for (int c = 0; c < kCopies; c++)
+    w.push_back(random_weights(*b, {q_heads * hd, kv_heads * hd, kv_heads * hd}, hidden, true));
+  Tensor x = random_activation(*b, {1, hidden}), norm = random_weight(*b, 1, hidden, 5).reshape({hidden});
+  Tensor normed = b->alloc({1, hidden}, DType::F32), q = b->alloc({1, int64_t(q_heads) * hd}, DType::F32);
+  Tensor k = b->alloc({1, int64_t(kv_heads) * hd}, DType::F32), v = b->alloc({1, int64_t(kv_heads) * hd}, DType::F32);
+  Tensor out = b->alloc({1, int64_t(q_heads) * hd}, DType::F32);
+  KVCache cache = filled_cache(*b, 1, kv_heads, hd, context, context + 4 + kIterations * 20);
+  std::vector<float> freq(size_t(hd / 2));
+  for (int i = 0; i < hd / 2; i++) freq[size_t(i)] = std::pow(5e5f, -2.0f * i / hd);
+  RopeTable rope{b->alloc({hd / 2}, DType::F32), 1.0f};
+  b->write(rope.inv_freq, freq.data(), freq.size() * 4);
+  Tensor pos = b->alloc({1}, DType::I32);
+  b->write(pos, &context, 4);
+  const float scale = 1.0f / std::sqrt(float(hd));
+  const double bytes = double(w[0][0].bytes() + w[0][1].bytes() + w[0][2].bytes()) + 2.0 * kv_heads * context * hd * 2;
+  run(state, *b, bytes, [&](int i) {
+    const std::vector<Tensor>& wc = w[size_t(i % kCopies)];
+    b->attention_input(x, {&norm, 1e-5f, &normed}, {&wc[0], nullptr, &q}, {&wc[1], nullptr, &k},
+                       {&wc[2], nullptr, &v}, pos, rope, hd, cache, 0, pos, {}, {scale, folded ? &out : nullptr});
+    if (!folded) b->attention(q, cache, 0, scale, out);
+  });
+}
+BENCHMARK(BM_DecodeAttentionStep)
+    ->Args({0, 1024})
+    ->Args({1, 1024})
+    ->Args({0, 8192})
+    ->Args({1, 8192})
+    ->Iterations(kIterations)
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+
 // H2O's per-step scores: one query's probabilities added per slot (reads K twice: the floor
 // counted here is one read).
 void BM_AccumulateAttention(benchmark::State& state) {
