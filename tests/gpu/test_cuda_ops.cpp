@@ -475,6 +475,27 @@ class CudaAttention : public CudaOps {
       done += chunk;
     }
   }
+  static std::vector<uint8_t> bytes_of(const Tensor& t) {
+    std::vector<uint8_t> bytes(t.bytes());
+    gpu().read(t, bytes.data(), bytes.size());
+    return bytes;
+  }
+  // A second GPU cache holding what c holds, byte for byte.
+  static KVCache gpu_copy(const KVCache& c) {
+    KVCache copy = gpu().alloc_kv_cache(c.layers, c.kv_heads, c.head_dim, c.capacity);
+    auto clone = [](const Tensor& from, Tensor& to) {
+      const std::vector<uint8_t> bytes = bytes_of(from);
+      gpu().write(to, bytes.data(), bytes.size());
+    };
+    for (int l = 0; l < c.layers; l++) {
+      clone(c.k[size_t(l)], copy.k[size_t(l)]);
+      clone(c.v[size_t(l)], copy.v[size_t(l)]);
+    }
+    clone(c.position, copy.position);
+    clone(c.length, copy.length);
+    copy.host_length = c.host_length;
+    return copy;
+  }
   static std::vector<int32_t> lengths(const KVCache& c) {
     std::vector<int32_t> h(size_t(c.layers * c.kv_heads));
     (c.length.device == Device::CPU ? cpu() : gpu()).read(c.length, h.data(), h.size() * 4);
@@ -672,8 +693,10 @@ TEST_F(CudaAttention, AttentionInput) {
 // head norms, the CUDA backend folds rope_kv_append into it (kernels::decode_attention_appends):
 // the block that attends the new slot writes the token there, the first split writes q.out, the
 // merge advances the lengths. That path leaves v.out unwritten (the contract allows it), so the
-// NaN left there shows which path ran. The slot alone (prefix 0), 17 and 4097 cached tokens,
-// Qwen2.5-7B's 28 / 4 heads with biases, head_dim 64; a group of 16 and head norms run apart.
+// NaN left there shows which path ran. Checked against the CPU and against the same GPU ops run
+// apart (attention_input, then attention) on a copy of the cache: the slot alone (prefix 0), 17
+// and 4097 cached tokens, Qwen2.5-7B's 28 / 4 heads with biases, head_dim 64; a group of 16 and
+// head norms run apart.
 TEST_F(CudaAttention, AttentionInputAttends) {
   for (auto [q_heads, kv_heads, hd, prefix, bias, normed, folded] :
        {std::tuple{32, 8, 128, 0, false, false, true}, {32, 8, 128, 17, false, false, true},
@@ -683,10 +706,13 @@ TEST_F(CudaAttention, AttentionInputAttends) {
     const int64_t qd = int64_t(q_heads) * hd, kvd = int64_t(kv_heads) * hd;
     BothCache c = new_cache(2, kv_heads, hd, capacity);
     append(c, 1, prefix, 0);
+    KVCache apart = gpu_copy(c.gpu);
     Both norm = weights(bf16_exact(random_floats(size_t(in))), {in});
-    const std::vector<Both> wt = stacked_weights({bf16_exact(random_floats(size_t(qd * in))),
-                                                  bf16_exact(random_floats(size_t(kvd * in))),
-                                                  bf16_exact(random_floats(size_t(kvd * in)))},
+    // Weights of a model's scale (0.1 over 256 inputs): q and k of order 1, so that a score
+    // moves by about what an operand's rounding moves it.
+    const std::vector<Both> wt = stacked_weights({bf16_exact(random_floats(size_t(qd * in), 0.1f)),
+                                                  bf16_exact(random_floats(size_t(kvd * in), 0.1f)),
+                                                  bf16_exact(random_floats(size_t(kvd * in), 0.1f))},
                                                  in);
     const std::vector<Both> bt = stacked_weights({bf16_exact(random_floats(size_t(qd))),
                                                   bf16_exact(random_floats(size_t(kvd))),
@@ -702,26 +728,42 @@ TEST_F(CudaAttention, AttentionInputAttends) {
       Both x = acts(random_floats(size_t(in)), {1, in});
       Both q = poisoned({1, qd}), k = poisoned({1, kvd}), v = poisoned({1, kvd}), normed_x = poisoned({1, in});
       Both out = poisoned({1, qd});
+      Both apart_q = poisoned({1, qd}), apart_k = poisoned({1, kvd}), apart_v = poisoned({1, kvd});
+      Both apart_out = poisoned({1, qd});
       Both pos = ints({prefix + step}, {1}), rope_pos = ints({3 * (prefix + step) + 1}, {1});
-      auto run = [&, hd = hd, bias = bias, normed = normed](Backend& be, Tensor Both::*side, KVCache& cache) {
-        auto proj = [&](size_t j, Both& o) {
-          return Backend::Projection{&(wt[j].*side), bias ? &(bt[j].*side) : nullptr, &(o.*side)};
+      auto run = [&, hd = hd, bias = bias, normed = normed](Tensor Both::*side, KVCache& cache, Both& qo, Both& ko,
+                                                           Both& vo, Both& o, bool fold) {
+        Backend& be = side == &Both::cpu ? cpu() : gpu();
+        auto proj = [&](size_t j, Both& t) {
+          return Backend::Projection{&(wt[j].*side), bias ? &(bt[j].*side) : nullptr, &(t.*side)};
         };
         const Backend::HeadNorms heads = normed ? Backend::HeadNorms{&(q_norm.*side), &(k_norm.*side), 1e-6f}
                                                 : Backend::HeadNorms{};
-        be.attention_input(x.*side, {&(norm.*side), 1e-6f, &(normed_x.*side)}, proj(0, q), proj(1, k), proj(2, v),
+        be.attention_input(x.*side, {&(norm.*side), 1e-6f, &(normed_x.*side)}, proj(0, qo), proj(1, ko), proj(2, vo),
                            rope_pos.*side, RopeTable{f.*side, 1.0f}, hd, cache, 1, pos.*side, heads,
-                           {scale, &(out.*side)});
+                           {scale, fold ? &(o.*side) : nullptr});
+        if (!fold) be.attention(qo.*side, cache, 1, scale, o.*side);
       };
-      run(cpu(), &Both::cpu, c.cpu);
-      run(gpu(), &Both::gpu, c.gpu);
-      expect_close("attention_input q", q, kExact, what);
-      expect_close("attention_input k", k, kExact, what);
-      expect_close("attention (appending)", out, kDecodeAttention, what);
+      run(&Both::gpu, apart, apart_q, apart_k, apart_v, apart_out, false);
+      run(&Both::cpu, c.cpu, q, k, v, out, true);
+      run(&Both::gpu, c.gpu, q, k, v, out, true);
       const std::vector<float> v_gpu = gpu().to_host_f32(v.gpu);
       EXPECT_EQ(std::isnan(v_gpu[0]), folded) << what << ": v.out " << (folded ? "written" : "unwritten");
+      expect_close("attention_input q", q, kExact, what);
+      expect_close("attention_input k", k, kExact, what);
+      // The new token's k and v are rounded to bf16 from fp32 values whose last bits differ
+      // between the backends (their sums' order), so one rounding may fall either way: kBf16x.
+      expect_close("attention (appending)", out, kBf16x, what);
+      // Against the same GPU ops apart, the cache is the same to the bit, and so nearly the output.
+      expect_close("attention (appending vs apart)", out.gpu, apart_out.gpu, kExact, what);
+      expect_close("attention_input q (appending vs apart)", q.gpu, apart_q.gpu, kExact, what);
+      expect_close("attention_input k (appending vs apart)", k.gpu, apart_k.gpu, kExact, what);
       const std::vector<int32_t> len = lengths(c.cpu);
       ASSERT_EQ(lengths(c.gpu), len) << what;
+      ASSERT_EQ(lengths(apart), len) << what;
+      EXPECT_EQ(bytes_of(c.gpu.k[1]), bytes_of(apart.k[1])) << what;
+      EXPECT_EQ(bytes_of(c.gpu.v[1]), bytes_of(apart.v[1])) << what;
+      EXPECT_EQ(bytes_of(c.gpu.position), bytes_of(apart.position)) << what;
       std::vector<int32_t> pc(size_t(c.cpu.position.numel())), pg(pc.size());
       cpu().read(c.cpu.position, pc.data(), pc.size() * 4);
       gpu().read(c.gpu.position, pg.data(), pg.size() * 4);
