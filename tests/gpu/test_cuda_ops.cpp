@@ -755,9 +755,10 @@ TEST_F(CudaAttention, AttentionInputAttends) {
       // between the backends (their sums' order), so one rounding may fall either way: kBf16x.
       expect_close("attention (appending)", out, kBf16x, what);
       // Against the same GPU ops apart, the cache is the same to the bit, and so nearly the output.
-      expect_close("attention (appending vs apart)", out.gpu, apart_out.gpu, kExact, what);
-      expect_close("attention_input q (appending vs apart)", q.gpu, apart_q.gpu, kExact, what);
-      expect_close("attention_input k (appending vs apart)", k.gpu, apart_k.gpu, kExact, what);
+      for (const auto& [name, folded_t, apart_t] : {std::tuple{"attention", &out, &apart_out},
+                                                    {"q", &q, &apart_q}, {"k", &k, &apart_k}})
+        EXPECT_LE(rel_error(gpu().to_host_f32(folded_t->gpu), gpu().to_host_f32(apart_t->gpu)), kExact)
+            << what << ": " << name << " appending against apart";
       const std::vector<int32_t> len = lengths(c.cpu);
       ASSERT_EQ(lengths(c.gpu), len) << what;
       ASSERT_EQ(lengths(apart), len) << what;
