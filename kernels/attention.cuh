@@ -30,7 +30,7 @@ struct AttentionArgs {
                              // hint that shapes the prefill launch, never what it reads
   // A decode step's token not yet in the cache (append.n = 1; 0: none): decode_attention then
   // does rope_kv_append's work itself, saving its launch. q is the unrotated query; the block
-  // that attends slot length[h] writes the rotated key, the value and the position there,
+  // that attends slot length[h] first writes the rotated key, the value and the position there,
   // the splits write rope.q_out and rope.k_out as rope_kv_append would, and the merge advances
   // the lengths once every block has read them. See decode_attention_appends.
   KvAppendArgs append{};

@@ -23,9 +23,8 @@
 //     cores, a key spread over kLanes lanes (8 dims = one 16-byte load each); the fallback.
 // A decode step's token not yet in the cache (AttentionArgs::append) is appended here, saving
 // rope_kv_append's launch (1.9% of a Llama-3.1-8B step at 1K on an H100, measured by leaving it
-// out): the mma blocks rotate q as they load it, the one whose keys include the new slot stores
-// the rotated key and the value there while its other keys load and puts them into its shared
-// memory tile itself, and the merge advances the lengths.
+// out): the mma blocks rotate q as they load it, the one whose keys include the new slot writes
+// the rotated key and the value there before it loads them, and the merge advances the lengths.
 #include <algorithm>
 #include "device_common.cuh"
 #include "launch.cuh"
@@ -74,29 +73,26 @@ struct SplitSlot {
   int split, splits, base, stride;
 };
 
-// Chunk c (8 channels) of the step's new token of KV head kvh (AttentionArgs::append), stored
-// to cache slot `slot` and returned as 8 bf16: for c < head_dim / 8 the key's, rotated (also
-// into rope.k_out, as rope_kv_append leaves it), after that the value's. Thread 0 stores the
-// slot's position.
+// The step's new token of KV head kvh (AttentionArgs::append) into cache slot `slot`: the key
+// rotated (also into rope.k_out, as rope_kv_append leaves it), the value, the position.
 template <int kHeadDim>
-__device__ uint4 append_new_token_chunk(const AttentionArgs& a, int kvh, int slot, int c) {
+__device__ void append_new_token(const AttentionArgs& a, int kvh, int slot) {
   constexpr int kChunks = kHeadDim / 8;
   const KvAppendArgs& ap = a.append;
   const int64_t row = int64_t(kvh) * kHeadDim, dst = (int64_t(kvh) * ap.capacity + slot) * kHeadDim;
-  const bool key = c < kChunks;
-  const int ch = (key ? c : c - kChunks) * 8;
-  float x[8];
+  for (int c = threadIdx.x; c < 2 * kChunks; c += blockDim.x) {
+    const bool key = c < kChunks;
+    const int ch = (key ? c : c - kChunks) * 8;
+    float x[8];
 #pragma unroll
-  for (int i = 0; i < 8; i++)
-    x[i] = key ? rotated_channel(ap.k + row, ch + i, kHeadDim / 2, a.rope.positions[0], a.rope.inv_freq,
-                                 a.rope.attention_scaling)
-               : ap.v[row + ch + i];
-  if (key) store<8>(a.rope.k_out + row + ch, x);
-  const uint4 packed = make_uint4(pack_bf16x2(x[0], x[1]), pack_bf16x2(x[2], x[3]), pack_bf16x2(x[4], x[5]),
-                                  pack_bf16x2(x[6], x[7]));
-  *reinterpret_cast<uint4*>((key ? ap.cache_k : ap.cache_v) + dst + ch) = packed;
+    for (int i = 0; i < 8; i++)
+      x[i] = key ? rotated_channel(ap.k + row, ch + i, kHeadDim / 2, a.rope.positions[0], a.rope.inv_freq,
+                                   a.rope.attention_scaling)
+                 : ap.v[row + ch + i];
+    if (key) store<8>(a.rope.k_out + row + ch, x);
+    store<8>((key ? ap.cache_k : ap.cache_v) + dst + ch, x);
+  }
   if (threadIdx.x == 0) ap.cache_position[int64_t(kvh) * ap.capacity + slot] = ap.positions[0];
-  return packed;
 }
 
 // One block of split-K attention on tensor cores over a region whose keys have kKeyDim
@@ -130,12 +126,13 @@ __device__ __forceinline__ void mma_attend(const AttentionArgs& a, const Region&
   const int k_begin = min(kv_end, slot.split * per_split);
   const int k_end = min(kv_end, k_begin + per_split);
   const int tiles = (k_end - k_begin + kTileKeys - 1) / kTileKeys;
-  // With a new token to append (one block per split and KV head), the full region's block whose
-  // keys include its slot computes and stores it while its other keys load (its first
-  // 2 * kChunks threads, a chunk each), and puts it into its tile in shared memory: nothing in
-  // this launch reads the slot from global memory.
+  // With a new token to append (one block per split and KV head), the full region's block
+  // whose keys include its slot writes it before it loads them.
   const bool appends = a.append.n > 0;
-  const int new_slot = appends && reg.causal && k_begin < len && len - 1 < k_end ? len - 1 : -1;
+  if (appends && reg.causal && k_begin < len && len - 1 < k_end) {
+    append_new_token<kHeadDim>(a, kvh, len - 1);
+    __syncthreads();  // the writes are visible to the block's cp.async reads
+  }
 
   // Slots past k_end are zero-filled (and masked): past a head's length the cache holds
   // anything, and a NaN there would survive a zero softmax weight.
@@ -146,12 +143,12 @@ __device__ __forceinline__ void mma_attend(const AttentionArgs& a, const Region&
     const int key0 = k_begin + t * kTileKeys;
     for (int c = tid; c < kTileKeys * kKeyChunks; c += kMmaWarps * 32) {
       const int r = c / kKeyChunks, ch = c % kKeyChunks;
-      const bool ok = key0 + r < k_end && key0 + r != new_slot;
+      const bool ok = key0 + r < k_end;
       cp_async_16(sk + swz_k(r, ch), reg.k + int64_t(ok ? key0 + r : 0) * kKeyDim + ch * 8, ok, read_once);
     }
     for (int c = tid; c < kTileKeys * kChunks; c += kMmaWarps * 32) {
       const int r = c / kChunks, ch = c % kChunks;
-      const bool ok = key0 + r < k_end && key0 + r != new_slot;
+      const bool ok = key0 + r < k_end;
       cp_async_16(sv + swz_v(r, ch), reg.v + int64_t(ok ? key0 + r : 0) * kHeadDim + ch * 8, ok, read_once);
     }
   };
@@ -159,8 +156,6 @@ __device__ __forceinline__ void mma_attend(const AttentionArgs& a, const Region&
     if (t < tiles) load_tile(t);
     cp_async_commit();  // possibly empty: one group per tile keeps the wait count fixed
   }
-  const uint4 fresh = new_slot >= 0 && tid < 2 * kChunks ? append_new_token_chunk<kHeadDim>(a, kvh, new_slot, tid)
-                                                          : make_uint4(0, 0, 0, 0);
 
   // q = high + low, both bf16: the pair carries 16 significant bits, ~fp32 for a dot product.
   // In the middle, q is gathered to the head's kept channels; with a new token, rotated here
@@ -227,14 +222,7 @@ __device__ __forceinline__ void mma_attend(const AttentionArgs& a, const Region&
     __syncthreads();  // tile t is in, and every warp is done with the buffer refilled next
     if (t + kStages - 1 < tiles) load_tile(t + kStages - 1);
     cp_async_commit();
-    uint4* const stage = stages + (t % kStages) * kStageChunks;
-    const int row = new_slot - (k_begin + t * kTileKeys);
-    if (row >= 0 && row < kTileKeys) {  // the new token's row, zero-filled by load_tile
-      if (tid < kChunks) stage[swz_k(row, tid)] = fresh;
-      if (tid >= kChunks && tid < 2 * kChunks) stage[kTileKeys * kKeyStride + swz_v(row, tid - kChunks)] = fresh;
-      __syncthreads();
-    }
-    const uint4* kt = stage;
+    const uint4* kt = stages + (t % kStages) * kStageChunks;
     const uint4* vt = kt + kTileKeys * kKeyStride;
 
     // Two accumulator sets (q's parts, or even and odd k-steps when packed) halve the chain
