@@ -754,16 +754,16 @@ TEST_F(CudaAttention, AttentionInputAttends) {
       // The new token's k and v are rounded to bf16 from fp32 values whose last bits differ
       // between the backends (their sums' order), so one rounding may fall either way: kBf16x.
       expect_close("attention (appending)", out, kBf16x, what);
-      // Against the same GPU ops apart, the cache is the same to the bit, and so nearly the output.
-      for (const auto& [name, folded_t, apart_t] : {std::tuple{"attention", &out, &apart_out},
-                                                    {"q", &q, &apart_q}, {"k", &k, &apart_k}})
-        EXPECT_LE(rel_error(gpu().to_host_f32(folded_t->gpu), gpu().to_host_f32(apart_t->gpu)), kExact)
+      // Against the same GPU ops apart: q and k as fp32 (the same rotation in another kernel); the
+      // output over keys that a rounding of the new one may flip (rarely): kBf16x.
+      for (const auto& [name, folded_t, apart_t, tol] : {std::tuple{"q", &q, &apart_q, kExact},
+                                                         {"k", &k, &apart_k, kExact},
+                                                         {"attention", &out, &apart_out, kBf16x}})
+        EXPECT_LE(rel_error(gpu().to_host_f32(folded_t->gpu), gpu().to_host_f32(apart_t->gpu)), tol)
             << what << ": " << name << " appending against apart";
       const std::vector<int32_t> len = lengths(c.cpu);
       ASSERT_EQ(lengths(c.gpu), len) << what;
       ASSERT_EQ(lengths(apart), len) << what;
-      EXPECT_EQ(bytes_of(c.gpu.k[1]), bytes_of(apart.k[1])) << what;
-      EXPECT_EQ(bytes_of(c.gpu.v[1]), bytes_of(apart.v[1])) << what;
       EXPECT_EQ(bytes_of(c.gpu.position), bytes_of(apart.position)) << what;
       std::vector<int32_t> pc(size_t(c.cpu.position.numel())), pg(pc.size());
       cpu().read(c.cpu.position, pc.data(), pc.size() * 4);
@@ -774,13 +774,16 @@ TEST_F(CudaAttention, AttentionInputAttends) {
         const long slot = long(kv_heads + h) * capacity + kept - 1;
         EXPECT_EQ(pg[size_t(slot)], pc[size_t(slot)]) << what << " position of head " << h;
         for (const bool is_k : {true, false}) {
-          const std::vector<float> want = cpu().to_host_f32(is_k ? c.cpu.k[1] : c.cpu.v[1]);
-          const std::vector<float> got = gpu().to_host_f32(is_k ? c.gpu.k[1] : c.gpu.v[1]);
           const long begin = long(h) * capacity * hd, end = begin + long(kept) * hd;
-          EXPECT_LE(rel_error(std::vector<float>(got.begin() + begin, got.begin() + end),
-                              std::vector<float>(want.begin() + begin, want.begin() + end)),
-                    kBf16x)
+          auto kept_rows = [&](Backend& be, const KVCache& cache) {
+            const std::vector<float> all = be.to_host_f32(is_k ? cache.k[1] : cache.v[1]);
+            return std::vector<float>(all.begin() + begin, all.begin() + end);
+          };
+          const std::vector<float> got = kept_rows(gpu(), c.gpu);
+          EXPECT_LE(rel_error(got, kept_rows(cpu(), c.cpu)), kBf16x)
               << what << (is_k ? " K" : " V") << " of head " << h;
+          EXPECT_LE(rel_error(got, kept_rows(gpu(), apart)), kBf16x)
+              << what << (is_k ? " K" : " V") << " of head " << h << " appending against apart";
         }
       }
     }
