@@ -481,8 +481,8 @@ class CudaBackend final : public Backend {
                         int layer, const Tensor& positions, const HeadNorms& norms, const Attend& attend) {
     if (norms.q || rope_table.inv_freq.empty()) return false;
     kernels::AttentionArgs a = attention_args(*q.out, cache, layer, attend.scale, *attend.out);
-    kernels::PrunedKeys p{};
-    const kernels::PrunedKeys* pruned = pruned_keys(cache, layer, &p);
+    kernels::PrunedKeys middle{};
+    const kernels::PrunedKeys* pruned = pruned_keys(cache, layer, &middle);
     const kernels::DecodePlan plan = kernels::decode_attention_plan(a, prop_.multiProcessorCount, pruned);
     a.append.n = 1;
     a.rope.inv_freq = rope_table.inv_freq.ptr<float>();
@@ -570,8 +570,8 @@ class CudaBackend final : public Backend {
     if (!kernels::decode_attention_supports(hd))
       fail("cuda backend: head_dim " + std::to_string(hd) + " is not supported (a multiple of 8 up to 256 is)");
     require(a.n <= 65535, "attention: at most 65535 queries per call on this head_dim");
-    kernels::PrunedKeys p{};
-    const kernels::PrunedKeys* pruned = pruned_keys(cache, layer, &p);
+    kernels::PrunedKeys middle{};
+    const kernels::PrunedKeys* pruned = pruned_keys(cache, layer, &middle);
     const kernels::DecodePlan plan = kernels::decode_attention_plan(a, prop_.multiProcessorCount, pruned);
     void* workspace = plan.workspace_bytes ? attention_partial_.get(plan.workspace_bytes, stream_) : nullptr;
     KVLAB_CUDA_CHECK(kernels::decode_attention(a, plan, workspace, stream_, pruned));
