@@ -364,9 +364,7 @@ class CudaBackend final : public Backend {
     if (n <= kernels::kGemvMaxRows && projections.size() <= size_t(kernels::kGemvMaxWeights)) {
       kernels::GemvWeight weights[kernels::kGemvMaxWeights];
       int count = 0;
-      for (const Projection& p : projections)
-        weights[count++] = {bf16(*p.w), p.bias ? bf16(*p.bias) : nullptr, p.out->ptr<float>(), p.w->rows(),
-                            p.accumulate};
+      for (const Projection& p : projections) weights[count++] = gemv_weight(p, p.out->ptr<float>());
       KVLAB_CUDA_CHECK(kernels::gemv(x.ptr<float>(), gemv_norm(x, norm), weights, count, int(n), in,
                                      prop_.multiProcessorCount, stream_));
       return;
@@ -447,14 +445,14 @@ class CudaBackend final : public Backend {
                        KVCache& cache, int layer, const Tensor& positions, const HeadNorms& norms,
                        const Attend& attend) override {
     const int64_t n = x.rows();
+    const bool plain = head_dim == cache.head_dim && !q.accumulate && !k.accumulate && !v.accumulate;
+    if (plain && attend.out && n == 1 &&
+        attend_appending(x, norm, q, k, v, rope_positions, rope_table, cache, layer, positions, norms, attend))
+      return;
     const Tensor w = stacked({q.w, k.w, v.w});
     const Tensor bias = stacked({q.bias, k.bias, v.bias});
     const bool biased = q.bias || k.bias || v.bias;
-    if (attend.out && n == 1 && head_dim == cache.head_dim && !q.accumulate && !k.accumulate && !v.accumulate &&
-        attend_appending(x, norm, q, k, v, rope_positions, rope_table, cache, layer, positions, norms, attend))
-      return;
-    if (n <= kernels::kGemvMaxRows || head_dim != cache.head_dim || w.empty() || (biased && bias.empty()) ||
-        q.accumulate || k.accumulate || v.accumulate) {
+    if (!plain || n <= kernels::kGemvMaxRows || w.empty() || (biased && bias.empty())) {
       Backend::attention_input(x, norm, q, k, v, rope_positions, rope_table, head_dim, cache, layer, positions, norms,
                                attend);
       return;
@@ -490,9 +488,8 @@ class CudaBackend final : public Backend {
     for (const Projection* p : {&q, &k, &v}) check_matmul(x, *p->w, p->bias, *p->out);
     const int64_t qd = q.w->rows(), kvd = k.w->rows(), rows = qd + 2 * kvd;
     float* out = static_cast<float*>(stacked_qkv_.get(size_t(rows) * sizeof(float), stream_));
-    kernels::GemvWeight weights[] = {{bf16(*q.w), q.bias ? bf16(*q.bias) : nullptr, out, qd, false},
-                                     {bf16(*k.w), k.bias ? bf16(*k.bias) : nullptr, out + qd, kvd, false},
-                                     {bf16(*v.w), v.bias ? bf16(*v.bias) : nullptr, out + qd + kvd, kvd, false}};
+    const kernels::GemvWeight weights[] = {gemv_weight(q, out), gemv_weight(k, out + qd),
+                                           gemv_weight(v, out + qd + kvd)};
     KVLAB_CUDA_CHECK(kernels::gemv(x.ptr<float>(), gemv_norm(x, norm), weights, 3, 1, x.cols(),
                                    prop_.multiProcessorCount, stream_));
     a.append = append_args(cache, layer, *k.out, *v.out, positions);
@@ -918,6 +915,11 @@ class CudaBackend final : public Backend {
     return all;
   }
   static const void* end_of(const Tensor& t) { return static_cast<const char*>(t.data) + t.bytes(); }
+
+  // A projection as the decode GEMV takes it, its rows written to out.
+  static kernels::GemvWeight gemv_weight(const Projection& p, float* out) {
+    return {bf16(*p.w), p.bias ? bf16(*p.bias) : nullptr, out, p.w->rows(), p.accumulate};
+  }
 
   kernels::GemvNorm gemv_norm(const Tensor& x, const InputNorm& norm) {
     const Tensor* weight = input_norm_weight(x, norm);
