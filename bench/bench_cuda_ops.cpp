@@ -280,8 +280,8 @@ BENCHMARK(BM_DecodeAttentionLeanK)
 
 // A decode step's attention at Llama-3.1-8B's shape after `context` tokens (the cache grows by one
 // a call): the input norm and q, k, v, then rope + append and attention as launches of their own
-// (Arg 0), or folded into decode attention (Arg 1, Backend::Attend). Two copies of the weights,
-// so that L2 holds neither between calls.
+// (Arg 0), or rope + append folded into the q/k/v GEMV and decode attention (Arg 1,
+// Backend::Attend). Two copies of the weights, so that L2 holds neither between calls.
 void BM_DecodeAttentionStep(benchmark::State& state) {
   Backend* b = backend_or_skip(state);
   if (!b) return;

@@ -13,7 +13,6 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "kv_append.cuh"
 
 namespace kvlab::kernels {
 
@@ -21,20 +20,17 @@ struct AttentionArgs {
   const float* q;            // [n, q_heads * head_dim]
   const __nv_bfloat16* k;    // this layer: [kv_heads, capacity, head_dim]
   const __nv_bfloat16* v;    // this layer: [kv_heads, capacity, head_dim]
-  const int32_t* length;     // this layer: [kv_heads], on the device
+  int32_t* length;           // this layer: [kv_heads], on the device
   float* out;                // [n, q_heads * head_dim]
   int64_t n;
   int q_heads, kv_heads, head_dim, capacity;
   float scale;
   int64_t keys_before = 0;   // the host's count of a head's kept keys before the n new ones: a
                              // hint that shapes the prefill launch, never what it reads
-  // A decode step's token not yet in the cache (append.n = 1; 0: none): decode_attention then
-  // does rope_kv_append's work itself, saving its launch. q is the unrotated query; the block
-  // that attends slot length[h] first writes the rotated key, the value and the position there,
-  // the splits write rope.q_out and rope.k_out as rope_kv_append would, and the merge advances
-  // the lengths once every block has read them. See decode_attention_appends.
-  KvAppendArgs append{};
-  RopeArgs rope{};
+  // Tokens already written past length[h] (by the q/k/v GEMV: kernels/matmul.cuh,
+  // GemvRopeAppend), attended as kept: decode_attention then adds them to the lengths once every
+  // split has read them. Needs a plan with a merge (decode_attention_advances).
+  int pending = 0;
 };
 
 // LeanK's middle region of one layer (lib/backend/kv_cache.h: ChannelPrunedKV): older than
@@ -73,10 +69,9 @@ struct DecodePlan {
   size_t workspace_bytes = 0;  // partial results to merge; 0 when there is a single split
 };
 DecodePlan decode_attention_plan(const AttentionArgs& a, int sm_count, const PrunedKeys* pruned = nullptr);
-// Whether decode_attention can append a's new token itself under this plan: one query, head_dim
-// 64 or 128, a GQA group of at most 8 (one block per split and KV head), rotation without head
-// norms, and a merge to advance the lengths after every split (the token joins the full region).
-bool decode_attention_appends(const AttentionArgs& a, const DecodePlan& plan, const PrunedKeys* pruned);
+// Whether decode_attention can take pending tokens under this plan: it has a merge, which
+// advances the lengths after every split has read them.
+bool decode_attention_advances(const DecodePlan& plan);
 cudaError_t decode_attention(const AttentionArgs& a, const DecodePlan& plan, void* workspace, cudaStream_t stream,
                              const PrunedKeys* pruned = nullptr);
 

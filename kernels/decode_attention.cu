@@ -21,20 +21,15 @@
 //     keys read, all blocks of both regions one wave; one launch, one merge over both;
 //   decode_attention_simt_kernel (any head_dim that is a multiple of 8, up to 256): CUDA
 //     cores, a key spread over kLanes lanes (8 dims = one 16-byte load each); the fallback.
-// A decode step's token not yet in the cache (AttentionArgs::append) is appended here, saving
-// rope_kv_append's launch (Llama-3.1-8B shape on an H100: decode +0.3% at 1K, +0.7% at 8K; the
-// launch left out entirely was worth 1.9%): the mma blocks rotate q as they load it, the one
-// whose keys include the new slot writes the rotated key and the value there before it loads
-// them (writing them into its shared-memory tile instead, after its loads, was 0.7% slower at
-// 1K), and the merge advances the lengths.
+// A decode step's tokens may sit in the cache past the lengths (AttentionArgs::pending: the
+// q/k/v GEMV rotated and appended them, saving rope_kv_append's launch); every block reads
+// them as kept, and the merge advances the lengths once every split has read them.
 #include <algorithm>
 #include "device_common.cuh"
 #include "launch.cuh"
 #include <cmath>
 
 #include "attention.cuh"
-#include "elementwise.cuh"
-#include "rotary.cuh"
 #include "tensor_core.cuh"
 
 namespace kvlab::kernels {
@@ -75,28 +70,6 @@ struct SplitSlot {
   int split, splits, base, stride;
 };
 
-// The step's new token of KV head kvh (AttentionArgs::append) into cache slot `slot`: the key
-// rotated (also into rope.k_out, as rope_kv_append leaves it), the value, the position.
-template <int kHeadDim>
-__device__ void append_new_token(const AttentionArgs& a, int kvh, int slot) {
-  constexpr int kChunks = kHeadDim / 8;
-  const KvAppendArgs& ap = a.append;
-  const int64_t row = int64_t(kvh) * kHeadDim, dst = (int64_t(kvh) * ap.capacity + slot) * kHeadDim;
-  for (int c = threadIdx.x; c < 2 * kChunks; c += blockDim.x) {
-    const bool key = c < kChunks;
-    const int ch = (key ? c : c - kChunks) * 8;
-    float x[8];
-#pragma unroll
-    for (int i = 0; i < 8; i++)
-      x[i] = key ? rotated_channel(ap.k + row, ch + i, kHeadDim / 2, a.rope.positions[0], a.rope.inv_freq,
-                                   a.rope.attention_scaling)
-                 : ap.v[row + ch + i];
-    if (key) store<8>(a.rope.k_out + row + ch, x);
-    store<8>((key ? ap.cache_k : ap.cache_v) + dst + ch, x);
-  }
-  if (threadIdx.x == 0) ap.cache_position[int64_t(kvh) * ap.capacity + slot] = ap.positions[0];
-}
-
 // One block of split-K attention on tensor cores over a region whose keys have kKeyDim
 // channels (head_dim for the full region, the kept count for LeanK's middle). K rows sit in
 // shared memory padded to a multiple of 8 chunks so the swizzle applies; only kKeyDim / 8 are
@@ -128,13 +101,6 @@ __device__ __forceinline__ void mma_attend(const AttentionArgs& a, const Region&
   const int k_begin = min(kv_end, slot.split * per_split);
   const int k_end = min(kv_end, k_begin + per_split);
   const int tiles = (k_end - k_begin + kTileKeys - 1) / kTileKeys;
-  // With a new token to append (one block per split and KV head), the full region's block
-  // whose keys include its slot writes it before it loads them.
-  const bool appends = a.append.n > 0;
-  if (appends && reg.causal && k_begin < len && len - 1 < k_end) {
-    append_new_token<kHeadDim>(a, kvh, len - 1);
-    __syncthreads();  // the writes are visible to the block's cp.async reads
-  }
 
   // Slots past k_end are zero-filled (and masked): past a head's length the cache holds
   // anything, and a NaN there would survive a zero softmax weight.
@@ -160,8 +126,7 @@ __device__ __forceinline__ void mma_attend(const AttentionArgs& a, const Region&
   }
 
   // q = high + low, both bf16: the pair carries 16 significant bits, ~fp32 for a dot product.
-  // In the middle, q is gathered to the head's kept channels; with a new token, rotated here
-  // (and stored to rope.q_out by the first split).
+  // In the middle, q is gathered to the head's kept channels.
   for (int c = tid; c < kBlockRows * kKeyChunks; c += kMmaWarps * 32) {
     const int r = c / kKeyChunks, ch = c % kKeyChunks;
     const int64_t row = int64_t(rb) * kBlockRows + r;
@@ -171,16 +136,9 @@ __device__ __forceinline__ void mma_attend(const AttentionArgs& a, const Region&
       const int h = kvh * group + int(row % group);
       const float* qh = a.q + qi * q_stride + int64_t(h) * kHeadDim;
       float x[8];
-      if (reg.channels || appends) {
+      if (reg.channels) {
 #pragma unroll
-        for (int j = 0; j < 8; j++) {
-          const int c = reg.channels ? reg.channels[ch * 8 + j] : ch * 8 + j;
-          x[j] = appends ? rotated_channel(qh, c, kHeadDim / 2, a.rope.positions[qi], a.rope.inv_freq,
-                                           a.rope.attention_scaling)
-                         : qh[c];
-        }
-        if (appends && !reg.channels && slot.split == 0)
-          store<8>(a.rope.q_out + qi * q_stride + int64_t(h) * kHeadDim + ch * 8, x);
+        for (int j = 0; j < 8; j++) x[j] = qh[reg.channels[ch * 8 + j]];
       } else {
         const float4* src = reinterpret_cast<const float4*>(qh + ch * 8);
         const float4 x0 = src[0], x1 = src[1];
@@ -373,7 +331,7 @@ __global__ void __launch_bounds__(kMmaWarps * 32)
   extern __shared__ uint4 smem[];
   const int kvh = blockIdx.y / row_blocks;
   const Region reg{a.k + int64_t(kvh) * a.capacity * kHeadDim, a.v + int64_t(kvh) * a.capacity * kHeadDim, nullptr,
-                   a.length[kvh] + int(a.append.n), true};
+                   a.length[kvh] + a.pending, true};
   mma_attend<kHeadDim, kHeadDim, kPacked>(a, reg, kvh, blockIdx.y % row_blocks,
                                           SplitSlot{int(blockIdx.x), splits, 0, splits}, partial, smem);
 }
@@ -393,7 +351,7 @@ __global__ void __launch_bounds__(kMmaWarps * 32)
   if (int(blockIdx.x) < full_blocks) {
     const int kvh = blockIdx.x / full_splits;
     const Region full{a.k + int64_t(kvh) * a.capacity * kHeadDim, a.v + int64_t(kvh) * a.capacity * kHeadDim, nullptr,
-                      a.length[kvh] + int(a.append.n), true};
+                      a.length[kvh] + a.pending, true};
     const SplitSlot slot{int(blockIdx.x) % full_splits, full_splits, 0, stride};
     mma_attend<kHeadDim, kHeadDim, kPacked>(a, full, kvh, rb, slot, partial, smem);
     return;
@@ -438,7 +396,7 @@ __global__ void __launch_bounds__(kSimtWarps * 32)
   const int d0 = (lane % kLanes) * 8;
   const bool dim_ok = d0 < hd;
 
-  const int visible = max(0, a.length[kvh] - int(a.n) + int(qi) + 1);
+  const int visible = max(0, a.length[kvh] + a.pending - int(a.n) + int(qi) + 1);
   const int per_split = (visible + splits - 1) / splits;
   const int k_begin = min(visible, split * per_split);
   const int k_end = min(visible, k_begin + per_split);
@@ -583,9 +541,9 @@ __global__ void __launch_bounds__(kMergeThreads)
   const int kvh = h / (a.q_heads / a.kv_heads);
   const int splits = full_splits + (middle.most ? middle.first[kvh + 1] - middle.first[kvh] : 0);
   const float* p = partial + (qi * a.q_heads + h) * (full_splits + middle.most) * stride;
-  // Every split has read the lengths (this launch waits for them all): the new token's count.
-  if (a.append.n > 0 && h % (a.q_heads / a.kv_heads) == 0 && qi == 0 && blockIdx.z == 0 && tid == 0)
-    a.append.length[kvh] += int32_t(a.append.n);
+  // Every split has read the lengths (this launch waits for them all): the pending tokens join.
+  if (a.pending > 0 && h % (a.q_heads / a.kv_heads) == 0 && qi == 0 && blockIdx.z == 0 && tid == 0)
+    a.length[kvh] += a.pending;
 
   const float m = tid < splits ? p[tid * stride] : -INFINITY;  // an empty split has m = -inf
   const float mx = block_max(m);
@@ -755,11 +713,7 @@ DecodePlan decode_attention_plan(const AttentionArgs& a, int sm_count, const Pru
   return plan;
 }
 
-bool decode_attention_appends(const AttentionArgs& a, const DecodePlan& plan, const PrunedKeys* pruned) {
-  return a.n == 1 && uses_mma(a.head_dim) && a.kv_heads > 0 && a.q_heads % a.kv_heads == 0 && packed_rows(a) &&
-         a.rope.inv_freq && !a.rope.q_norm && (!pruned || decode_attention_supports_pruned(a.head_dim, a.kv_heads)) &&
-         plan.splits + plan.middle.most > 1;
-}
+bool decode_attention_advances(const DecodePlan& plan) { return plan.splits + plan.middle.most > 1; }
 
 cudaError_t decode_attention(const AttentionArgs& a, const DecodePlan& plan, void* workspace, cudaStream_t stream,
                              const PrunedKeys* pruned) {
@@ -768,7 +722,7 @@ cudaError_t decode_attention(const AttentionArgs& a, const DecodePlan& plan, voi
   if (!decode_attention_supports(a.head_dim) || a.kv_heads <= 0 || a.q_heads % a.kv_heads != 0 ||
       (partials > 1 && !workspace) || (!pruned && plan.middle.most > 0) ||
       (pruned && !decode_attention_supports_pruned(a.head_dim, a.kv_heads)) ||
-      (a.append.n > 0 && (a.append.n != a.n || !decode_attention_appends(a, plan, pruned))))
+      a.pending < 0 || (a.pending > 0 && !decode_attention_advances(plan)))
     return cudaErrorInvalidValue;
   float* partial = static_cast<float*>(workspace);
   cudaError_t err = cudaSuccess;

@@ -4,6 +4,7 @@
 
 #include "device_common.cuh"
 #include "launch.cuh"
+#include "rotary.cuh"
 
 namespace kvlab::kernels {
 namespace {
@@ -47,6 +48,39 @@ __device__ __forceinline__ void store(const GemvWeight& wt, int64_t at, float v)
   wt.out[at] = wt.accumulate ? wt.out[at] + v : v;
 }
 
+__device__ __forceinline__ bool rotated(const GemvWeight& wt) {
+  return wt.epilogue == GemvEpilogue::kRotate || wt.epilogue == GemvEpilogue::kRotateAppendKey;
+}
+
+// The weight row that row r of the warp whose first row is row0 (even) computes: row0 + r, or
+// for a rotated weight the RoPE pair row0 / 2 of its heads: channels j and j + half of one head.
+__device__ __forceinline__ int64_t pair_row(const GemvWeight& wt, int head_dim, int64_t row0, int r) {
+  if (!rotated(wt)) return row0 + r;
+  const int half = head_dim / 2;
+  const int64_t pair = row0 / 2;
+  return pair / half * head_dim + pair % half + r * half;
+}
+
+// A pair of rows of token i (rows row and pair_row(.., 1)) stored by their epilogue: rotated,
+// into out and, for k and v, into the cache past the head's length (GemvRopeAppend).
+__device__ void store_attention_input(const GemvWeight& wt, const GemvRopeAppend& ra, int i, int64_t row,
+                                      float (&val)[2]) {
+  const int hd = ra.head_dim;
+  const int64_t head = row / hd;
+  const int channel = int(row % hd), step = rotated(wt) ? hd / 2 : 1;
+  if (rotated(wt)) rotate_pair(val, val, 0, 1, ra.rope_positions[i], ra.inv_freq[channel], ra.attention_scaling);
+  if (wt.epilogue != GemvEpilogue::kAppendValue) {
+    wt.out[i * wt.rows + row] = val[0];
+    wt.out[i * wt.rows + row + step] = val[1];
+  }
+  if (wt.epilogue == GemvEpilogue::kRotate) return;
+  const int64_t slot = head * ra.capacity + ra.length[head] + i;
+  __nv_bfloat16* dst = (wt.epilogue == GemvEpilogue::kAppendValue ? ra.cache_v : ra.cache_k) + slot * hd + channel;
+  dst[0] = __float2bfloat16_rn(val[0]);
+  dst[step] = __float2bfloat16_rn(val[1]);
+  if (wt.epilogue == GemvEpilogue::kRotateAppendKey && channel == 0) ra.cache_position[slot] = ra.positions[i];
+}
+
 // kSplit warps per kRowsPerWarp weight rows (gated: the same row of gate and up), each taking
 // every kSplit-th 512-byte run of them: lane l of part p reads 16-byte groups
 // 32 * (p + kSplit * j) + l, so a warp's loads stay 512 contiguous bytes. kUnroll *
@@ -59,11 +93,13 @@ __device__ __forceinline__ void store(const GemvWeight& wt, int64_t at, float v)
 // The next kernel may launch only once the weights are read (after the main loop): let in at
 // the start, the next GEMV's blocks sat on this one's SMs for its whole run and cost 7% / 10%
 // of the decode step at 1K / 8K (bench/README.md, 2026-12-03).
-// Needs in % 8 == 0 and 16-byte aligned rows (vectorizes).
-template <int N, bool kGated, bool kNorm, int kSplit>
+// A weight with an epilogue stores through store_attention_input; a rotated one's warps take
+// RoPE pairs of rows (pair_row). Needs in % 8 == 0 and 16-byte aligned rows (gemv_vectorizes).
+template <int N, bool kGated, bool kEpilogue, bool kNorm, int kSplit>
 __global__ void __launch_bounds__(kWarps * 32)
-    gemv_vec_kernel(const float* x, GemvNorm norm, GemvGroup g, int64_t in) {
-  static_assert(!kGated || kRowsPerWarp == 2, "a gated warp reads one row of gate and one of up");
+    gemv_vec_kernel(const float* x, GemvNorm norm, GemvGroup g, int64_t in, GemvRopeAppend ra) {
+  static_assert(kRowsPerWarp == 2, "a gated warp reads one row of gate and one of up; a rotated one a RoPE pair");
+  static_assert(!(kGated && kEpilogue), "the gated GEMV stores its product only");
   static_assert(kWarps % kSplit == 0, "a block holds whole row groups");
   constexpr int kOutRowsPerWarp = kGated ? 1 : kRowsPerWarp;
   constexpr int kStep = 32 * kSplit;  // groups between one lane's loads
@@ -77,8 +113,11 @@ __global__ void __launch_bounds__(kWarps * 32)
   const uint4* wrow[kRowsPerWarp];
 #pragma unroll
   for (int r = 0; r < kRowsPerWarp; r++) {
-    // Non-gated, a missing last row re-reads row0; its sum is dropped.
-    const int64_t row = kGated ? row0 : (row0 + r < rows ? row0 + r : row0);
+    // Non-gated, a missing last row re-reads row0; its sum is dropped (rotated weights have
+    // whole heads).
+    const int64_t row = kGated      ? row0
+                        : kEpilogue ? pair_row(wt, ra.head_dim, row0, r)
+                                    : (row0 + r < rows ? row0 + r : row0);
     wrow[r] = reinterpret_cast<const uint4*>((kGated ? g.weight[r].w : wt.w) + (active ? row : 0) * in);
   }
   uint4 wv[kUnroll][kRowsPerWarp];
@@ -159,6 +198,15 @@ __global__ void __launch_bounds__(kWarps * 32)
   for (int i = 0; i < N; i++) {
     if constexpr (kGated) {
       store(wt, i * rows + row0, silu(acc[0][i] * scale[i]) * (acc[1][i] * scale[i]));
+    } else if (kEpilogue && wt.epilogue != GemvEpilogue::kStore) {
+      const int64_t row = pair_row(wt, ra.head_dim, row0, 0);
+      float val[kRowsPerWarp];
+#pragma unroll
+      for (int r = 0; r < kRowsPerWarp; r++) {
+        const int64_t at = pair_row(wt, ra.head_dim, row0, r);
+        val[r] = acc[r][i] * scale[i] + (wt.bias ? bf16_to_float(wt.bias[at]) : 0.0f);
+      }
+      store_attention_input(wt, ra, i, row, val);
     } else {
 #pragma unroll
       for (int r = 0; r < kRowsPerWarp; r++)
@@ -219,13 +267,6 @@ __global__ void gemv_scalar_kernel(const float* x, GemvNorm norm, GemvGroup g, i
   }
 }
 
-bool vectorizes(const float* x, const GemvNorm& norm, const GemvGroup& g, int64_t in) {
-  bool aligned = in % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
-                 reinterpret_cast<uintptr_t>(norm.weight) % 16 == 0;
-  for (int j = 0; j < g.count; j++) aligned = aligned && reinterpret_cast<uintptr_t>(g.weight[j].w) % 16 == 0;
-  return aligned;
-}
-
 // Runs of blocks per weight that owns blocks (all but up when gated), into g.first_block; the total.
 unsigned assign_blocks(GemvGroup& g, int owners, int64_t rows_per_block) {
   g.first_block[0] = 0;
@@ -234,11 +275,12 @@ unsigned assign_blocks(GemvGroup& g, int owners, int64_t rows_per_block) {
   return unsigned(g.first_block[owners]);
 }
 
-template <int N, bool kGated, bool kNorm, int kSplit>
+template <int N, bool kGated, bool kEpilogue, bool kNorm, int kSplit>
 int resident_blocks_per_sm() {
   static const int blocks = [] {
     int b = 0;
-    (void)cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, gemv_vec_kernel<N, kGated, kNorm, kSplit>, kWarps * 32, 0);
+    (void)cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, gemv_vec_kernel<N, kGated, kEpilogue, kNorm, kSplit>,
+                                                        kWarps * 32, 0);
     return b > 0 ? b : 1;
   }();
   return blocks;
@@ -261,28 +303,30 @@ constexpr int64_t rows_per_block(bool gated, int split) { return kWarps / split 
 // for down alone), while q/k/v stays unsplit, as a second wave of blocks costs it more than the
 // split gains (16.5 -> 17.9 µs alone), and gate/up fills the GPU many times over anyway
 // (bench/README.md, 2026-12-03).
-template <int N, bool kGated, bool kNorm, int kSplit = 1>
+template <int N, bool kGated, bool kEpilogue, bool kNorm, int kSplit = 1>
 cudaError_t launch_split(GemvGroup g, int owners, int sms, cudaStream_t stream, const float* x, const GemvNorm& norm,
-                         int64_t in) {
+                         int64_t in, const GemvRopeAppend& ra) {
   if constexpr (kSplit < kMaxSplit) {
     constexpr int kNext = kSplit * 2;
     GemvGroup next = g;
     const unsigned next_blocks = assign_blocks(next, owners, rows_per_block(kGated, kNext));
-    if (kNext <= split_cap() && next_blocks <= unsigned(resident_blocks_per_sm<N, kGated, kNorm, kNext>() * sms))
-      return launch_split<N, kGated, kNorm, kNext>(g, owners, sms, stream, x, norm, in);
+    if (kNext <= split_cap() &&
+        next_blocks <= unsigned(resident_blocks_per_sm<N, kGated, kEpilogue, kNorm, kNext>() * sms))
+      return launch_split<N, kGated, kEpilogue, kNorm, kNext>(g, owners, sms, stream, x, norm, in, ra);
   }
   const unsigned blocks = assign_blocks(g, owners, rows_per_block(kGated, kSplit));
   if (blocks == 0) return cudaSuccess;
-  return launch(gemv_vec_kernel<N, kGated, kNorm, kSplit>, blocks, kWarps * 32, 0, stream, x, norm, g, in);
+  return launch(gemv_vec_kernel<N, kGated, kEpilogue, kNorm, kSplit>, blocks, kWarps * 32, 0, stream, x, norm, g, in,
+                ra);
 }
 
 // The vectorized kernel for n, found by recursion over the N it is compiled for.
-template <bool kGated, bool kNorm, int N = 1>
+template <bool kGated, bool kEpilogue, bool kNorm, int N = 1>
 cudaError_t launch_vec(int n, GemvGroup g, int owners, int sms, cudaStream_t stream, const float* x,
-                       const GemvNorm& norm, int64_t in) {
-  if (n == N) return launch_split<N, kGated, kNorm>(g, owners, sms, stream, x, norm, in);
+                       const GemvNorm& norm, int64_t in, const GemvRopeAppend& ra) {
+  if (n == N) return launch_split<N, kGated, kEpilogue, kNorm>(g, owners, sms, stream, x, norm, in, ra);
   if constexpr (N < kGemvMaxRows) {
-    return launch_vec<kGated, kNorm, N + 1>(n, g, owners, sms, stream, x, norm, in);
+    return launch_vec<kGated, kEpilogue, kNorm, N + 1>(n, g, owners, sms, stream, x, norm, in, ra);
   } else {
     return cudaErrorInvalidValue;
   }
@@ -290,16 +334,25 @@ cudaError_t launch_vec(int n, GemvGroup g, int owners, int sms, cudaStream_t str
 
 template <bool kGated>
 cudaError_t launch_group(const float* x, const GemvNorm& norm, GemvGroup g, int n, int64_t in, int sms,
-                         cudaStream_t stream) {
+                         cudaStream_t stream, const GemvRopeAppend& ra = {}) {
   const int owners = kGated ? 1 : g.count;
+  const bool vectorized = gemv_vectorizes(x, norm, g.weight, g.count, in);  // gated: gate and up
   if (kGated) g.count = 1;
-  if (!vectorizes(x, norm, g, in)) {
+  if (!vectorized) {
+    if (ra.head_dim) return cudaErrorInvalidValue;  // the scalar kernel has no epilogues
     const unsigned blocks = assign_blocks(g, owners, kWarps);
     if (blocks == 0) return cudaSuccess;
     return launch(gemv_scalar_kernel<kGated>, blocks, kWarps * 32, 0, stream, x, norm, g, n, in);
   }
-  return norm.weight ? launch_vec<kGated, true>(n, g, owners, sms, stream, x, norm, in)
-                     : launch_vec<kGated, false>(n, g, owners, sms, stream, x, norm, in);
+  // Only the attention input's GEMV carries the epilogues: their registers (64 -> 72 at n = 1)
+  // would cost every other GEMV a resident block per SM.
+  if constexpr (!kGated) {
+    if (ra.head_dim)
+      return norm.weight ? launch_vec<false, true, true>(n, g, owners, sms, stream, x, norm, in, ra)
+                         : launch_vec<false, true, false>(n, g, owners, sms, stream, x, norm, in, ra);
+  }
+  return norm.weight ? launch_vec<kGated, false, true>(n, g, owners, sms, stream, x, norm, in, ra)
+                     : launch_vec<kGated, false, false>(n, g, owners, sms, stream, x, norm, in, ra);
 }
 
 __global__ void add_bias_kernel(float* out, const __nv_bfloat16* __restrict__ bias, int64_t count, int64_t cols) {
@@ -311,12 +364,28 @@ __global__ void add_bias_kernel(float* out, const __nv_bfloat16* __restrict__ bi
 }  // namespace
 
 cudaError_t gemv(const float* x, const GemvNorm& norm, const GemvWeight* weights, int count, int n, int64_t in,
-                 int sm_count, cudaStream_t stream) {
+                 int sm_count, cudaStream_t stream, const GemvRopeAppend* rope_append) {
   if (count < 1 || count > kGemvMaxWeights || n < 1 || n > kGemvMaxRows) return cudaErrorInvalidValue;
   GemvGroup g{};
   g.count = count;
-  for (int j = 0; j < count; j++) g.weight[j] = weights[j];
-  return launch_group<false>(x, norm, g, n, in, sm_count, stream);
+  bool epilogues = false;
+  for (int j = 0; j < count; j++) {
+    g.weight[j] = weights[j];
+    const bool plain = weights[j].epilogue == GemvEpilogue::kStore;
+    epilogues = epilogues || !plain;
+    // Rotated rows pair within a head, appended ones within a cache row: whole heads only.
+    if (!plain && (!rope_append || rope_append->head_dim % 2 != 0 || rope_append->head_dim <= 0 ||
+                   weights[j].rows % rope_append->head_dim != 0 || weights[j].accumulate))
+      return cudaErrorInvalidValue;
+  }
+  return launch_group<false>(x, norm, g, n, in, sm_count, stream, epilogues ? *rope_append : GemvRopeAppend{});
+}
+
+bool gemv_vectorizes(const float* x, const GemvNorm& norm, const GemvWeight* weights, int count, int64_t in) {
+  bool aligned = in % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
+                 reinterpret_cast<uintptr_t>(norm.weight) % 16 == 0;
+  for (int j = 0; j < count; j++) aligned = aligned && reinterpret_cast<uintptr_t>(weights[j].w) % 16 == 0;
+  return aligned;
 }
 
 cudaError_t gemv_swiglu(const float* x, const GemvNorm& norm, const __nv_bfloat16* gate, const __nv_bfloat16* up,

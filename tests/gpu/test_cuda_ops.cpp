@@ -688,20 +688,23 @@ TEST_F(CudaAttention, AttentionInput) {
   }
 }
 
-// A decode step's attention input with its attention (Backend::Attend), two steps in a row. Where
-// decode attention runs more than one split on tensor cores over a GQA group of at most 8 without
-// head norms, the CUDA backend folds rope_kv_append into it (kernels::decode_attention_appends):
-// the block that attends the new slot writes the token there, the first split writes q.out, the
-// merge advances the lengths. That path leaves v.out unwritten (the contract allows it), so the
-// NaN left there shows which path ran. Checked against the CPU and against the same GPU ops run
-// apart (attention_input, then attention) on a copy of the cache: the slot alone (prefix 0), 17
-// and 4097 cached tokens, Qwen2.5-7B's 28 / 4 heads with biases, head_dim 64; a group of 16 and
-// head norms run apart.
+// A decode step's attention input with its attention (Backend::Attend), two steps in a row of n
+// tokens each. Where decode attention has a merge and no head norms are asked for, the CUDA
+// backend's q/k/v GEMV rotates q and k and appends k and v past the lengths as it stores them,
+// and the attention takes them as pending (kernels::GemvRopeAppend, AttentionArgs::pending).
+// That path leaves v.out unwritten (the contract allows it), so the NaN left there shows which
+// path ran. Checked against the CPU and against the same GPU ops run apart (attention_input,
+// then attention) on a copy of the cache: the slot alone (prefix 0), 17 and 4097 cached tokens,
+// Qwen2.5-7B's 28 / 4 heads with biases, head_dim 64, 3 and 8 tokens a step (a query's
+// causal limit among the pending ones), a group of 16 (unpacked attention rows); head norms run
+// apart.
 TEST_F(CudaAttention, AttentionInputAttends) {
-  for (auto [q_heads, kv_heads, hd, prefix, bias, normed, folded] :
-       {std::tuple{32, 8, 128, 0, false, false, true}, {32, 8, 128, 17, false, false, true},
-        {28, 4, 128, 4097, true, false, true}, {14, 2, 64, 17, true, false, true}, {8, 8, 64, 4097, false, false, true},
-        {32, 2, 128, 17, false, false, false}, {8, 2, 128, 17, false, true, false}}) {
+  for (auto [q_heads, kv_heads, hd, prefix, n, bias, normed, folded] :
+       {std::tuple{32, 8, 128, 0, 1, false, false, true}, {32, 8, 128, 17, 1, false, false, true},
+        {28, 4, 128, 4097, 1, true, false, true}, {14, 2, 64, 17, 1, true, false, true},
+        {8, 8, 64, 4097, 1, false, false, true}, {32, 8, 128, 17, 3, false, false, true},
+        {28, 4, 128, 4097, 8, true, false, true}, {32, 2, 128, 17, 1, false, false, true},
+        {8, 2, 128, 17, 1, false, true, false}}) {
     const int capacity = prefix + 200, in = 256;
     const int64_t qd = int64_t(q_heads) * hd, kvd = int64_t(kv_heads) * hd;
     BothCache c = new_cache(2, kv_heads, hd, capacity);
@@ -723,14 +726,17 @@ TEST_F(CudaAttention, AttentionInputAttends) {
     Both k_norm = weights(bf16_exact(random_floats(size_t(hd), 1.5f)), {hd});
     const float scale = 1.0f / std::sqrt(float(hd));
     for (int step = 0; step < 2; step++) {
-      const std::string what = shape_name({q_heads, kv_heads, hd, prefix}) + (bias ? " +bias" : "") +
+      const std::string what = shape_name({q_heads, kv_heads, hd, prefix, n}) + (bias ? " +bias" : "") +
                                (normed ? " head-normed" : "") + " step " + std::to_string(step);
-      Both x = acts(random_floats(size_t(in)), {1, in});
-      Both q = poisoned({1, qd}), k = poisoned({1, kvd}), v = poisoned({1, kvd}), normed_x = poisoned({1, in});
-      Both out = poisoned({1, qd});
-      Both apart_q = poisoned({1, qd}), apart_k = poisoned({1, kvd}), apart_v = poisoned({1, kvd});
-      Both apart_out = poisoned({1, qd});
-      Both pos = ints({prefix + step}, {1}), rope_pos = ints({3 * (prefix + step) + 1}, {1});
+      const int first = prefix + step * n;  // the step's first slot and position
+      std::vector<int32_t> positions(static_cast<size_t>(n)), rope_positions(positions.size());
+      for (int i = 0; i < n; i++) positions[size_t(i)] = first + i, rope_positions[size_t(i)] = 3 * (first + i) + 1;
+      Both x = acts(random_floats(size_t(n * in)), {n, in});
+      Both q = poisoned({n, qd}), k = poisoned({n, kvd}), v = poisoned({n, kvd}), normed_x = poisoned({n, in});
+      Both out = poisoned({n, qd});
+      Both apart_q = poisoned({n, qd}), apart_k = poisoned({n, kvd}), apart_v = poisoned({n, kvd});
+      Both apart_out = poisoned({n, qd});
+      Both pos = ints(positions, {n}), rope_pos = ints(rope_positions, {n});
       auto run = [&, hd = hd, bias = bias, normed = normed](Tensor Both::*side, KVCache& cache, Both& qo, Both& ko,
                                                            Both& vo, Both& o, bool fold) {
         Backend& be = side == &Both::cpu ? cpu() : gpu();
@@ -748,10 +754,10 @@ TEST_F(CudaAttention, AttentionInputAttends) {
       run(&Both::cpu, c.cpu, q, k, v, out, true);
       run(&Both::gpu, c.gpu, q, k, v, out, true);
       const std::vector<float> v_gpu = gpu().to_host_f32(v.gpu);
-      EXPECT_EQ(std::isnan(v_gpu[0]), folded) << what << ": v.out " << (folded ? "written" : "unwritten");
+      EXPECT_EQ(std::isnan(v_gpu[0]), folded) << what << ": v.out " << (folded ? "unwritten" : "written");
       expect_close("attention_input q", q, kExact, what);
       expect_close("attention_input k", k, kExact, what);
-      // The new token's k and v are rounded to bf16 from fp32 values whose last bits differ
+      // The new tokens' k and v are rounded to bf16 from fp32 values whose last bits differ
       // between the backends (their sums' order), so one rounding may fall either way: kBf16x.
       expect_close("attention (appending)", out, kBf16x, what);
       // Against the same GPU ops apart: q and k as fp32 (the same rotation in another kernel); the
@@ -770,9 +776,11 @@ TEST_F(CudaAttention, AttentionInputAttends) {
       gpu().read(c.gpu.position, pg.data(), pg.size() * 4);
       for (int h = 0; h < kv_heads; h++) {
         const int kept = len[size_t(kv_heads + h)];
-        EXPECT_EQ(kept, prefix + step + 1) << what;
-        const long slot = long(kv_heads + h) * capacity + kept - 1;
-        EXPECT_EQ(pg[size_t(slot)], pc[size_t(slot)]) << what << " position of head " << h;
+        EXPECT_EQ(kept, first + n) << what;
+        for (int i = 0; i < n; i++) {
+          const size_t slot = size_t(long(kv_heads + h) * capacity + first + i);
+          EXPECT_EQ(pg[slot], pc[slot]) << what << " position of head " << h << " token " << i;
+        }
         for (const bool is_k : {true, false}) {
           const long begin = long(h) * capacity * hd, end = begin + long(kept) * hd;
           auto kept_rows = [&](Backend& be, const KVCache& cache) {

@@ -437,16 +437,17 @@ class CudaBackend final : public Backend {
         a, rope_args(a, q.ptr<float>(), q.cols(), q, k, rope_positions, rope_table, head_dim, norms), stream_));
   }
 
-  // Prefill with load_weights' stacked q/k/v weights: one GEMM into a stacked [n, q + 2 kv]
-  // scratch, from which the rope_kv_append kernel reads q, k and v. At Llama-3.1-8B's shapes and
-  // 1,024 tokens on an H100, q's GEMM takes 58 µs and k's and v's 25 each; all three as one, 80.
+  // A decode step with its attention: attend_appending. Prefill with load_weights' stacked q/k/v
+  // weights: one GEMM into a stacked [n, q + 2 kv] scratch, from which the rope_kv_append kernel
+  // reads q, k and v. At Llama-3.1-8B's shapes and 1,024 tokens on an H100, q's GEMM takes 58 µs
+  // and k's and v's 25 each; all three as one, 80.
   void attention_input(const Tensor& x, const InputNorm& norm, const Projection& q, const Projection& k,
                        const Projection& v, const Tensor& rope_positions, const RopeTable& rope_table, int head_dim,
                        KVCache& cache, int layer, const Tensor& positions, const HeadNorms& norms,
                        const Attend& attend) override {
     const int64_t n = x.rows();
     const bool plain = head_dim == cache.head_dim && !q.accumulate && !k.accumulate && !v.accumulate;
-    if (plain && attend.out && n == 1 &&
+    if (plain && attend.out && n > 0 &&
         attend_appending(x, norm, q, k, v, rope_positions, rope_table, cache, layer, positions, norms, attend))
       return;
     const Tensor w = stacked({q.w, k.w, v.w});
@@ -471,33 +472,46 @@ class CudaBackend final : public Backend {
     if (attend.out) attention(*q.out, cache, layer, attend.scale, *attend.out);
   }
 
-  // A decode step whose attention launch can append its token (kernels::decode_attention_appends):
-  // q, k and v by one GEMV into the stacked scratch, then decode attention rotates and appends
-  // them in its splits, and its merge advances the lengths: rope_kv_append's launch saved.
+  // A decode step (at most kGemvMaxRows tokens) whose attention has a merge: one GEMV projects
+  // q, k and v, rotates q and k and writes k, v and the positions past the cache's lengths as it
+  // stores them (kernels::GemvRopeAppend), then decode attention reads them as pending and its
+  // merge advances the lengths: rope_kv_append's launch saved. v.out is left unwritten.
   bool attend_appending(const Tensor& x, const InputNorm& norm, const Projection& q, const Projection& k,
                         const Projection& v, const Tensor& rope_positions, const RopeTable& rope_table, KVCache& cache,
                         int layer, const Tensor& positions, const HeadNorms& norms, const Attend& attend) {
-    if (norms.q || rope_table.inv_freq.empty()) return false;
+    const int64_t n = x.rows(), in = x.cols();
+    if (n > kernels::kGemvMaxRows || n > kDecodeMaxQueries || norms.q || rope_table.inv_freq.empty()) return false;
     kernels::AttentionArgs a = attention_args(*q.out, cache, layer, attend.scale, *attend.out);
     kernels::PrunedKeys middle{};
     const kernels::PrunedKeys* pruned = pruned_keys(cache, layer, &middle);
     const kernels::DecodePlan plan = kernels::decode_attention_plan(a, prop_.multiProcessorCount, pruned);
-    a.append.n = 1;
-    a.rope.inv_freq = rope_table.inv_freq.ptr<float>();
-    if (!kernels::decode_attention_appends(a, plan, pruned)) return false;
     for (const Projection* p : {&q, &k, &v}) check_matmul(x, *p->w, p->bias, *p->out);
-    const int64_t qd = q.w->rows(), kvd = k.w->rows(), rows = qd + 2 * kvd;
-    float* out = static_cast<float*>(stacked_qkv_.get(size_t(rows) * sizeof(float), stream_));
-    const kernels::GemvWeight weights[] = {gemv_weight(q, out), gemv_weight(k, out + qd),
-                                           gemv_weight(v, out + qd + kvd)};
-    KVLAB_CUDA_CHECK(kernels::gemv(x.ptr<float>(), gemv_norm(x, norm), weights, 3, 1, x.cols(),
-                                   prop_.multiProcessorCount, stream_));
-    a.append = append_args(cache, layer, *k.out, *v.out, positions);
-    a.append.k = out + qd;
-    a.append.v = out + qd + kvd;
-    a.append.stride = rows;
-    a.rope = rope_args(a.append, out, rows, *q.out, *k.out, rope_positions, rope_table, cache.head_dim, norms);
-    a.q = out;
+    using Epilogue = kernels::GemvEpilogue;
+    const kernels::GemvNorm gn = gemv_norm(x, norm);
+    const kernels::GemvWeight weights[] = {gemv_weight(q, q.out->ptr<float>(), Epilogue::kRotate),
+                                           gemv_weight(k, k.out->ptr<float>(), Epilogue::kRotateAppendKey),
+                                           gemv_weight(v, v.out->ptr<float>(), Epilogue::kAppendValue)};
+    if (!kernels::decode_attention_advances(plan) || !kernels::gemv_vectorizes(x.ptr<float>(), gn, weights, 3, in))
+      return false;
+    const kernels::KvAppendArgs ap = append_args(cache, layer, *k.out, *v.out, positions);
+    const int hd = cache.head_dim;
+    check_rope(*q.out, rope_positions, rope_table, hd);
+    check_rope(*k.out, rope_positions, rope_table, hd);
+    require(rope_positions.numel() == n && positions.numel() == n, "attention input: positions are not one a token");
+    kernels::GemvRopeAppend ra;
+    ra.head_dim = hd;
+    ra.rope_positions = rope_positions.ptr<int32_t>();
+    ra.inv_freq = rope_table.inv_freq.ptr<float>();
+    ra.attention_scaling = rope_table.attention_scaling;
+    ra.positions = ap.positions;
+    ra.cache_k = ap.cache_k;
+    ra.cache_v = ap.cache_v;
+    ra.cache_position = ap.cache_position;
+    ra.length = ap.length;
+    ra.capacity = ap.capacity;
+    KVLAB_CUDA_CHECK(
+        kernels::gemv(x.ptr<float>(), gn, weights, 3, int(n), in, prop_.multiProcessorCount, stream_, &ra));
+    a.pending = int(n);
     void* workspace = attention_partial_.get(plan.workspace_bytes, stream_);
     KVLAB_CUDA_CHECK(kernels::decode_attention(a, plan, workspace, stream_, pruned));
     return true;
@@ -916,9 +930,10 @@ class CudaBackend final : public Backend {
   }
   static const void* end_of(const Tensor& t) { return static_cast<const char*>(t.data) + t.bytes(); }
 
-  // A projection as the decode GEMV takes it, its rows written to out.
-  static kernels::GemvWeight gemv_weight(const Projection& p, float* out) {
-    return {bf16(*p.w), p.bias ? bf16(*p.bias) : nullptr, out, p.w->rows(), p.accumulate};
+  // A projection as the decode GEMV takes it, its rows written to out (through the epilogue).
+  static kernels::GemvWeight gemv_weight(const Projection& p, float* out,
+                                         kernels::GemvEpilogue epilogue = kernels::GemvEpilogue::kStore) {
+    return {bf16(*p.w), p.bias ? bf16(*p.bias) : nullptr, out, p.w->rows(), p.accumulate, epilogue};
   }
 
   kernels::GemvNorm gemv_norm(const Tensor& x, const InputNorm& norm) {
@@ -947,7 +962,7 @@ class CudaBackend final : public Backend {
   bool graphs_ = true;                // capture_or_replay records CUDA graphs
   ScratchState scratch_{std::make_shared<AllocationCounter>(), 0};
   Scratch gemm_input_{&scratch_};         // bf16 copy of a prefill matmul's input
-  Scratch stacked_qkv_{&scratch_};        // q, k and v from one GEMM (prefill) or GEMV (decode appending in attention)
+  Scratch stacked_qkv_{&scratch_};        // q, k and v from one prefill GEMM
   Scratch attention_partial_{&scratch_};  // split-K partial results of decode attention
   Scratch score_partial_{&scratch_};      // row statistics of accumulate_attention
   Scratch compact_scratch_{&scratch_};    // kv_compact's staging rows
