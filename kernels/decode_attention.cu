@@ -101,18 +101,6 @@ __device__ __forceinline__ void mma_attend(const AttentionArgs& a, const Region&
   const int k_begin = min(kv_end, slot.split * per_split);
   const int k_end = min(kv_end, k_begin + per_split);
   const int tiles = (k_end - k_begin + kTileKeys - 1) / kTileKeys;
-  // With pending tokens the kernel before is the q/k/v GEMV, which writes only q and the pending
-  // slots: the lengths and the keys before them are final, so fetch the first stages' worth of
-  // those into L2 while it finishes (no more: at long contexts all blocks' keys overflow L2),
-  // then wait for it.
-  if (a.pending > 0) {
-    const int committed = min(min(k_end, k_begin + kStages * kTileKeys), len - (reg.causal ? a.pending : 0));
-    if (tid == 0 && committed > k_begin) {
-      prefetch_l2(reg.k + int64_t(k_begin) * kKeyDim, int64_t(committed - k_begin) * kKeyDim * 2);
-      prefetch_l2(reg.v + int64_t(k_begin) * kHeadDim, int64_t(committed - k_begin) * kHeadDim * 2);
-    }
-    wait_for_prior_grid();
-  }
 
   // Slots past k_end are zero-filled (and masked): past a head's length the cache holds
   // anything, and a NaN there would survive a zero softmax weight.
@@ -340,7 +328,7 @@ template <int kHeadDim, bool kPacked>
 __global__ void __launch_bounds__(kMmaWarps * 32)
     decode_attention_mma_kernel(AttentionArgs a, int splits, int row_blocks, float* __restrict__ partial) {
   prefetch_l2_share(a.prefetch, a.prefetch_bytes);
-  if (a.pending == 0) wait_for_prior_grid();  // else in mma_attend, which reads the lengths before
+  wait_for_prior_grid();  // mma_attend lets the next kernel launch once its keys are read
   extern __shared__ uint4 smem[];
   const int kvh = blockIdx.y / row_blocks;
   const Region reg{a.k + int64_t(kvh) * a.capacity * kHeadDim, a.v + int64_t(kvh) * a.capacity * kHeadDim, nullptr,
@@ -358,7 +346,7 @@ __global__ void __launch_bounds__(kMmaWarps * 32)
     decode_pruned_mma_kernel(AttentionArgs a, PrunedKeys p, int full_splits, MiddleBlocks m,
                              float* __restrict__ partial) {
   prefetch_l2_share(a.prefetch, a.prefetch_bytes);
-  if (a.pending == 0) wait_for_prior_grid();  // else in mma_attend, which reads the lengths before
+  wait_for_prior_grid();  // mma_attend lets the next kernel launch once its keys are read
   extern __shared__ uint4 smem[];
   const int rb = blockIdx.y, stride = full_splits + m.most;
   const int full_blocks = full_splits * a.kv_heads;
