@@ -31,11 +31,6 @@ struct AttentionArgs {
   // GemvRopeAppend), attended as kept: decode_attention then adds them to the lengths once every
   // split has read them. Needs a plan with a merge (decode_attention_advances).
   int pending = 0;
-  // Bytes the kernel after the attention streams (the o projection's weights; null: none): the
-  // decode kernel's blocks start fetching them into L2 as they start, so that short contexts'
-  // latency-bound attention hides their DRAM reads. A multiple of 16 at a 16-byte address.
-  const void* prefetch = nullptr;
-  int64_t prefetch_bytes = 0;
 };
 
 // LeanK's middle region of one layer (lib/backend/kv_cache.h: ChannelPrunedKV): older than

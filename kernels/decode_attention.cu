@@ -327,7 +327,6 @@ __device__ __forceinline__ void mma_attend(const AttentionArgs& a, const Region&
 template <int kHeadDim, bool kPacked>
 __global__ void __launch_bounds__(kMmaWarps * 32)
     decode_attention_mma_kernel(AttentionArgs a, int splits, int row_blocks, float* __restrict__ partial) {
-  prefetch_l2_share(a.prefetch, a.prefetch_bytes);
   wait_for_prior_grid();  // mma_attend lets the next kernel launch once its keys are read
   extern __shared__ uint4 smem[];
   const int kvh = blockIdx.y / row_blocks;
@@ -345,7 +344,6 @@ template <int kHeadDim, bool kPacked>
 __global__ void __launch_bounds__(kMmaWarps * 32)
     decode_pruned_mma_kernel(AttentionArgs a, PrunedKeys p, int full_splits, MiddleBlocks m,
                              float* __restrict__ partial) {
-  prefetch_l2_share(a.prefetch, a.prefetch_bytes);
   wait_for_prior_grid();  // mma_attend lets the next kernel launch once its keys are read
   extern __shared__ uint4 smem[];
   const int rb = blockIdx.y, stride = full_splits + m.most;
@@ -383,7 +381,6 @@ constexpr int kSimtUnroll = 4;  // keys per stream per iteration: 2 * kSimtUnrol
 template <int kLanes, int kHeads>
 __global__ void __launch_bounds__(kSimtWarps * 32)
     decode_attention_simt_kernel(AttentionArgs a, int splits, int head_blocks, float* __restrict__ partial) {
-  prefetch_l2_share(a.prefetch, a.prefetch_bytes);
   enter_dependent_part();
   constexpr int kStreamsPerWarp = 32 / kLanes;
   constexpr int kStreams = kSimtWarps * kStreamsPerWarp;
@@ -725,8 +722,7 @@ cudaError_t decode_attention(const AttentionArgs& a, const DecodePlan& plan, voi
   if (!decode_attention_supports(a.head_dim) || a.kv_heads <= 0 || a.q_heads % a.kv_heads != 0 ||
       (partials > 1 && !workspace) || (!pruned && plan.middle.most > 0) ||
       (pruned && !decode_attention_supports_pruned(a.head_dim, a.kv_heads)) ||
-      a.pending < 0 || (a.pending > 0 && !decode_attention_advances(plan)) ||
-      (a.prefetch && (reinterpret_cast<uintptr_t>(a.prefetch) % 16 != 0 || a.prefetch_bytes % 16 != 0)))
+      a.pending < 0 || (a.pending > 0 && !decode_attention_advances(plan)))
     return cudaErrorInvalidValue;
   float* partial = static_cast<float*>(workspace);
   cudaError_t err = cudaSuccess;

@@ -53,23 +53,6 @@ __device__ __forceinline__ void enter_dependent_part() {
   allow_dependent_launch();
 }
 
-// Starts fetching this block's share of [p, p + bytes) into L2 and returns at once (sm_90 bulk
-// prefetch, issued by thread 0): for weights that the next kernel streams, fetched while this
-// one waits on latency. p and bytes are multiples of 16; null p: nothing.
-__device__ __forceinline__ void prefetch_l2_share(const void* p, int64_t bytes) {
-  if (!p || threadIdx.x != 0) return;
-  constexpr int64_t kChunk = 16384;
-  const int64_t blocks = int64_t(gridDim.x) * gridDim.y * gridDim.z;
-  const int64_t block = blockIdx.x + int64_t(gridDim.x) * (blockIdx.y + int64_t(gridDim.y) * blockIdx.z);
-  const int64_t share = (bytes / blocks + 15) / 16 * 16;
-  const int64_t begin = block * share, end = begin + share < bytes ? begin + share : bytes;
-  for (int64_t at = begin; at < end; at += kChunk) {
-    const uint32_t size = uint32_t(end - at < kChunk ? end - at : kChunk);
-    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(static_cast<const char*>(p) + at), "r"(size)
-                 : "memory");
-  }
-}
-
 struct SumOp {
   static constexpr float kIdentity = 0.0f;
   __device__ float operator()(float a, float b) const { return a + b; }

@@ -129,11 +129,10 @@ class Backend {
                               const RopeTable& rope, int head_dim, KVCache& cache, int layer,
                               const Tensor& positions, const HeadNorms& norms);
   // With `out`: attention(q.out, cache, layer, scale, *out) after the attention input, which a
-  // backend may fold into the input (the CUDA decode step rotates and appends in its q/k/v GEMV).
+  // backend may then fold into its attention (the CUDA decode step appends in its splits).
   struct Attend {
     float scale = 0.0f;
-    Tensor* out = nullptr;         // null: the input only
-    const Tensor* next = nullptr;  // the weight read right after (o): a backend may fetch it meanwhile
+    Tensor* out = nullptr;  // null: the input only
   };
   // A layer's attention input: the q, k and v projections of x (normed by `norm`), then
   // rope_kv_append on their outputs, after which q.out and k.out hold the rotated q and k (v.out

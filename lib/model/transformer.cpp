@@ -224,7 +224,7 @@ Tensor Transformer::forward(const std::vector<int32_t>& ids, const std::vector<i
       const bool observed = bool(extras.observe_qk);
       b.attention_input(w.x, {&l.input_norm, eps, &w.norm}, {&l.q, bias(l.q_bias), &w.q},
                         {&l.k, bias(l.k_bias), &w.k}, {&l.v, bias(l.v_bias), &w.v}, rope_positions, rope_,
-                        c.head_dim, cache, li, w.positions, head_norms, {scale, observed ? nullptr : &w.attn, &l.o});
+                        c.head_dim, cache, li, w.positions, head_norms, {scale, observed ? nullptr : &w.attn});
       if (observed) {
         extras.observe_qk(li, w.q, w.k);
         b.attention(w.q, cache, li, scale, w.attn);

@@ -195,9 +195,6 @@ class CudaBackend final : public Backend {
     // KVLAB_CUDA_GRAPH=0 runs recorded sequences eagerly, to measure what graphs gain.
     const char* graphs = std::getenv("KVLAB_CUDA_GRAPH");
     graphs_ = !(graphs && std::string(graphs) == "0");
-    // KVLAB_L2_PREFETCH=0 leaves Attend::next to be read by its own kernel, to measure the gain.
-    const char* prefetch = std::getenv("KVLAB_L2_PREFETCH");
-    prefetch_ = !(prefetch && std::string(prefetch) == "0");
     staging_ = std::make_unique<PinnedStaging>();
   }
 
@@ -458,8 +455,7 @@ class CudaBackend final : public Backend {
     const bool biased = q.bias || k.bias || v.bias;
     if (!plain || n <= kernels::kGemvMaxRows || w.empty() || (biased && bias.empty())) {
       Backend::attention_input(x, norm, q, k, v, rope_positions, rope_table, head_dim, cache, layer, positions, norms,
-                               {});
-      if (attend.out) attend_prefetching(*q.out, cache, layer, attend);
+                               attend);
       return;
     }
     for (const Projection* p : {&q, &k, &v}) check_matmul(x, *p->w, p->bias, *p->out);
@@ -473,7 +469,7 @@ class CudaBackend final : public Backend {
     KVLAB_CUDA_CHECK(
         kernels::rope_kv_append(a, rope_args(a, out, rows, *q.out, *k.out, rope_positions, rope_table, head_dim, norms),
                                 stream_));
-    if (attend.out) attend_prefetching(*q.out, cache, layer, attend);
+    if (attend.out) attention(*q.out, cache, layer, attend.scale, *attend.out);
   }
 
   // A decode step (at most kGemvMaxRows tokens) whose attention has a merge: one GEMV projects
@@ -516,7 +512,6 @@ class CudaBackend final : public Backend {
     KVLAB_CUDA_CHECK(
         kernels::gemv(x.ptr<float>(), gn, weights, 3, int(n), in, prop_.multiProcessorCount, stream_, &ra));
     a.pending = int(n);
-    set_prefetch(a, attend.next);
     void* workspace = attention_partial_.get(plan.workspace_bytes, stream_);
     KVLAB_CUDA_CHECK(kernels::decode_attention(a, plan, workspace, stream_, pruned));
     return true;
@@ -568,24 +563,6 @@ class CudaBackend final : public Backend {
   }
 
   void attention(const Tensor& q, const KVCache& cache, int layer, float scale, Tensor& out) override {
-    attend_prefetching(q, cache, layer, {scale, &out});
-  }
-
-  // Decode attention's blocks start fetching `next` (the o projection's weights) into L2 as they
-  // start: at short contexts the attention and its merge are latency, not bytes, and the o GEMV
-  // then reads from L2 what it would have waited on DRAM for. Only a weight that fits well
-  // within L2 (three quarters of it), so that the fetch does not evict itself.
-  void set_prefetch(kernels::AttentionArgs& a, const Tensor* next) {
-    if (!prefetch_ || !next || next->empty() || next->bytes() % 16 != 0 ||
-        reinterpret_cast<uintptr_t>(next->data) % 16 != 0 || next->bytes() > size_t(prop_.l2CacheSize) / 4 * 3)
-      return;
-    a.prefetch = next->data;
-    a.prefetch_bytes = int64_t(next->bytes());
-  }
-
-  void attend_prefetching(const Tensor& q, const KVCache& cache, int layer, const Attend& attend) {
-    Tensor& out = *attend.out;
-    const float scale = attend.scale;
     kernels::AttentionArgs a = attention_args(q, cache, layer, scale, out);
     if (a.n == 0) return;
     const int hd = cache.head_dim;
@@ -607,7 +584,6 @@ class CudaBackend final : public Backend {
     kernels::PrunedKeys middle{};
     const kernels::PrunedKeys* pruned = pruned_keys(cache, layer, &middle);
     const kernels::DecodePlan plan = kernels::decode_attention_plan(a, prop_.multiProcessorCount, pruned);
-    set_prefetch(a, attend.next);
     void* workspace = plan.workspace_bytes ? attention_partial_.get(plan.workspace_bytes, stream_) : nullptr;
     KVLAB_CUDA_CHECK(kernels::decode_attention(a, plan, workspace, stream_, pruned));
   }
@@ -984,7 +960,6 @@ class CudaBackend final : public Backend {
   int32_t* compact_error_host_ = nullptr;    // kv_compact's error flag: the block's 4th word
   int32_t* compact_error_device_ = nullptr;
   bool graphs_ = true;                // capture_or_replay records CUDA graphs
-  bool prefetch_ = true;              // decode attention prefetches Attend::next into L2
   ScratchState scratch_{std::make_shared<AllocationCounter>(), 0};
   Scratch gemm_input_{&scratch_};         // bf16 copy of a prefill matmul's input
   Scratch stacked_qkv_{&scratch_};        // q, k and v from one prefill GEMM
