@@ -113,11 +113,12 @@ __global__ void __launch_bounds__(kWarps * 32)
   const uint4* wrow[kRowsPerWarp];
 #pragma unroll
   for (int r = 0; r < kRowsPerWarp; r++) {
-    // Non-gated, a missing last row re-reads row0; its sum is dropped (rotated weights have
-    // whole heads).
-    const int64_t row = kGated      ? row0
-                        : kEpilogue ? pair_row(wt, ra.head_dim, row0, r)
-                                    : (row0 + r < rows ? row0 + r : row0);
+    // Non-gated, a missing last row re-reads row0; its sum is dropped (a weight with an epilogue
+    // has whole heads, so never misses one).
+    const int64_t row = kGated              ? row0
+                        : row0 + r >= rows  ? row0
+                        : kEpilogue         ? pair_row(wt, ra.head_dim, row0, r)
+                                            : row0 + r;
     wrow[r] = reinterpret_cast<const uint4*>((kGated ? g.weight[r].w : wt.w) + (active ? row : 0) * in);
   }
   uint4 wv[kUnroll][kRowsPerWarp];
