@@ -129,7 +129,8 @@ class Backend {
                               const RopeTable& rope, int head_dim, KVCache& cache, int layer,
                               const Tensor& positions, const HeadNorms& norms);
   // With `out`: attention(q.out, cache, layer, scale, *out) after the attention input, which a
-  // backend may then fold into its attention (the CUDA decode step appends in its splits).
+  // backend may fold together (the CUDA decode step appends with its q/k/v GEMV and attends the
+  // tokens as pending).
   struct Attend {
     float scale = 0.0f;
     Tensor* out = nullptr;  // null: the input only
