@@ -497,7 +497,7 @@ class CudaBackend final : public Backend {
     const int hd = cache.head_dim;
     check_rope(*q.out, rope_positions, rope_table, hd);
     check_rope(*k.out, rope_positions, rope_table, hd);
-    require(rope_positions.numel() == n && positions.numel() == n, "attention input: positions are not one a token");
+    require(rope_positions.numel() == n && positions.numel() == n, "attention input: positions must be one per token");
     kernels::GemvRopeAppend ra;
     ra.head_dim = hd;
     ra.rope_positions = rope_positions.ptr<int32_t>();
