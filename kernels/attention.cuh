@@ -13,7 +13,6 @@
 #include <cstddef>
 #include <cstdint>
 
-
 namespace kvlab::kernels {
 
 struct AttentionArgs {

@@ -32,26 +32,19 @@ __device__ __forceinline__ void load(const __nv_bfloat16* p, float (&f)[kWidth])
     f[0] = bf16_to_float(*p);
   }
 }
-// Stores take one element or any multiple of four (16 or 8 bytes at a time).
 template <int kWidth>
 __device__ __forceinline__ void store(float* p, const float (&f)[kWidth]) {
-  if constexpr (kWidth % 4 == 0) {
-#pragma unroll
-    for (int i = 0; i < kWidth; i += 4)
-      *reinterpret_cast<float4*>(p + i) = make_float4(f[i], f[i + 1], f[i + 2], f[i + 3]);
+  if constexpr (kWidth == 4) {
+    *reinterpret_cast<float4*>(p) = make_float4(f[0], f[1], f[2], f[3]);
   } else {
-    static_assert(kWidth == 1);
     *p = f[0];
   }
 }
 template <int kWidth>
 __device__ __forceinline__ void store(__nv_bfloat16* p, const float (&f)[kWidth]) {
-  if constexpr (kWidth % 4 == 0) {
-#pragma unroll
-    for (int i = 0; i < kWidth; i += 4)
-      *reinterpret_cast<uint2*>(p + i) = make_uint2(pack_bf16x2(f[i], f[i + 1]), pack_bf16x2(f[i + 2], f[i + 3]));
+  if constexpr (kWidth == 4) {
+    *reinterpret_cast<uint2*>(p) = make_uint2(pack_bf16x2(f[0], f[1]), pack_bf16x2(f[2], f[3]));
   } else {
-    static_assert(kWidth == 1);
     *p = __float2bfloat16_rn(f[0]);
   }
 }

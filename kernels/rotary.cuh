@@ -17,17 +17,4 @@ __device__ __forceinline__ void rotate_pair(const float* src, float* dst, int j,
   dst[j + half] = b * c + a * s;
 }
 
-// Channel c of rotate_pair's result over the row x, from channel c and its partner: for a
-// thread that computes some channels of a row (or gathers a few) while others do the rest.
-__device__ __forceinline__ float rotated_channel(const float* x, int c, int half, int32_t position,
-                                                 const float* inv_freq, float attention_scaling) {
-  const bool first = c < half;
-  const int j = first ? c : c - half;  // the pair, as rotate_pair's j
-  float s, co;
-  sincosf(float(position) * inv_freq[j], &s, &co);
-  co *= attention_scaling;
-  s *= attention_scaling;
-  return first ? x[c] * co - x[c + half] * s : x[c] * co + x[j] * s;
-}
-
 }  // namespace kvlab::kernels
