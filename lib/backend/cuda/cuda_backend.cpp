@@ -432,9 +432,8 @@ class CudaBackend final : public Backend {
       Backend::rope_kv_append(q, k, v, rope_positions, rope_table, head_dim, cache, layer, positions, norms);
       return;
     }
-    const kernels::KvAppendArgs a = append_args(cache, layer, k, v, positions);
-    KVLAB_CUDA_CHECK(kernels::rope_kv_append(
-        a, rope_args(a, q.ptr<float>(), q.cols(), q, k, rope_positions, rope_table, head_dim, norms), stream_));
+    launch_rope_kv_append(append_args(cache, layer, k, v, positions), q.ptr<float>(), q.cols(), q, k, rope_positions,
+                          rope_table, head_dim, norms);
   }
 
   // A decode step with its attention: attend_appending. Prefill with load_weights' stacked q/k/v
@@ -466,9 +465,7 @@ class CudaBackend final : public Backend {
     a.k = out + q.w->rows();
     a.v = a.k + k.w->rows();
     a.stride = rows;
-    KVLAB_CUDA_CHECK(
-        kernels::rope_kv_append(a, rope_args(a, out, rows, *q.out, *k.out, rope_positions, rope_table, head_dim, norms),
-                                stream_));
+    launch_rope_kv_append(a, out, rows, *q.out, *k.out, rope_positions, rope_table, head_dim, norms);
     if (attend.out) attention(*q.out, cache, layer, attend.scale, *attend.out);
   }
 
@@ -495,9 +492,7 @@ class CudaBackend final : public Backend {
       return false;
     const kernels::KvAppendArgs ap = append_args(cache, layer, *k.out, *v.out, positions);
     const int hd = cache.head_dim;
-    check_rope(*q.out, rope_positions, rope_table, hd);
-    check_rope(*k.out, rope_positions, rope_table, hd);
-    require(rope_positions.numel() == n && positions.numel() == n, "attention input: positions must be one per token");
+    check_rope_kv(ap, *q.out, *k.out, rope_positions, rope_table, hd);
     kernels::GemvRopeAppend ra;
     ra.head_dim = hd;
     ra.rope_positions = rope_positions.ptr<int32_t>();
@@ -880,20 +875,27 @@ class CudaBackend final : public Backend {
     return a;
   }
 
-  // The rotation (and head norms) of the queries q (rows q_stride apart) and of a's keys, into
-  // q_out and k_out (whose shape append_args checked as a's keys).
-  kernels::RopeArgs rope_args(const kernels::KvAppendArgs& a, const float* q, int64_t q_stride, Tensor& q_out,
-                              Tensor& k_out, const Tensor& rope_positions, const RopeTable& rope_table, int head_dim,
-                              const HeadNorms& norms) {
+  // The rotated q_out and k_out of a's tokens (whose shape append_args checked as a's keys),
+  // checked against the rope positions and table.
+  void check_rope_kv(const kernels::KvAppendArgs& a, const Tensor& q_out, const Tensor& k_out,
+                     const Tensor& rope_positions, const RopeTable& rope_table, int head_dim) {
+    check_rope(q_out, rope_positions, rope_table, head_dim);
+    check_rope(k_out, rope_positions, rope_table, head_dim);
+    require(rope_positions.numel() == a.n, "rope_kv_append: rope positions and positions differ in count");
+  }
+
+  // The rope_kv_append kernel on a's keys and values and on the queries q (rows q_stride apart),
+  // rotated into q_out and k_out.
+  void launch_rope_kv_append(const kernels::KvAppendArgs& a, const float* q, int64_t q_stride, Tensor& q_out,
+                             Tensor& k_out, const Tensor& rope_positions, const RopeTable& rope_table, int head_dim,
+                             const HeadNorms& norms) {
     const int64_t n = a.n;
     if (norms.q) {
       require_tensor(*norms.q, DType::BF16, "q head norm weight");
       require_tensor(*norms.k, DType::BF16, "k head norm weight");
       require(norms.q->numel() == head_dim && norms.k->numel() == head_dim, "head norm weights are not head_dim long");
     }
-    check_rope(q_out, rope_positions, rope_table, head_dim);
-    check_rope(k_out, rope_positions, rope_table, head_dim);
-    require(rope_positions.numel() == n, "rope_kv_append: rope positions and positions differ in count");
+    check_rope_kv(a, q_out, k_out, rope_positions, rope_table, head_dim);
     kernels::RopeArgs r;
     r.q = q;
     r.q_stride = q_stride;
@@ -908,7 +910,7 @@ class CudaBackend final : public Backend {
       r.k_norm = bf16(*norms.k);
       r.norm_eps = norms.eps;
     }
-    return r;
+    KVLAB_CUDA_CHECK(kernels::rope_kv_append(a, r, stream_));
   }
 
   // The tensors as one [sum of rows, ...] when each is the slice of one allocation that follows
@@ -962,7 +964,7 @@ class CudaBackend final : public Backend {
   bool graphs_ = true;                // capture_or_replay records CUDA graphs
   ScratchState scratch_{std::make_shared<AllocationCounter>(), 0};
   Scratch gemm_input_{&scratch_};         // bf16 copy of a prefill matmul's input
-  Scratch stacked_qkv_{&scratch_};        // q, k and v from one prefill GEMM
+  Scratch stacked_qkv_{&scratch_};        // prefill's q, k and v from one GEMM (attention_input)
   Scratch attention_partial_{&scratch_};  // split-K partial results of decode attention
   Scratch score_partial_{&scratch_};      // row statistics of accumulate_attention
   Scratch compact_scratch_{&scratch_};    // kv_compact's staging rows
