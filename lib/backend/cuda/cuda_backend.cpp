@@ -737,7 +737,9 @@ class CudaBackend final : public Backend {
     require_tensor(logits, DType::F32, "argmax logits");
     require_tensor(out, DType::I32, "argmax output");
     require(out.numel() == logits.rows(), "argmax output shape " + out.shape_string());
-    KVLAB_CUDA_CHECK(kernels::argmax(logits.ptr<float>(), logits.rows(), logits.cols(), out.ptr<int32_t>(), stream_));
+    void* workspace = argmax_partial_.get(kernels::argmax_workspace_bytes(logits.rows(), logits.cols()), stream_);
+    KVLAB_CUDA_CHECK(
+        kernels::argmax(logits.ptr<float>(), logits.rows(), logits.cols(), out.ptr<int32_t>(), workspace, stream_));
   }
 
  private:
@@ -968,6 +970,7 @@ class CudaBackend final : public Backend {
   Scratch attention_partial_{&scratch_};  // split-K partial results of decode attention
   Scratch score_partial_{&scratch_};      // row statistics of accumulate_attention
   Scratch compact_scratch_{&scratch_};    // kv_compact's staging rows
+  Scratch argmax_partial_{&scratch_};     // each span's best of a row (argmax)
   std::unique_ptr<PinnedStaging> staging_;
 };
 
