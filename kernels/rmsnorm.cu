@@ -1,9 +1,9 @@
 #include "rmsnorm.cuh"
 
 #include <algorithm>
-#include <cstdint>
 
 #include "device_common.cuh"
+#include "elementwise.cuh"
 #include "launch.cuh"
 #include "rmsnorm_row.cuh"
 
@@ -57,14 +57,12 @@ __global__ void __launch_bounds__(kHeldThreads) rmsnorm_held_kernel(const float*
 
 int threads_for(int cols) { return std::min(1024, std::max(32, (cols / 4 + 31) / 32 * 32)); }
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
 template <typename Out>
 cudaError_t run(const float* x, const __nv_bfloat16* weight, float eps, Out* out, int64_t rows, int cols,
                 cudaStream_t stream) {
   if (rows == 0) return cudaSuccess;
-  if (cols % 4 == 0 && cols <= kHeldThreads * 4 * kMostHeld && aligned16(x) && aligned16(out) &&
-      reinterpret_cast<uintptr_t>(weight) % 8 == 0) {
+  if (cols % 4 == 0 && cols <= kHeldThreads * 4 * kMostHeld && aligned_for_four(x, sizeof(float)) &&
+      aligned_for_four(out, sizeof(Out)) && aligned_for_four(weight, sizeof(__nv_bfloat16))) {
     const auto kernel =
         cols <= kHeldThreads * 4 * 4 ? rmsnorm_held_kernel<Out, 4> : rmsnorm_held_kernel<Out, kMostHeld>;
     return launch(kernel, unsigned(rows), kHeldThreads, 0, stream, x, weight, eps, out, cols);
