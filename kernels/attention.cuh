@@ -24,8 +24,6 @@ struct AttentionArgs {
   int64_t n;
   int q_heads, kv_heads, head_dim, capacity;
   float scale;
-  int64_t keys_before = 0;   // the host's count of a head's kept keys before the n new ones: a
-                             // hint that shapes the prefill launch, never what it reads
   // Tokens already written past length[h] (by the q/k/v GEMV: kernels/matmul.cuh,
   // GemvRopeAppend), attended as kept: decode_attention then adds them to the lengths once every
   // split has read them. Needs a plan with a merge (decode_attention_advances).
@@ -74,6 +72,6 @@ bool decode_attention_advances(const DecodePlan& plan);
 cudaError_t decode_attention(const AttentionArgs& a, const DecodePlan& plan, void* workspace, cudaStream_t stream,
                              const PrunedKeys* pruned = nullptr);
 
-cudaError_t prefill_attention(const AttentionArgs& a, int sm_count, cudaStream_t stream);
+cudaError_t prefill_attention(const AttentionArgs& a, cudaStream_t stream);
 
 }  // namespace kvlab::kernels

@@ -31,10 +31,4 @@ int32_t KVCache::max_length() const {
   return host_length.empty() ? 0 : *std::max_element(host_length.begin(), host_length.end());
 }
 
-int32_t KVCache::max_length(int layer) const {
-  if (host_length.empty()) return 0;
-  const auto first = host_length.begin() + int64_t(layer) * kv_heads;
-  return *std::max_element(first, first + kv_heads);
-}
-
 }  // namespace kvlab

@@ -54,8 +54,7 @@ struct KVCache {
 
   ChannelPrunedKV pruned;     // LeanK's middle region, empty unless a channel mask is attached
 
-  int32_t max_length() const;           // over all (layer, head), from host_length
-  int32_t max_length(int layer) const;  // over one layer's heads, from host_length
+  int32_t max_length() const;  // over all (layer, head), from host_length
 
   size_t bytes() const;      // K + V + bookkeeping of both regions, as allocated
   size_t k_bytes() const;    // K of both regions

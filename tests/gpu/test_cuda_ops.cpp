@@ -830,10 +830,9 @@ TEST_F(CudaAttention, DecodeLongContext) {
   }
 }
 
-// A chunk of n new tokens after `prefix` cached ones: n = 3 (split-K path), 9, 65, 300 (tensor
-// cores, a 16-row tile a warp, partial blocks), 1000 at 28 heads, 1200 at 14; 300 at 64 and 48
-// heads after 2500 (enough blocks, and keys before them, for two tiles a warp on a GPU of up to
-// 144 SMs), head_dim 96 for the fallback.
+// A chunk of n new tokens after `prefix` cached ones: n = 3 (split-K path), 9, 65, 300 (wgmma,
+// 64-query blocks, partial ones), 1000 at 28 heads, 1200 at 14; 300 at 64 and 48 heads after
+// 2500 (many blocks, long prefixes), head_dim 96 for the fallback.
 TEST_F(CudaAttention, Prefill) {
   struct Case {
     int q_heads, kv_heads, hd, prefix, n;

@@ -569,8 +569,7 @@ class CudaBackend final : public Backend {
                                    mid.host_length.begin() + int64_t(layer + 1) * cache.kv_heads,
                                    [](int32_t n) { return n == 0; });
     if (a.n > kDecodeMaxQueries && kernels::prefill_attention_supports(hd) && middle_empty) {
-      a.keys_before = cache.max_length(layer);
-      KVLAB_CUDA_CHECK(kernels::prefill_attention(a, prop_.multiProcessorCount, stream_));
+      KVLAB_CUDA_CHECK(kernels::prefill_attention(a, stream_));
       return;
     }
     if (!kernels::decode_attention_supports(hd))

@@ -1,0 +1,88 @@
+#pragma once
+// Hopper's warpgroup MMA (wgmma, sm_90a): a warpgroup of 4 warps multiplies a 64-row A by a
+// B held in shared memory, asynchronously. Device code: include from kernels/*.cu only.
+//
+// Operands in shared memory are described by 64-bit descriptors over the 128-byte swizzle:
+// 64 bf16 columns make a *panel* whose rows are 128 bytes apart, and 16-byte chunk c of row r
+// sits at chunk c ^ (r % 8) (panel_offset); a panel starts 1,024-byte aligned. A K-major
+// operand (rows are M or N, columns the reduction) advances by 32 bytes per 16-column step
+// within a panel; an MN-major one (rows the reduction, columns N) takes N across panels at the
+// leading byte offset. Register fragments match mma.sync m16n8k16's, warp w of the group taking
+// rows 16w..16w + 15: an accumulator holds (row, 2 columns) pairs per 8-column block, rows
+// lane / 4 and lane / 4 + 8.
+#include <cstdint>
+
+namespace kvlab::kernels {
+
+constexpr int kPanelCols = 64;     // bf16 columns of a 128-byte swizzled panel
+constexpr int kPanelRowBytes = 128;
+
+// Byte offset of 16-byte chunk `chunk` (of kPanelCols / 8) of row `row` within its panel.
+__device__ __forceinline__ uint32_t panel_offset(int row, int chunk) {
+  return uint32_t(row * kPanelRowBytes + ((chunk ^ (row & 7)) << 4));
+}
+
+// A shared-memory matrix descriptor, 128-byte swizzle: `leading` = the byte distance between
+// panels of an MN-major operand (unused K-major), `stride` = between groups of 8 rows.
+__device__ __forceinline__ uint64_t wgmma_descriptor(uint32_t smem_address, uint32_t leading, uint32_t stride) {
+  return uint64_t((smem_address & 0x3FFFF) >> 4) | uint64_t(leading >> 4) << 16 | uint64_t(stride >> 4) << 32 |
+         uint64_t(1) << 62;
+}
+
+// Before the first wgmma that reads registers (accumulators, A) written by other instructions.
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
+__device__ __forceinline__ void wgmma_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory"); }
+// Generic-proxy writes to shared memory (st.shared, cp.async) made visible to wgmma's reads;
+// each writing thread runs it before the barrier that publishes them.
+__device__ __forceinline__ void fence_shared_for_async() {
+  asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+}
+// Pins registers that an asynchronous wgmma writes: the compiler may not move their reads
+// across this point (a wait) nor their writes after it (a fence).
+// (A fragments it reads stay live until then too.)
+template <int N>
+__device__ __forceinline__ void hold_registers(float (&r)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; i++) asm volatile("" : "+f"(r[i])::"memory");
+}
+template <int N>
+__device__ __forceinline__ void hold_registers(uint32_t (&r)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; i++) asm volatile("" : "+r"(r[i])::"memory");
+}
+
+// d (+)= A * B, m64n64k16: A and B K-major, both in shared memory.
+__device__ __forceinline__ void wgmma_m64n64k16_ss(float (&d)[32], uint64_t a, uint64_t b, bool accumulate) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
+      "}, %32, %33, p, 1, 1, 0, 0;\n}\n"
+      :
+        "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+      : "l"(a), "l"(b), "r"(int(accumulate)));
+}
+
+// d (+)= A * B, m64n64k16: A (bf16 pairs) in registers, B MN-major in shared memory.
+__device__ __forceinline__ void wgmma_m64n64k16_rs_mn(float (&d)[32], const uint32_t (&a)[4], uint64_t b,
+                                                      bool accumulate) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
+      "}, {%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"
+      :
+        "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(int(accumulate)));
+}
+
+}  // namespace kvlab::kernels
