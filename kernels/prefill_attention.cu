@@ -6,10 +6,11 @@
 // and P taken straight from the score registers (an accumulator's layout is an A fragment's).
 // Key/value tiles of kBlockK slots are streamed through shared memory with cp.async, double
 // buffered, and the softmax is computed online per row, so memory is O(tile) whatever n and
-// the cache length. Two blocks share an SM, so one's softmax overlaps the other's MMAs. The
-// mma.sync kernel this replaced ran 1,024 new tokens after 7,168 cached in 498 µs on an H100,
-// this one in 417 (309 TFLOP/s); computing the next tile's scores during this tile's softmax
-// (a third buffer) was slower still, 432 (bench/README.md, 2026-12-06 third session).
+// the cache length. Two blocks share an SM, so one's softmax overlaps the other's MMAs, and a
+// block scores the next tile while this tile's P V runs. The mma.sync kernel this replaced ran
+// 1,024 new tokens after 7,168 cached in 498 µs on an H100, this one in 408 (316 TFLOP/s);
+// scoring the next tile during this tile's softmax instead (a third buffer) was slower, 432
+// (bench/README.md, 2026-12-06 third session).
 #include "attention.cuh"
 #include "device_common.cuh"
 #include "launch.cuh"
@@ -100,26 +101,39 @@ __global__ void __launch_bounds__(kThreads, 2) prefill_attention_kernel(Attentio
   const float scale_log2 = a.scale * kLog2e;
   float o[kPanels][32] = {};  // 64 output dims a panel
 
-  for (int t = 0; t < tiles; t++) {
-    if (t + 1 < tiles) load_tile(t + 1);
-    cp_async_commit();  // possibly empty, so that "all but the newest group" is always tile t
-    cp_async_wait<1>();
-    fence_shared_for_async();  // this thread's cp.async (and Q) writes, seen by the wgmma below
+  // Tile t + 1's scores are computed while tile t's P V runs (one wait takes both), so the
+  // tensor cores go from one to the other without a wait and a barrier between; tile t + 2 is
+  // loaded into tile t's buffer once both are done.
+  float s[32];
+  auto tile_ready = [&] {      // every thread's cp.async (and Q) writes, seen by the wgmma
+    cp_async_wait<0>();        // the one group in flight: the next tile
+    fence_shared_for_async();
     __syncthreads();
-    const uint32_t kt = q_base + k_tile(t), vt = q_base + v_tile(t);
-
-    float s[32] = {};
-    wgmma_fence();
+  };
+  // S = Q K^T of tile t into s, issued. The first MMA overwrites s (no zeroing: a write to s
+  // while P V runs makes ptxas serialize every wgmma, its warning C7515).
+  auto score = [&](int t) {
+    const uint32_t kt = q_base + k_tile(t);
+    wgmma_fence();  // s was last written by the softmax
 #pragma unroll
     for (int kk = 0; kk < kHeadDim / 16; kk++) {
       const uint32_t col = (kk % 4) * 32;  // 16 columns of a panel
       wgmma_m64n64k16_ss(s, wgmma_descriptor(q_base + (kk / 4) * kQPanel + col, 16, kGroupStride),
-                         wgmma_descriptor(kt + (kk / 4) * kKeyPanel + col, 16, kGroupStride), true);
+                         wgmma_descriptor(kt + (kk / 4) * kKeyPanel + col, 16, kGroupStride), kk > 0);
     }
     wgmma_commit();
+  };
+  if (tiles > 0) {
+    tile_ready();
+    if (tiles > 1) load_tile(1);
+    cp_async_commit();
+    score(0);
     wgmma_wait_all();
     hold_registers(s);
+  }
 
+  for (int t = 0; t < tiles; t++) {
+    const uint32_t vt = q_base + v_tile(t);
     // Scale into the log2 domain; mask keys past each row's causal limit (only tiles that
     // reach past the first row's limit need it). s[4 j + e]: keys 8 j + 2 (lane % 4) + e % 2
     // of row e / 2.
@@ -175,12 +189,19 @@ __global__ void __launch_bounds__(kThreads, 2) prefill_attention_kernel(Attentio
                               wgmma_descriptor(vt + pn * kKeyPanel + tk * 16 * kPanelRowBytes, kKeyPanel, kGroupStride),
                               true);
     wgmma_commit();
+    if (t + 1 < tiles) {
+      tile_ready();
+      score(t + 1);
+    }
     wgmma_wait_all();
 #pragma unroll
     for (int pn = 0; pn < kPanels; pn++) hold_registers(o[pn]);
 #pragma unroll
     for (int tk = 0; tk < kBlockK / 16; tk++) hold_registers(p[tk]);
-    __syncthreads();  // everyone is done with this buffer before it is refilled
+    hold_registers(s);
+    __syncthreads();  // everyone is done with tile t's buffer before it is refilled
+    if (t + 2 < tiles) load_tile(t + 2);
+    cp_async_commit();
   }
 
 #pragma unroll
