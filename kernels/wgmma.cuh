@@ -38,9 +38,8 @@ __device__ __forceinline__ void wgmma_wait_all() { asm volatile("wgmma.wait_grou
 __device__ __forceinline__ void fence_shared_for_async() {
   asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
 }
-// Pins registers that an asynchronous wgmma writes: the compiler may not move their reads
-// across this point (a wait) nor their writes after it (a fence).
-// (A fragments it reads stay live until then too.)
+// Pins the registers an asynchronous wgmma uses, placed after its wait: the compiler may not
+// read its accumulators before this point, nor reuse the registers of the A fragment it reads.
 template <int N>
 __device__ __forceinline__ void hold_registers(float (&r)[N]) {
 #pragma unroll
