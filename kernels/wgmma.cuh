@@ -4,13 +4,16 @@
 //
 // Operands in shared memory are described by 64-bit descriptors over the 128-byte swizzle:
 // 64 bf16 columns make a *panel* whose rows are 128 bytes apart, and 16-byte chunk c of row r
-// sits at chunk c ^ (r % 8) (panel_offset); a panel starts 1,024-byte aligned. A K-major
+// sits at chunk c ^ (r % 8) (panel_offset: tensor_core.cuh's swizzle over rows of 8 chunks); a
+// panel starts 1,024-byte aligned. A K-major
 // operand (rows are M or N, columns the reduction) advances by 32 bytes per 16-column step
 // within a panel; an MN-major one (rows the reduction, columns N) takes N across panels at the
 // leading byte offset. Register fragments match mma.sync m16n8k16's, warp w of the group taking
 // rows 16w..16w + 15: an accumulator holds (row, 2 columns) pairs per 8-column block, rows
 // lane / 4 and lane / 4 + 8.
 #include <cstdint>
+
+#include "tensor_core.cuh"
 
 namespace kvlab::kernels {
 
@@ -19,7 +22,7 @@ constexpr int kPanelRowBytes = 128;
 
 // Byte offset of 16-byte chunk `chunk` (of kPanelCols / 8) of row `row` within its panel.
 __device__ __forceinline__ uint32_t panel_offset(int row, int chunk) {
-  return uint32_t(row * kPanelRowBytes + ((chunk ^ (row & 7)) << 4));
+  return uint32_t(swizzle<kPanelCols / 8>(row, chunk)) * 16;
 }
 
 // A shared-memory matrix descriptor, 128-byte swizzle: `leading` = the byte distance between
