@@ -19,20 +19,9 @@ for t in "$build"/tests/test_cuda_* "$build"/bin/bench_cuda_ops "$build"/bin/kvl
 done
 echo "(end)"
 
-# gtest binary, time limit, log name, extra arguments.
-run_tests() {
-  local bin=$1 limit=$2 log=$3
-  shift 3
-  echo "== $log"
-  timeout "$limit" "$build/tests/$bin" "$@" >"$out/$log.log" 2>&1
-  echo "exit $?"
-  grep -E '^\[  (FAILED|SKIPPED|PASSED) |^\| |Failure|error:|Expected|Which is|: max|same slots|keeps the same|checkable|^cuda' \
-    "$out/$log.log" | head -60
-  grep -q '^\[  PASSED  \]' "$out/$log.log" && ! grep -q '^\[  FAILED  \]' "$out/$log.log" || status=1
-}
-run_tests test_cuda_ops 45 ops
-run_tests test_cuda_cache_ops 60 cache_ops
-run_tests test_cuda_model 120 model
+run_gtest ops 45 "$build"/tests/test_cuda_ops
+run_gtest cache_ops 60 "$build"/tests/test_cuda_cache_ops
+run_gtest model 120 "$build"/tests/test_cuda_model
 
 echo "== compute-sanitizer memcheck (cache ops; graph replay)"
 timeout 60 "$sanitizer" --tool memcheck --leak-check no --print-limit 20 \

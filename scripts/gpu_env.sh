@@ -1,7 +1,8 @@
 # Sourced by the GPU-machine scripts (gpu_check.sh, leank_gpu_check.sh), from the repository root,
-# with the build dir as $1 (default build-cuda, made elsewhere and carried along) and $2 the
-# default log folder when $OUT is unset: where the tests find their inputs and binaries, the
-# shared libraries the build machine had and this one may not, and compute-sanitizer.
+# with the build dir as $1 (default build-cuda, made elsewhere and carried along, e.g. by
+# scripts/gpu_bundle.sh) and $2 the default log folder when $OUT is unset: where the tests find
+# their inputs and binaries, the shared libraries the build machine had and this one may not,
+# compute-sanitizer, and helpers for a call's steps.
 build=${1:-build-cuda}
 out=${OUT:-$2}
 mkdir -p "$out"
@@ -9,3 +10,25 @@ export KVLAB_SOURCE_DIR=$PWD KVLAB_BIN_DIR=$PWD/$build/bin KVLAB_TOKENIZER_DIR=$
 [[ -d $build/carried-lib ]] && export LD_LIBRARY_PATH=$PWD/$build/carried-lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 status=0
+
+# A device call is killed at its limit, taking the logs of its last step with it: each step's
+# timeout is capped so that the whole ends within KVLAB_CALL_SECONDS (default 540) of here.
+call_start=$(date +%s)
+step_limit() {  # seconds: at most $1, and none past the call's end
+  local left=$((${KVLAB_CALL_SECONDS:-540} - ($(date +%s) - call_start)))
+  ((left < 1)) && left=1
+  echo $((left < $1 ? left : $1))
+}
+elapsed() { echo "[$(($(date +%s) - call_start)) s] $*"; }
+# A gtest binary under a limit into $out/LOG.log: prints its exit and summary lines, and sets
+# status=1 unless it passed.   run_gtest LOG LIMIT BINARY [arguments...]
+run_gtest() {
+  local log=$1 limit=$2
+  shift 2
+  echo "== $log"
+  timeout "$(step_limit "$limit")" "$@" >"$out/$log.log" 2>&1
+  echo "exit $?"
+  local summary='^\[  (FAILED|SKIPPED|PASSED) |^\| |Failure|error:|Expected|Which is|: max|same slots'
+  grep -E "$summary|keeps the same|checkable|^cuda" "$out/$log.log" | head -60
+  grep -q '^\[  PASSED  \]' "$out/$log.log" && ! grep -q '^\[  FAILED  \]' "$out/$log.log" || status=1
+}

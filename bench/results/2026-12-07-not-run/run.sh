@@ -8,55 +8,49 @@
 set -uo pipefail
 c=carry/bd14
 res=/tmp/resd14; mkdir -p $res
-source scripts/gpu_env.sh $c/candD $res
+KVLAB_CALL_SECONDS=280 source scripts/gpu_env.sh $c/candD $res  # step_limit, elapsed, run_gtest
 pack() { tar -C /tmp -czf $OUT/resd14.tar.gz resd14; }
 nvidia-smi -L; nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.mem --format=csv,noheader
-t0=$(date +%s); el() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
-cap() { local l=$(( 280 - ($(date +%s) - t0) )); echo $(( l < $1 ? (l > 1 ? l : 1) : $1 )); }
-gt() {  # log test [args]
-  local log=$1; shift
-  timeout $(cap 120) "$@" > $res/$log.log 2>&1; echo "$log exit $?"
-  grep -E '^\[  (FAILED|PASSED) |Failure|SKIPPED|Expected|Which is|actual' $res/$log.log | head -12
-}
 bench() {  # variant name contexts tokens
-  LD_LIBRARY_PATH=$PWD/$c/$1/carried-lib timeout $(cap 90) $c/$1/bin/kvlab-bench --shape llama-3.1-8b --contexts $3 \
-    --decode-tokens $4 --warmup-tokens 8 --json $res/$2.json --markdown $res/$2.md > $res/$2.log 2>&1
+  LD_LIBRARY_PATH=$PWD/$c/$1/carried-lib timeout $(step_limit 90) $c/$1/bin/kvlab-bench --shape llama-3.1-8b \
+    --contexts $3 --decode-tokens $4 --warmup-tokens 8 --json $res/$2.json --markdown $res/$2.md > $res/$2.log 2>&1
   echo "$2 exit $? $(grep '^| [lq]' $res/$2.md | cut -d'|' -f4,6,7,11 | tr '\n' ' ')"
 }
-el tests
-gt test_cuda_ops $c/candD/tests/test_cuda_ops
+elapsed tests
+run_gtest test_cuda_ops 120 $c/candD/tests/test_cuda_ops
 pack
 round() {
   case $1 in 1) order="old candB candC";; 2) order="candC candB old";; 3) order="candB old candC";; esac
   for v in $order; do bench $v ${v}_r$1 $2 64; done
   pack
 }
-el decode-round-1; round 1 1024,8192
-el prefill
+elapsed decode-round-1; round 1 1024,8192
+elapsed prefill
 for v in candC candD; do
-  LD_LIBRARY_PATH=$PWD/$c/$v/carried-lib timeout $(cap 60) $c/$v/bin/bench_cuda_ops \
+  LD_LIBRARY_PATH=$PWD/$c/$v/carried-lib timeout $(step_limit 60) $c/$v/bin/bench_cuda_ops \
     --benchmark_filter='BM_PrefillAttention/' --benchmark_out=$res/bm_prefill_$v.json > $res/bm_prefill_$v.log 2>&1
   echo "bench $v exit $?"; grep -E '^BM_' $res/bm_prefill_$v.log | awk '{print $1, $2, $NF}'
   bench $v ttft_$v 8192,32768 8
 done
 pack
-gt test_cuda_model $c/candD/tests/test_cuda_model
+run_gtest test_cuda_model 120 $c/candD/tests/test_cuda_model
 pack
-el decode-round-2; round 2 1024,8192,32768
-el ncu-prefill-attention
+elapsed decode-round-2; round 2 1024,8192,32768
+elapsed ncu-prefill-attention
 ncu=$(command -v ncu || echo /usr/local/cuda/bin/ncu)
-timeout $(cap 90) $ncu --set full --launch-skip 2 --launch-count 1 -k regex:prefill_attention -o $res/prefill_att \
-  --force-overwrite $c/candD/bin/bench_cuda_ops --benchmark_filter='BM_PrefillAttention/1024/7168' > $res/ncu_att.log 2>&1
+timeout $(step_limit 90) $ncu --set full --launch-skip 2 --launch-count 1 -k regex:prefill_attention \
+  -o $res/prefill_att --force-overwrite $c/candD/bin/bench_cuda_ops \
+  --benchmark_filter='BM_PrefillAttention/1024/7168' > $res/ncu_att.log 2>&1
 echo "ncu exit $?"; tail -3 $res/ncu_att.log
 $ncu --import $res/prefill_att.ncu-rep --page details > $res/prefill_att_details.txt 2>&1
 $ncu --import $res/prefill_att.ncu-rep --page source --csv --print-source sass > $res/prefill_att_sass.csv 2>&1
 grep -E 'Duration|Throughput|Warp Cycles|Issued|Eligible|Registers|Achieved Occ' $res/prefill_att_details.txt | head -30
 pack
-el decode-round-3; round 3 1024,8192,32768
-el long
+elapsed decode-round-3; round 3 1024,8192,32768
+elapsed long
 bench candC candC_long 131072 32
 bench old old_long 131072 32
 pack
-for t in test_cuda_cache_ops test_cuda_leank; do gt $t $c/candD/tests/$t; done
+for t in test_cuda_cache_ops test_cuda_leank; do run_gtest $t 120 $c/candD/tests/$t; done
 pack
-el done
+elapsed done
