@@ -29,6 +29,6 @@ run_gtest() {
   timeout "$(step_limit "$limit")" "$@" >"$out/$log.log" 2>&1
   echo "exit $?"
   local summary='^\[  (FAILED|SKIPPED|PASSED) |^\| |Failure|error:|Expected|Which is|: max|same slots'
-  grep -E "$summary|keeps the same|checkable|^cuda" "$out/$log.log" | head -60
+  grep -E "$summary|keeps the same|checkable|^cuda|exception|LeanK" "$out/$log.log" | head -60
   grep -q '^\[  PASSED  \]' "$out/$log.log" && ! grep -q '^\[  FAILED  \]' "$out/$log.log" || status=1
 }

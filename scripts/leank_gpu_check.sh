@@ -9,13 +9,7 @@
 set -uo pipefail
 source "$(dirname "$0")/gpu_env.sh" "${1:-build-cuda}" /tmp/leank_gpu_check
 
-for t in test_cuda_leank test_cuda_ops; do
-  echo "== $t"
-  timeout 90 "$build/tests/$t" >"$out/$t.log" 2>&1
-  echo "exit $?"
-  grep -E '^\[  (FAILED|PASSED) |Failure|exception|Expected|Which is|LeanK' "$out/$t.log" | head -20
-  grep -q '^\[  PASSED  \]' "$out/$t.log" && ! grep -q '^\[  FAILED  \]' "$out/$t.log" || status=1
-done
+for t in test_cuda_leank test_cuda_ops; do run_gtest $t 90 "$build/tests/$t"; done
 
 echo "== compute-sanitizer memcheck (LeanK demotion and attention)"
 timeout 90 "$sanitizer" --tool memcheck --leak-check no --print-limit 20 "$build/tests/test_cuda_leank" \
