@@ -1,99 +1,137 @@
-// Flash attention (FlashAttention-2 scheme) for a chunk of queries over the bf16 KV cache, on
-// Hopper's warpgroup MMA (wgmma.cuh: bf16 in, fp32 accumulate).
+// Flash attention (FlashAttention-2 scheme, FA3's warp specialization) for a chunk of queries
+// over the bf16 KV cache, on Hopper's warpgroup MMA (wgmma.cuh: bf16 in, fp32 accumulate).
 //
-// A block is one warpgroup (4 warps) over kBlockQ queries of one query head: S = Q K^T and
-// O += P V are wgmma m64n64k16, with Q, K and V in 128-byte swizzled panels of shared memory
-// and P taken straight from the score registers (an accumulator's layout is an A fragment's).
-// Key/value tiles of kBlockK slots are streamed through shared memory with cp.async, double
-// buffered, and the softmax is computed online per row, so memory is O(tile) whatever n and
-// the cache length. Two blocks share an SM, so one's softmax overlaps the other's MMAs, and a
-// block scores the next tile while this tile's P V runs. The mma.sync kernel this replaced ran
-// 1,024 new tokens after 7,168 cached in 498 µs on an H100, this one in 408 (316 TFLOP/s);
-// scoring the next tile during this tile's softmax instead (a third buffer) was slower, 432
-// (bench/README.md, 2026-12-06 third session).
+// A block is two consumer warpgroups over kBlockQ queries each (128 consecutive rows of one
+// query head) and a producer warpgroup. The producer streams key/value tiles of kBlockK slots
+// into kStages buffers of 128-byte swizzled panels with cp.async, each handed over through
+// mbarriers (full when landed, empty once both consumers have read it), so both consumers read
+// each tile from shared memory once it is loaded for the two, and drift apart freely: one's
+// softmax runs under the other's MMAs. A consumer keeps Q in registers as the A operand of
+// S = Q K^T, takes P straight from the score registers for O += P V (an accumulator's layout is
+// an A fragment's), scores tile t + 1 while tile t's P V runs, and keeps the softmax online per
+// row, so memory is O(tile) whatever n and the cache length. 1,024 new tokens after 7,168
+// cached on an H100: 408 µs with one warpgroup a block and Q in shared memory, 383 with Q in
+// registers, 348 (370 TFLOP/s) warp-specialized (bench/README.md, 2026-12-07).
 #include "attention.cuh"
 #include "device_common.cuh"
 #include "launch.cuh"
+#include "mbarrier.cuh"
 #include "tensor_core.cuh"
 #include "wgmma.cuh"
 
 namespace kvlab::kernels {
 namespace {
 
-constexpr int kBlockQ = 64;  // one warpgroup's wgmma rows
+constexpr int kBlockQ = 64;     // one warpgroup's wgmma rows
+constexpr int kConsumers = 2;   // warpgroups sharing each key/value tile
 constexpr int kBlockK = 64;
-constexpr int kThreads = 128;
+constexpr int kStages = 4;      // key/value tiles in flight: how far the two warpgroups may drift apart
+constexpr int kConsumerThreads = kConsumers * 128;
+constexpr int kThreads = kConsumerThreads + 128;  // and a producer warpgroup
+// The register file split unevenly (setmaxnreg): ptxas gives each of the 384 threads 168, the
+// consumers then take 232 for their scores, P, Q and output, the producer keeps 40.
+constexpr int kConsumerRegisters = 232, kProducerRegisters = 40;
+static_assert(kConsumerThreads * kConsumerRegisters + 128 * kProducerRegisters <= 65536, "one block an SM");
 
 template <int kHeadDim>
 constexpr int smem_bytes() {
-  return (kBlockQ + 4 * kBlockK) * (kHeadDim / kPanelCols) * kPanelRowBytes;  // Q, then 2 x (K, V)
+  return kStages * 2 * kBlockK * (kHeadDim / kPanelCols) * kPanelRowBytes;  // kStages x (K, V)
 }
 
 template <int kHeadDim>
-__global__ void __launch_bounds__(kThreads, 2) prefill_attention_kernel(AttentionArgs a) {
+__global__ void __launch_bounds__(kThreads, 1) prefill_attention_kernel(AttentionArgs a) {
   enter_dependent_part();
   constexpr int kPanels = kHeadDim / kPanelCols;
   constexpr int kChunks = kHeadDim / 8;  // 16-byte chunks per row
-  constexpr uint32_t kQPanel = kBlockQ * kPanelRowBytes, kKeyPanel = kBlockK * kPanelRowBytes;
+  constexpr uint32_t kKeyPanel = kBlockK * kPanelRowBytes;
   constexpr uint32_t kTile = kPanels * kKeyPanel;
   constexpr uint32_t kGroupStride = 8 * kPanelRowBytes;  // between 8-row groups of a panel
   // Dynamic shared memory starts 1,024-byte aligned on sm_90 (CUTLASS's kernels assume so too);
   // the swizzle works on absolute addresses, so a misaligned base would be silently wrong.
   extern __shared__ __align__(1024) uint8_t smem[];
-  const uint32_t q_base = smem_addr(smem);
-  if (q_base % 1024 != 0) __trap();
-  auto k_tile = [&](int t) { return kPanels * kQPanel + uint32_t(t & 1) * 2 * kTile; };  // offsets from smem
+  // full[s]: stage s's tile has landed (each producer thread's copies); empty[s]: both
+  // warpgroups are done reading it (each consumer thread arrives).
+  __shared__ uint64_t full[kStages], empty[kStages];
+  const uint32_t smem_base = smem_addr(smem);
+  if (smem_base % 1024 != 0) __trap();
+  auto k_tile = [&](int t) { return uint32_t(t % kStages) * 2 * kTile; };  // offsets from smem
   auto v_tile = [&](int t) { return k_tile(t) + kTile; };
+  auto phase = [&](int t) { return uint32_t(t / kStages) & 1; };         // of tile t's stage
 
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   // The last query tiles see the most keys: start them first.
-  const int64_t q0 = int64_t(gridDim.x - 1 - blockIdx.x) * kBlockQ;
+  const int64_t block_q0 = int64_t(gridDim.x - 1 - blockIdx.x) * kConsumers * kBlockQ;
   const int h = blockIdx.y;
   const int kvh = h / (a.q_heads / a.kv_heads);
   const int64_t n = a.n;
   const int64_t len = a.length[kvh];
   const int64_t q_stride = int64_t(a.q_heads) * kHeadDim;
-  const int64_t first_visible = len - n + q0 + 1;                      // keys seen by the tile's first row
-  const int64_t kv_end = len - n + min(n, q0 + kBlockQ);               // ... and by its last row
+  const int64_t kv_end = len - n + min(n, block_q0 + kConsumers * kBlockQ);  // keys seen by the last row
   const int tiles = kv_end > 0 ? int((kv_end + kBlockK - 1) / kBlockK) : 0;
 
-  for (int c = tid; c < kBlockQ * kChunks; c += kThreads) {
-    const int r = c / kChunks, ch = c % kChunks;
-    uint4 packed = make_uint4(0, 0, 0, 0);
-    if (q0 + r < n) {
-      const float4* src = reinterpret_cast<const float4*>(a.q + (q0 + r) * q_stride + int64_t(h) * kHeadDim + ch * 8);
-      const float4 x0 = src[0], x1 = src[1];
-      packed = make_uint4(pack_bf16x2(x0.x, x0.y), pack_bf16x2(x0.z, x0.w), pack_bf16x2(x1.x, x1.y),
-                          pack_bf16x2(x1.z, x1.w));
+  if (tid == 0) {
+    for (int st = 0; st < kStages; st++) {
+      mbarrier_init(&full[st], 128);
+      mbarrier_init(&empty[st], kConsumerThreads);
     }
-    *reinterpret_cast<uint4*>(smem + (ch / 8) * kQPanel + panel_offset(r, ch % 8)) = packed;
+  }
+  __syncthreads();
+
+  if (tid >= kConsumerThreads) {
+    // The producer: tile t into stage t % kStages once both warpgroups are done with tile
+    // t - kStages there. Slots past kv_end are zero-filled: the cache beyond a head's length
+    // holds anything, and a NaN there would survive a zero softmax weight.
+    set_max_registers<kProducerRegisters, false>();
+    const __nv_bfloat16* kbase = a.k + int64_t(kvh) * a.capacity * kHeadDim;
+    const __nv_bfloat16* vbase = a.v + int64_t(kvh) * a.capacity * kHeadDim;
+    for (int t = 0; t < tiles; t++) {
+      if (t >= kStages) mbarrier_wait(&empty[t % kStages], phase(t) ^ 1);
+      for (int c = tid - kConsumerThreads; c < kBlockK * kChunks; c += 128) {
+        const int r = c / kChunks, ch = c % kChunks;
+        const int64_t key = int64_t(t) * kBlockK + r;
+        const bool ok = key < kv_end;
+        const int64_t off = (ok ? key : 0) * kHeadDim + ch * 8;
+        const uint32_t at = (ch / 8) * kKeyPanel + panel_offset(r, ch % 8);
+        cp_async_16(smem + k_tile(t) + at, kbase + off, ok);
+        cp_async_16(smem + v_tile(t) + at, vbase + off, ok);
+      }
+      mbarrier_arrive_on_copies(&full[t % kStages]);
+    }
+    cp_async_wait<0>();  // none of its copies outlives the block
+    return;
   }
 
-  const __nv_bfloat16* kbase = a.k + int64_t(kvh) * a.capacity * kHeadDim;
-  const __nv_bfloat16* vbase = a.v + int64_t(kvh) * a.capacity * kHeadDim;
-  // Slots past kv_end are zero-filled: the cache beyond a head's length holds anything, and a
-  // NaN there would survive a zero softmax weight.
-  auto load_tile = [&](int t) {
-    for (int c = tid; c < kBlockK * kChunks; c += kThreads) {
-      const int r = c / kChunks, ch = c % kChunks;
-      const int64_t key = int64_t(t) * kBlockK + r;
-      const bool ok = key < kv_end;
-      const int64_t off = (ok ? key : 0) * kHeadDim + ch * 8;
-      const uint32_t at = (ch / 8) * kKeyPanel + panel_offset(r, ch % 8);
-      cp_async_16(smem + k_tile(t) + at, kbase + off, ok);
-      cp_async_16(smem + v_tile(t) + at, vbase + off, ok);
-    }
-  };
-  if (tiles > 0) load_tile(0);
-  cp_async_commit();
+  set_max_registers<kConsumerRegisters, true>();
+  // A consumer warpgroup: kBlockQ queries from q0; warp wq of it holds rows wq * 16 + lane / 4
+  // and 8 below it (the accumulator layout).
+  const int wq = warp % 4;
+  const int64_t q0 = block_q0 + (warp / 4) * kBlockQ;
+  const int64_t first_visible = len - n + q0 + 1;  // keys seen by the warpgroup's first row
 
-  // This thread holds rows warp * 16 + lane / 4 and 8 below it of the block's queries (the
-  // accumulator layout), which see vis[r] keys; m, l: their running max and sum.
+  // Q stays in registers as the A operand of every tile's S = Q K^T (leaving shared memory's
+  // bandwidth to K and V): 16-column step kk's fragment holds the thread's two rows at columns
+  // 16 kk + 2 (lane % 4) and 8 right of them, pairs of bf16.
+  uint32_t qf[kHeadDim / 16][4];
+#pragma unroll
+  for (int r = 0; r < 2; r++) {
+    const int64_t qr = q0 + wq * 16 + lane / 4 + r * 8;
+    const float* src = a.q + qr * q_stride + int64_t(h) * kHeadDim + (lane % 4) * 2;
+#pragma unroll
+    for (int kk = 0; kk < kHeadDim / 16; kk++)
+#pragma unroll
+      for (int half = 0; half < 2; half++) {
+        const float2 x = qr < n ? *reinterpret_cast<const float2*>(src + kk * 16 + half * 8) : make_float2(0.0f, 0.0f);
+        qf[kk][r + 2 * half] = pack_bf16x2(x.x, x.y);
+      }
+  }
+
+  // vis[r] keys are visible to the thread's row r; m, l: its running max and sum. Rows past
+  // the chunk, and a warpgroup's tiles past its own last row's keys, are masked whole.
   int row[2], vis[2];  // int: a chunk and a head's slots count in int
   float m[2], l[2];
 #pragma unroll
   for (int r = 0; r < 2; r++) {
-    row[r] = int(q0) + warp * 16 + lane / 4 + r * 8;
+    row[r] = int(q0) + wq * 16 + lane / 4 + r * 8;
     vis[r] = row[r] < n ? int(len - n) + row[r] + 1 : 0;
     m[r] = -INFINITY;
     l[r] = 0.0f;
@@ -102,38 +140,34 @@ __global__ void __launch_bounds__(kThreads, 2) prefill_attention_kernel(Attentio
   float o[kPanels][32] = {};  // 64 output dims a panel
 
   // Tile t + 1's scores are computed while tile t's P V runs (one wait takes both), so the
-  // tensor cores go from one to the other without a wait and a barrier between; tile t + 2 is
-  // loaded into tile t's buffer once both are done.
+  // tensor cores go from one to the other without a wait between.
   float s[32];
-  auto tile_ready = [&] {      // every thread's cp.async (and Q) writes, seen by the wgmma
-    cp_async_wait<0>();        // the one group in flight: the next tile
+  auto tile_ready = [&](int t) {  // the producer's cp.async writes, seen by the wgmma
+    mbarrier_wait(&full[t % kStages], phase(t));
     fence_shared_for_async();
-    __syncthreads();
   };
   // S = Q K^T of tile t into s, issued. The first MMA overwrites s (no zeroing: a write to s
   // while P V runs makes ptxas serialize every wgmma, its warning C7515).
   auto score = [&](int t) {
-    const uint32_t kt = q_base + k_tile(t);
+    const uint32_t kt = smem_base + k_tile(t);
     wgmma_fence();  // s was last written by the softmax
 #pragma unroll
     for (int kk = 0; kk < kHeadDim / 16; kk++) {
       const uint32_t col = (kk % 4) * 32;  // 16 columns of a panel
-      wgmma_m64n64k16_ss(s, wgmma_descriptor(q_base + (kk / 4) * kQPanel + col, 16, kGroupStride),
-                         wgmma_descriptor(kt + (kk / 4) * kKeyPanel + col, 16, kGroupStride), kk > 0);
+      wgmma_m64n64k16_rs<false>(s, qf[kk], wgmma_descriptor(kt + (kk / 4) * kKeyPanel + col, 16, kGroupStride),
+                                kk > 0);
     }
     wgmma_commit();
   };
   if (tiles > 0) {
-    tile_ready();
-    if (tiles > 1) load_tile(1);
-    cp_async_commit();
+    tile_ready(0);
     score(0);
     wgmma_wait_all();
     hold_registers(s);
   }
 
   for (int t = 0; t < tiles; t++) {
-    const uint32_t vt = q_base + v_tile(t);
+    const uint32_t vt = smem_base + v_tile(t);
     // Scale into the log2 domain; mask keys past each row's causal limit (only tiles that
     // reach past the first row's limit need it). s[4 j + e]: keys 8 j + 2 (lane % 4) + e % 2
     // of row e / 2.
@@ -185,12 +219,12 @@ __global__ void __launch_bounds__(kThreads, 2) prefill_attention_kernel(Attentio
     for (int tk = 0; tk < kBlockK / 16; tk++)
 #pragma unroll
       for (int pn = 0; pn < kPanels; pn++)
-        wgmma_m64n64k16_rs_mn(o[pn], p[tk],
-                              wgmma_descriptor(vt + pn * kKeyPanel + tk * 16 * kPanelRowBytes, kKeyPanel, kGroupStride),
-                              true);
+        wgmma_m64n64k16_rs<true>(
+            o[pn], p[tk], wgmma_descriptor(vt + pn * kKeyPanel + tk * 16 * kPanelRowBytes, kKeyPanel, kGroupStride),
+            true);
     wgmma_commit();
     if (t + 1 < tiles) {
-      tile_ready();
+      tile_ready(t + 1);
       score(t + 1);
     }
     wgmma_wait_all();
@@ -199,9 +233,7 @@ __global__ void __launch_bounds__(kThreads, 2) prefill_attention_kernel(Attentio
 #pragma unroll
     for (int tk = 0; tk < kBlockK / 16; tk++) hold_registers(p[tk]);
     hold_registers(s);
-    __syncthreads();  // everyone is done with tile t's buffer before it is refilled
-    if (t + 2 < tiles) load_tile(t + 2);
-    cp_async_commit();
+    mbarrier_arrive(&empty[t % kStages]);  // this thread's reads of tile t are done
   }
 
 #pragma unroll
@@ -228,7 +260,8 @@ cudaError_t launch(const AttentionArgs& a, cudaStream_t stream) {
   const auto kernel = prefill_attention_kernel<kHeadDim>;
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (err != cudaSuccess) return err;
-  const dim3 grid(unsigned((a.n + kBlockQ - 1) / kBlockQ), unsigned(a.q_heads));
+  constexpr int rows = kConsumers * kBlockQ;
+  const dim3 grid(unsigned((a.n + rows - 1) / rows), unsigned(a.q_heads));
   return launch(kernel, grid, kThreads, smem, stream, a);
 }
 

@@ -41,6 +41,16 @@ __device__ __forceinline__ void wgmma_wait_all() { asm volatile("wgmma.wait_grou
 __device__ __forceinline__ void fence_shared_for_async() {
   asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
 }
+// Moves this warpgroup's registers per thread to kCount (a multiple of 8 in 24..256), raising
+// (kIncrease) or lowering it; every thread of the warpgroup runs it. ptxas compiles the code
+// after it to that count.
+template <int kCount, bool kIncrease>
+__device__ __forceinline__ void set_max_registers() {
+  if constexpr (kIncrease)
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(kCount));
+  else
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kCount));
+}
 // Pins the registers an asynchronous wgmma uses, placed after its wait: the compiler may not
 // read its accumulators before this point, nor reuse the registers of the A fragment it reads.
 template <int N>
@@ -66,23 +76,16 @@ __device__ __forceinline__ void hold_registers(uint32_t (&r)[N]) {
       "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]),          \
       "+f"(d[30]), "+f"(d[31])
 
-// d (+)= A * B, m64n64k16: A and B K-major, both in shared memory.
-__device__ __forceinline__ void wgmma_m64n64k16_ss(float (&d)[32], uint64_t a, uint64_t b, bool accumulate) {
-  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-               "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " KVLAB_WGMMA_D32_TEXT
-               ", %32, %33, p, 1, 1, 0, 0;\n}\n"
-               : KVLAB_WGMMA_D32(d)
-               : "l"(a), "l"(b), "r"(int(accumulate)));
-}
-
-// d (+)= A * B, m64n64k16: A (bf16 pairs) in registers, B MN-major in shared memory.
-__device__ __forceinline__ void wgmma_m64n64k16_rs_mn(float (&d)[32], const uint32_t (&a)[4], uint64_t b,
-                                                      bool accumulate) {
+// d (+)= A * B, m64n64k16: A (bf16 pairs, an mma.sync A fragment per warp) in registers, B in
+// shared memory, K-major or (kMnMajorB) MN-major.
+template <bool kMnMajorB>
+__device__ __forceinline__ void wgmma_m64n64k16_rs(float (&d)[32], const uint32_t (&a)[4], uint64_t b,
+                                                   bool accumulate) {
   asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
                "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " KVLAB_WGMMA_D32_TEXT
-               ", {%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"
+               ", {%32, %33, %34, %35}, %36, p, 1, 1, %38;\n}\n"
                : KVLAB_WGMMA_D32(d)
-               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(int(accumulate)));
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(int(accumulate)), "n"(int(kMnMajorB)));
 }
 
 #undef KVLAB_WGMMA_D32
