@@ -11,7 +11,8 @@
 // an A fragment's), scores tile t + 1 while tile t's P V runs, and keeps the softmax online per
 // row, so memory is O(tile) whatever n and the cache length. 1,024 new tokens after 7,168
 // cached on an H100: 408 µs with one warpgroup a block and Q in shared memory, 383 with Q in
-// registers, 348 (370 TFLOP/s) warp-specialized (bench/README.md, 2026-12-07).
+// registers, 348 warp-specialized, 293 (440 TFLOP/s) with the softmax's instructions cut
+// (bench/README.md, 2026-12-07).
 #include "attention.cuh"
 #include "device_common.cuh"
 #include "launch.cuh"
@@ -82,18 +83,26 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_attention_kernel(Attentio
     // t - kStages there. Slots past kv_end are zero-filled: the cache beyond a head's length
     // holds anything, and a NaN there would survive a zero softmax weight.
     set_max_registers<kProducerRegisters, false>();
-    const __nv_bfloat16* kbase = a.k + int64_t(kvh) * a.capacity * kHeadDim;
-    const __nv_bfloat16* vbase = a.v + int64_t(kvh) * a.capacity * kHeadDim;
+    // A thread copies chunk ch of rows r0, r0 + kRowStep, ... of each tile: one swizzle (the
+    // step is a multiple of 8 rows), so the offsets are worked out once.
+    constexpr int kRowStep = 128 / kChunks, kCopies = kBlockK / kRowStep;
+    static_assert(kRowStep % 8 == 0 && kBlockK % kRowStep == 0, "a thread's rows share their swizzle");
+    const int r0 = (tid - kConsumerThreads) / kChunks, ch = (tid - kConsumerThreads) % kChunks;
+    const uint32_t at = (ch / 8) * kKeyPanel + panel_offset(r0, ch % 8);
+    const __nv_bfloat16* kbase = a.k + (int64_t(kvh) * a.capacity + r0) * kHeadDim + ch * 8;
+    const __nv_bfloat16* vbase = a.v + (int64_t(kvh) * a.capacity + r0) * kHeadDim + ch * 8;
     for (int t = 0; t < tiles; t++) {
       if (t >= kStages) mbarrier_wait(&empty[t % kStages], phase(t) ^ 1);
-      for (int c = tid - kConsumerThreads; c < kBlockK * kChunks; c += 128) {
-        const int r = c / kChunks, ch = c % kChunks;
-        const int64_t key = int64_t(t) * kBlockK + r;
-        const bool ok = key < kv_end;
-        const int64_t off = (ok ? key : 0) * kHeadDim + ch * 8;
-        const uint32_t at = (ch / 8) * kKeyPanel + panel_offset(r, ch % 8);
-        cp_async_16(smem + k_tile(t) + at, kbase + off, ok);
-        cp_async_16(smem + v_tile(t) + at, vbase + off, ok);
+      const int64_t key0 = int64_t(t) * kBlockK;
+      const bool whole = key0 + kBlockK <= kv_end;
+#pragma unroll
+      for (int i = 0; i < kCopies; i++) {
+        const int64_t row = key0 + i * kRowStep;
+        const bool ok = whole || row + r0 < kv_end;
+        const int64_t off = (ok ? row : -r0) * kHeadDim;  // a slot past kv_end reads slot 0's address
+        const uint32_t dst = at + uint32_t(i * kRowStep * kPanelRowBytes);
+        cp_async_16(smem + k_tile(t) + dst, kbase + off, ok);
+        cp_async_16(smem + v_tile(t) + dst, vbase + off, ok);
       }
       mbarrier_arrive_on_copies(&full[t % kStages]);
     }
@@ -125,8 +134,9 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_attention_kernel(Attentio
       }
   }
 
-  // vis[r] keys are visible to the thread's row r; m, l: its running max and sum. Rows past
-  // the chunk, and a warpgroup's tiles past its own last row's keys, are masked whole.
+  // vis[r] keys are visible to the thread's row r; m, l: its running max (of unscaled scores)
+  // and sum. Rows past the chunk, and a warpgroup's tiles past its own last row's keys, are
+  // masked whole.
   int row[2], vis[2];  // int: a chunk and a head's slots count in int
   float m[2], l[2];
 #pragma unroll
@@ -168,23 +178,22 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_attention_kernel(Attentio
 
   for (int t = 0; t < tiles; t++) {
     const uint32_t vt = smem_base + v_tile(t);
-    // Scale into the log2 domain; mask keys past each row's causal limit (only tiles that
-    // reach past the first row's limit need it). s[4 j + e]: keys 8 j + 2 (lane % 4) + e % 2
-    // of row e / 2.
+    // Mask keys past each row's causal limit, on the tiles that reach past the first row's
+    // limit. s[4 j + e]: keys 8 j + 2 (lane % 4) + e % 2 of row e / 2. The scores stay unscaled
+    // until the exponent, whose FFMA scales them into the log2 domain.
     const int k0 = t * kBlockK;
-    const bool masked = k0 + kBlockK > first_visible;
+    if (k0 + kBlockK > first_visible) {
+#pragma unroll
+      for (int j = 0; j < kBlockK / 8; j++)
+#pragma unroll
+        for (int e = 0; e < 4; e++)
+          if (k0 + j * 8 + (lane % 4) * 2 + (e & 1) >= vis[e / 2]) s[4 * j + e] = -INFINITY;
+    }
     float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-    for (int j = 0; j < kBlockK / 8; j++) {
-#pragma unroll
-      for (int e = 0; e < 4; e++) {
-        const int key = k0 + j * 8 + (lane % 4) * 2 + (e & 1);
-        float& v = s[4 * j + e];
-        v = masked && key >= vis[e / 2] ? -INFINITY : v * scale_log2;
-        mx[e / 2] = fmaxf(mx[e / 2], v);
-      }
-    }
-    float ref[2];
+    for (int i = 0; i < 32; i++) mx[(i / 2) % 2] = fmaxf(mx[(i / 2) % 2], s[i]);
+    float ref[2], corr[2];
+    bool moved = false;
 #pragma unroll
     for (int r = 0; r < 2; r++) {
       // A row's kBlockK scores are spread over the 4 lanes of a quad.
@@ -192,18 +201,23 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_attention_kernel(Attentio
       mx[r] = fmaxf(mx[r], __shfl_xor_sync(kFullMask, mx[r], 2));
       const float next = fmaxf(m[r], mx[r]);
       // A row with no visible key yet keeps max -inf; subtracting 0 keeps exp2 at 0, not NaN.
-      ref[r] = next == -INFINITY ? 0.0f : next;
-      const float corr = exp2f(m[r] - ref[r]);
+      ref[r] = next == -INFINITY ? 0.0f : next * scale_log2;
+      corr[r] = exp2f(m[r] * scale_log2 - ref[r]);
+      moved |= next > m[r];
       m[r] = next;
-      l[r] *= corr;
+      l[r] *= corr[r];
+    }
+    // The output is rescaled only where a row of the warp has a new max (past the first tiles,
+    // seldom): 64 multiplies a thread at head_dim 128.
+    if (__any_sync(kFullMask, moved)) {
 #pragma unroll
       for (int pn = 0; pn < kPanels; pn++)
 #pragma unroll
-        for (int d = 0; d < 8; d++) o[pn][4 * d + 2 * r] *= corr, o[pn][4 * d + 2 * r + 1] *= corr;
+        for (int i = 0; i < 32; i++) o[pn][i] *= corr[(i / 2) % 2];
     }
 #pragma unroll
     for (int i = 0; i < 32; i++) {
-      s[i] = exp2f(s[i] - ref[(i / 2) % 2]);
+      s[i] = exp2f(fmaf(s[i], scale_log2, -ref[(i / 2) % 2]));
       l[(i / 2) % 2] += s[i];
     }
 
