@@ -28,11 +28,13 @@ constexpr int kConsumers = 2;   // warpgroups sharing each key/value tile
 constexpr int kBlockK = 64;
 constexpr int kStages = 4;      // key/value tiles in flight: how far the two warpgroups may drift apart
 constexpr int kConsumerThreads = kConsumers * 128;
-constexpr int kThreads = kConsumerThreads + 128;  // and a producer warpgroup
+constexpr int kProducerThreads = 128;  // a warpgroup, as setmaxnreg asks
+constexpr int kThreads = kConsumerThreads + kProducerThreads;
 // The register file split unevenly (setmaxnreg): ptxas gives each of the 384 threads 168, the
 // consumers then take 232 for their scores, P, Q and output, the producer keeps 40.
 constexpr int kConsumerRegisters = 232, kProducerRegisters = 40;
-static_assert(kConsumerThreads * kConsumerRegisters + 128 * kProducerRegisters <= 65536, "one block an SM");
+static_assert(kConsumerThreads * kConsumerRegisters + kProducerThreads * kProducerRegisters <= 65536,
+              "one block an SM");
 
 template <int kHeadDim>
 constexpr int smem_bytes() {
@@ -72,7 +74,7 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_attention_kernel(Attentio
 
   if (tid == 0) {
     for (int st = 0; st < kStages; st++) {
-      mbarrier_init(&full[st], 128);
+      mbarrier_init(&full[st], kProducerThreads);
       mbarrier_init(&empty[st], kConsumerThreads);
     }
   }
@@ -85,7 +87,7 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_attention_kernel(Attentio
     set_max_registers<kProducerRegisters, false>();
     // A thread copies chunk ch of rows r0, r0 + kRowStep, ... of each tile: one swizzle (the
     // step is a multiple of 8 rows), so the offsets are worked out once.
-    constexpr int kRowStep = 128 / kChunks, kCopies = kBlockK / kRowStep;
+    constexpr int kRowStep = kProducerThreads / kChunks, kCopies = kBlockK / kRowStep;
     static_assert(kRowStep % 8 == 0 && kBlockK % kRowStep == 0, "a thread's rows share their swizzle");
     const int r0 = (tid - kConsumerThreads) / kChunks, ch = (tid - kConsumerThreads) % kChunks;
     const uint32_t at = (ch / 8) * kKeyPanel + panel_offset(r0, ch % 8);
