@@ -3,11 +3,12 @@
 # row's exponent reference moves only once its max passes it by more than 8, log2 domain) and
 # one wgmma descriptor a tile advanced by adds (lazy_rescale.patch); H = G + 128-key tiles in
 # 3 stages (key_tiles_128.patch). H's tests (G's if H's attention tests fail), the prefill
-# benchmark and TTFT of F, G and H in alternating rounds, memcheck last.
+# benchmark and TTFT of F, G and H in alternating rounds, F's 8K TTFT at prefill chunks of
+# 2,048, 4,096 and 1,024 tokens, memcheck last.
 set -uo pipefail
 c=carry/bd18
 res=/tmp/resd18; mkdir -p $res
-KVLAB_CALL_SECONDS=300 source scripts/gpu_env.sh $c/H $res  # step_limit, elapsed, run_gtest
+KVLAB_CALL_SECONDS=${KVLAB_CALL_SECONDS:-300} source scripts/gpu_env.sh $c/H $res  # step_limit, run_gtest
 pack() { tar -C /tmp -czf $OUT/resd18.tar.gz resd18; }
 nvidia-smi -L
 run_gtest attn_H 40 $c/H/tests/test_cuda_ops --gtest_filter='*Attention*'
@@ -30,6 +31,15 @@ for v in $P; do
   timeout $(step_limit 40) $c/$v/bin/kvlab-bench --shape llama-3.1-8b --contexts 8192,32768 --decode-tokens 8 \
     --warmup-tokens 8 --json $res/ttft_${v}_$i.json --markdown $res/ttft_${v}_$i.md > $res/ttft_${v}_$i.log 2>&1
   echo "ttft $v exit $? $(grep '^| [lq]' $res/ttft_${v}_$i.md | cut -d'|' -f4,6 | tr '\n' ' ')"
+done
+pack
+for r in 1 2; do
+  for chunk in 2048 4096 1024; do
+    o=$res/chunk${chunk}_$r
+    timeout $(step_limit 40) $c/F/bin/kvlab-bench --shape llama-3.1-8b --contexts 8192 --decode-tokens 8 \
+      --chunk $chunk --warmup-tokens 8 --json $o.json --markdown $o.md > $o.log 2>&1
+    echo "F chunk $chunk exit $? $(grep '^| l' $o.md | cut -d'|' -f4,6,16 | tr '\n' ' ')"
+  done
 done
 pack
 timeout $(step_limit 60) $sanitizer --tool memcheck --error-exitcode 1 $c/$T/tests/test_cuda_ops \
