@@ -3,8 +3,9 @@
 # row's exponent reference moves only once its max passes it by more than 8, log2 domain) and
 # one wgmma descriptor a tile advanced by adds (lazy_rescale.patch); H = G + 128-key tiles in
 # 3 stages (key_tiles_128.patch). H's tests (G's if H's attention tests fail), the prefill
-# benchmark and TTFT of F, G and H in alternating rounds, F's 8K TTFT at prefill chunks of
-# 2,048, 4,096 and 1,024 tokens, memcheck last.
+# benchmark of F, G and H in alternating rounds, TTFT of F against G and H
+# (scripts/bench_ab.sh), F's 8K TTFT at prefill chunks of 2,048, 4,096 and 1,024 tokens,
+# memcheck last.
 set -uo pipefail
 c=carry/bd18
 res=/tmp/resd18; mkdir -p $res
@@ -13,6 +14,7 @@ pack() { tar -C /tmp -czf $OUT/resd18.tar.gz resd18; }
 nvidia-smi -L
 run_gtest attn_H 40 $c/H/tests/test_cuda_ops --gtest_filter='*Attention*'
 if ((status == 0)); then T=H; P="F G H H G F"; else T=G; P="F G G F"; status=0; fi
+AB=$(echo G $T | tr " " "\n" | uniq)  # the candidates TTFT compares with F
 run_gtest test_cuda_ops 60 $c/$T/tests/test_cuda_ops
 elapsed prefill-rounds
 i=0
@@ -25,14 +27,12 @@ done
 pack
 run_gtest test_cuda_model 60 $c/$T/tests/test_cuda_model
 pack
-i=0
-for v in $P; do
-  i=$((i + 1))
-  timeout $(step_limit 40) $c/$v/bin/kvlab-bench --shape llama-3.1-8b --contexts 8192,32768 --decode-tokens 8 \
-    --warmup-tokens 8 --json $res/ttft_${v}_$i.json --markdown $res/ttft_${v}_$i.md > $res/ttft_${v}_$i.log 2>&1
-  echo "ttft $v exit $? $(grep '^| [lq]' $res/ttft_${v}_$i.md | cut -d'|' -f4,6 | tr '\n' ' ')"
+for v in $AB; do
+  elapsed "TTFT: F against $v"
+  OUT=$res/ttft_$v timeout $(step_limit 90) bash scripts/bench_ab.sh $c/F $c/$v \
+    --shape llama-3.1-8b --contexts 8192,32768 --decode-tokens 8 --warmup-tokens 8 | tee $res/ttft_$v.md
+  pack
 done
-pack
 for r in 1 2; do
   for chunk in 2048 4096 1024; do
     o=$res/chunk${chunk}_$r
