@@ -11,8 +11,8 @@
 // an A fragment's), scores tile t + 1 while tile t's P V runs, and keeps the softmax online per
 // row, so memory is O(tile) whatever n and the cache length. 1,024 new tokens after 7,168
 // cached on an H100: 408 µs with one warpgroup a block and Q in shared memory, 383 with Q in
-// registers, 348 warp-specialized, 293 (440 TFLOP/s) with the softmax's instructions cut
-// (bench/README.md, 2026-12-07).
+// registers, 348 warp-specialized, 293 (440 TFLOP/s) with the softmax's instructions cut, 249
+// (515 TFLOP/s) with lazy rescaling and 128-key tiles (bench/README.md, 2026-12-07).
 #include "attention.cuh"
 #include "device_common.cuh"
 #include "launch.cuh"
@@ -25,8 +25,8 @@ namespace {
 
 constexpr int kBlockQ = 64;     // one warpgroup's wgmma rows
 constexpr int kConsumers = 2;   // warpgroups sharing each key/value tile
-constexpr int kBlockK = 64;
-constexpr int kStages = 4;      // key/value tiles in flight: how far the two warpgroups may drift apart
+constexpr int kBlockK = 128;    // keys a tile: S is m64n128, P V eight k-steps
+constexpr int kStages = 3;      // key/value tiles in flight: how far the two warpgroups may drift apart
 constexpr int kConsumerThreads = kConsumers * 128;
 constexpr int kProducerThreads = 128;  // a warpgroup, as setmaxnreg asks
 constexpr int kThreads = kConsumerThreads + kProducerThreads;
@@ -136,9 +136,9 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_attention_kernel(Attentio
       }
   }
 
-  // vis[r] keys are visible to the thread's row r; m, l: its running max (of unscaled scores)
-  // and sum. Rows past the chunk, and a warpgroup's tiles past its own last row's keys, are
-  // masked whole.
+  // vis[r] keys are visible to the thread's row r; m, l: the reference of its exponents (log2
+  // domain: at most kSlack below its max so far) and its running sum. Rows past the chunk, and
+  // a warpgroup's tiles past its own last row's keys, are masked whole.
   int row[2], vis[2];  // int: a chunk and a head's slots count in int
   float m[2], l[2];
 #pragma unroll
@@ -153,7 +153,7 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_attention_kernel(Attentio
 
   // Tile t + 1's scores are computed while tile t's P V runs (one wait takes both), so the
   // tensor cores go from one to the other without a wait between.
-  float s[32];
+  float s[kBlockK / 2];
   auto tile_ready = [&](int t) {  // the producer's cp.async writes, seen by the wgmma
     mbarrier_wait(&full[t % kStages], phase(t));
     fence_shared_for_async();
@@ -161,13 +161,12 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_attention_kernel(Attentio
   // S = Q K^T of tile t into s, issued. The first MMA overwrites s (no zeroing: a write to s
   // while P V runs makes ptxas serialize every wgmma, its warning C7515).
   auto score = [&](int t) {
-    const uint32_t kt = smem_base + k_tile(t);
+    const uint64_t kt = wgmma_descriptor(smem_base + k_tile(t), 16, kGroupStride);
     wgmma_fence();  // s was last written by the softmax
 #pragma unroll
     for (int kk = 0; kk < kHeadDim / 16; kk++) {
       const uint32_t col = (kk % 4) * 32;  // 16 columns of a panel
-      wgmma_m64n64k16_rs<false>(s, qf[kk], wgmma_descriptor(kt + (kk / 4) * kKeyPanel + col, 16, kGroupStride),
-                                kk > 0);
+      wgmma_m64k16_rs<kBlockK, false>(s, qf[kk], wgmma_descriptor_advance(kt, (kk / 4) * kKeyPanel + col), kk > 0);
     }
     wgmma_commit();
   };
@@ -179,7 +178,7 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_attention_kernel(Attentio
   }
 
   for (int t = 0; t < tiles; t++) {
-    const uint32_t vt = smem_base + v_tile(t);
+    const uint64_t vt = wgmma_descriptor(smem_base + v_tile(t), kKeyPanel, kGroupStride);
     // Mask keys past each row's causal limit, on the tiles that reach past the first row's
     // limit. s[4 j + e]: keys 8 j + 2 (lane % 4) + e % 2 of row e / 2. The scores stay unscaled
     // until the exponent, whose FFMA scales them into the log2 domain.
@@ -193,7 +192,12 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_attention_kernel(Attentio
     }
     float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-    for (int i = 0; i < 32; i++) mx[(i / 2) % 2] = fmaxf(mx[(i / 2) % 2], s[i]);
+    for (int i = 0; i < kBlockK / 2; i++) mx[(i / 2) % 2] = fmaxf(mx[(i / 2) % 2], s[i]);
+    // The reference each row's exponents are taken against moves only once the row's max
+    // passes it by more than kSlack (log2 domain): P then stays within 2^kSlack, harmless in
+    // bf16 and fp32, and the output's rescale (64 multiplies a thread at head_dim 128) runs on
+    // few tiles past the first (FA4's lazy rescaling).
+    constexpr float kSlack = 8.0f;
     float ref[2], corr[2];
     bool moved = false;
 #pragma unroll
@@ -201,16 +205,16 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_attention_kernel(Attentio
       // A row's kBlockK scores are spread over the 4 lanes of a quad.
       mx[r] = fmaxf(mx[r], __shfl_xor_sync(kFullMask, mx[r], 1));
       mx[r] = fmaxf(mx[r], __shfl_xor_sync(kFullMask, mx[r], 2));
-      const float next = fmaxf(m[r], mx[r]);
-      // A row with no visible key yet keeps max -inf; subtracting 0 keeps exp2 at 0, not NaN.
-      ref[r] = next == -INFINITY ? 0.0f : next * scale_log2;
-      corr[r] = exp2f(m[r] * scale_log2 - ref[r]);
-      moved |= next > m[r];
+      const float scaled = mx[r] * scale_log2;
+      const bool move = scaled > m[r] + kSlack;
+      const float next = move ? scaled : m[r];
+      // A row with no visible key yet keeps -inf; subtracting 0 keeps exp2 at 0, not NaN.
+      ref[r] = next == -INFINITY ? 0.0f : next;
+      corr[r] = exp2f(m[r] - ref[r]);
+      moved |= move;
       m[r] = next;
       l[r] *= corr[r];
     }
-    // The output is rescaled only where a row of the warp has a new max (past the first tiles,
-    // seldom): 64 multiplies a thread at head_dim 128.
     if (__any_sync(kFullMask, moved)) {
 #pragma unroll
       for (int pn = 0; pn < kPanels; pn++)
@@ -218,7 +222,7 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_attention_kernel(Attentio
         for (int i = 0; i < 32; i++) o[pn][i] *= corr[(i / 2) % 2];
     }
 #pragma unroll
-    for (int i = 0; i < 32; i++) {
+    for (int i = 0; i < kBlockK / 2; i++) {
       s[i] = exp2f(fmaf(s[i], scale_log2, -ref[(i / 2) % 2]));
       l[(i / 2) % 2] += s[i];
     }
@@ -234,10 +238,10 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_attention_kernel(Attentio
 #pragma unroll
     for (int tk = 0; tk < kBlockK / 16; tk++)
 #pragma unroll
-      for (int pn = 0; pn < kPanels; pn++)
-        wgmma_m64n64k16_rs<true>(
-            o[pn], p[tk], wgmma_descriptor(vt + pn * kKeyPanel + tk * 16 * kPanelRowBytes, kKeyPanel, kGroupStride),
-            true);
+      for (int pn = 0; pn < kPanels; pn++) {
+        const uint32_t offset = pn * kKeyPanel + tk * 16 * kPanelRowBytes;
+        wgmma_m64k16_rs<kPanelCols, true>(o[pn], p[tk], wgmma_descriptor_advance(vt, offset), true);
+      }
     wgmma_commit();
     if (t + 1 < tiles) {
       tile_ready(t + 1);
