@@ -72,29 +72,21 @@ __device__ __forceinline__ void hold_registers(uint32_t (&r)[N]) {
 }
 
 // An m64nN accumulator's N / 2 registers per thread: the asm text of operands %0.. and the
-// operands themselves (read and written), shared by the wgmma below.
-#define KVLAB_WGMMA_D32_TEXT                                                \
-  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
-  "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}"
-#define KVLAB_WGMMA_D32(d)                                                  \
-  "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), \
-      "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), \
-      "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), \
-      "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
-#define KVLAB_WGMMA_D64_TEXT                                                \
-  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
-  "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, " \
+// operands themselves (read and written, eight from d[o] at a time), shared by the wgmma below.
+#define KVLAB_WGMMA_TEXT_0_31                                               \
+  "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
+  "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
+#define KVLAB_WGMMA_D32_TEXT "{" KVLAB_WGMMA_TEXT_0_31 "}"
+#define KVLAB_WGMMA_D64_TEXT                                                          \
+  "{" KVLAB_WGMMA_TEXT_0_31 ", "                                                      \
   "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, " \
   "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
-#define KVLAB_WGMMA_D64(d)                                                  \
-  "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), \
-      "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), \
-      "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), \
-      "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), \
-      "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), \
-      "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), \
-      "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), \
-      "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+#define KVLAB_WGMMA_D8(d, o)                                                                                   \
+  "+f"(d[o]), "+f"(d[o + 1]), "+f"(d[o + 2]), "+f"(d[o + 3]), "+f"(d[o + 4]), "+f"(d[o + 5]), "+f"(d[o + 6]), \
+      "+f"(d[o + 7])
+#define KVLAB_WGMMA_D32(d) KVLAB_WGMMA_D8(d, 0), KVLAB_WGMMA_D8(d, 8), KVLAB_WGMMA_D8(d, 16), KVLAB_WGMMA_D8(d, 24)
+#define KVLAB_WGMMA_D64(d) \
+  KVLAB_WGMMA_D32(d), KVLAB_WGMMA_D8(d, 32), KVLAB_WGMMA_D8(d, 40), KVLAB_WGMMA_D8(d, 48), KVLAB_WGMMA_D8(d, 56)
 
 // d (+)= A * B, m64nNk16 (N = 64 or 128): A (bf16 pairs, an mma.sync A fragment per warp) in
 // registers, B in shared memory, K-major or (kMnMajorB) MN-major.
@@ -118,8 +110,10 @@ __device__ __forceinline__ void wgmma_m64k16_rs(float (&d)[N / 2], const uint32_
 }
 
 #undef KVLAB_WGMMA_D64
-#undef KVLAB_WGMMA_D64_TEXT
 #undef KVLAB_WGMMA_D32
+#undef KVLAB_WGMMA_D8
+#undef KVLAB_WGMMA_D64_TEXT
 #undef KVLAB_WGMMA_D32_TEXT
+#undef KVLAB_WGMMA_TEXT_0_31
 
 }  // namespace kvlab::kernels
