@@ -47,6 +47,13 @@ inline std::vector<float> bf16_exact(std::vector<float> v) {
   return v;
 }
 
+// Plain RoPE frequencies theta^(-2i / head_dim), i < head_dim / 2 (no scaling).
+inline std::vector<float> inv_freq(int head_dim, double theta) {
+  std::vector<float> f(size_t(head_dim / 2));
+  for (int i = 0; i < head_dim / 2; i++) f[size_t(i)] = 1.0f / std::pow(float(theta), float(2 * i) / float(head_dim));
+  return f;
+}
+
 // Infinite for a size mismatch or any non-finite value (an unwritten, NaN-poisoned element).
 inline double rel_error(const std::vector<float>& got, const std::vector<float>& want) {
   if (got.size() != want.size()) return std::numeric_limits<double>::infinity();

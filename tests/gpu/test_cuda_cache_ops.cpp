@@ -21,6 +21,7 @@ namespace kvlab {
 namespace {
 
 using gpu_testing::bf16_exact;
+using gpu_testing::inv_freq;
 using gpu_testing::random_floats;
 using gpu_testing::rel_error;
 using gpu_testing::rng;
@@ -32,12 +33,6 @@ constexpr double kAttentionAfterCompaction = 2e-4;  // test_cuda_ops.cpp's split
 struct BothCache {
   KVCache cpu, gpu;
 };
-
-std::vector<float> inv_freq(int head_dim, double theta) {
-  std::vector<float> f(size_t(head_dim / 2));
-  for (int i = 0; i < head_dim / 2; i++) f[size_t(i)] = 1.0f / std::pow(float(theta), float(2 * i) / float(head_dim));
-  return f;
-}
 
 class CudaCacheOps : public gpu_testing::BackendPair {
  protected:

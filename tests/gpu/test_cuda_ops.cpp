@@ -33,6 +33,7 @@ namespace kvlab {
 namespace {
 
 using gpu_testing::bf16_exact;
+using gpu_testing::inv_freq;
 using gpu_testing::random_floats;
 using gpu_testing::rel_error;
 using gpu_testing::rng;
@@ -396,12 +397,6 @@ TEST_F(CudaOps, Mlp) {
     expect_close(n <= 8 ? "mlp (gemv)" : "mlp (cublas)", x, n <= 8 ? kExact : kBf16x3,
                  shape_name({n, in, inter}) + (stack ? " stacked" : ""));
   }
-}
-
-std::vector<float> inv_freq(int head_dim, double theta) {
-  std::vector<float> f(size_t(head_dim / 2));
-  for (int i = 0; i < head_dim / 2; i++) f[size_t(i)] = 1.0f / std::pow(float(theta), float(2 * i) / float(head_dim));
-  return f;
 }
 
 TEST_F(CudaOps, Rope) {
