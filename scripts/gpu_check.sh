@@ -23,21 +23,11 @@ run_gtest ops 45 "$build"/tests/test_cuda_ops
 run_gtest cache_ops 60 "$build"/tests/test_cuda_cache_ops
 run_gtest model 120 "$build"/tests/test_cuda_model
 
-echo "== compute-sanitizer memcheck (cache ops; graph replay)"
-timeout 60 "$sanitizer" --tool memcheck --leak-check no --print-limit 20 \
-  "$build"/tests/test_cuda_cache_ops >"$out/memcheck_cache_ops.log" 2>&1
-echo "exit $?"
-grep -E 'ERROR SUMMARY|Invalid|out of bounds|^\[  (FAILED|PASSED) ' "$out/memcheck_cache_ops.log" | head -20
-timeout 40 "$sanitizer" --tool memcheck --leak-check no --print-limit 20 \
-  "$build"/tests/test_cuda_model --gtest_filter='CudaModel.GraphReplayIsBitwiseEager' >"$out/memcheck_model.log" 2>&1
-echo "exit $?"
-grep -E 'ERROR SUMMARY|Invalid|out of bounds|^\[  (FAILED|PASSED) ' "$out/memcheck_model.log" | head -20
-
-echo "== compute-sanitizer racecheck (score kernels: shared memory)"
-timeout 40 "$sanitizer" --tool racecheck --print-limit 20 \
-  "$build"/tests/test_cuda_cache_ops --gtest_filter='CudaScores.PrefillWindows' >"$out/racecheck.log" 2>&1
-echo "exit $?"
-grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|hazard|^\[  (FAILED|PASSED) ' "$out/racecheck.log" | head -20
+run_sanitizer memcheck memcheck_cache_ops 60 "$build"/tests/test_cuda_cache_ops
+run_sanitizer memcheck memcheck_model 40 "$build"/tests/test_cuda_model \
+  --gtest_filter='CudaModel.GraphReplayIsBitwiseEager'
+# The score kernels share memory between threads.
+run_sanitizer racecheck racecheck 40 "$build"/tests/test_cuda_cache_ops --gtest_filter='CudaScores.PrefillWindows'
 
 echo "== op benchmarks"
 timeout 40 "$build"/bin/bench_cuda_ops --benchmark_min_time=0.05 >"$out/bench_cuda_ops.log" 2>&1

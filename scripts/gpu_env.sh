@@ -32,3 +32,21 @@ run_gtest() {
   grep -E "$summary|keeps the same|checkable|^cuda|exception|LeanK" "$out/$log.log" | head -60
   grep -q '^\[  PASSED  \]' "$out/$log.log" && ! grep -q '^\[  FAILED  \]' "$out/$log.log" || status=1
 }
+
+# compute-sanitizer's TOOL (memcheck, racecheck) over a gtest binary under a limit into
+# $out/LOG.log: prints its exit and the lines that tell, and sets status=1 unless it found
+# nothing and the tests passed.   run_sanitizer TOOL LOG LIMIT BINARY [arguments...]
+run_sanitizer() {
+  local tool=$1 log=$2 limit=$3
+  shift 3
+  echo "== compute-sanitizer $tool: $log"
+  local leaks=()
+  [[ $tool == memcheck ]] && leaks=(--leak-check no)
+  timeout "$(step_limit "$limit")" "$sanitizer" --tool "$tool" "${leaks[@]}" --print-limit 20 --error-exitcode 1 \
+    "$@" >"$out/$log.log" 2>&1
+  local rc=$?
+  echo "exit $rc"
+  local tells='ERROR SUMMARY|RACECHECK SUMMARY|Invalid|out of bounds|hazard|^\[  (FAILED|PASSED) '
+  grep -E "$tells" "$out/$log.log" | head -20
+  ((rc == 0)) || status=1
+}

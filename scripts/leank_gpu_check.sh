@@ -11,12 +11,9 @@ source "$(dirname "$0")/gpu_env.sh" "${1:-build-cuda}" /tmp/leank_gpu_check
 
 for t in test_cuda_leank test_cuda_ops; do run_gtest $t 90 "$build/tests/$t"; done
 
-echo "== compute-sanitizer memcheck (LeanK demotion and attention)"
-timeout 90 "$sanitizer" --tool memcheck --leak-check no --print-limit 20 "$build/tests/test_cuda_leank" \
-  --gtest_filter='CudaLeank.EveryKeptCount*:CudaLeank.SeveralQueries*:CudaLeank.HeadsThatKeepNothing*' \
-  >"$out/memcheck.log" 2>&1
-echo "exit $?"
-grep -E 'ERROR SUMMARY|^\[  (FAILED|PASSED) ' "$out/memcheck.log" | head
+# LeanK's demotion and attention kernels.
+run_sanitizer memcheck memcheck 90 "$build/tests/test_cuda_leank" \
+  --gtest_filter='CudaLeank.EveryKeptCount*:CudaLeank.SeveralQueries*:CudaLeank.HeadsThatKeepNothing*'
 
 echo "== decode attention, full K vs LeanK"
 timeout 120 "$build/bin/bench_cuda_ops" --benchmark_filter='DecodeAttention' \

@@ -21,8 +21,6 @@ if ((status == 0)); then
     --shape llama-3.1-8b --contexts 1024,8192 --decode-tokens 64 --warmup-tokens 8 | tee $res/ab_J2.md
   pack
 fi
-timeout $(step_limit 40) $sanitizer --tool memcheck --error-exitcode 1 $c/J2/tests/test_cuda_ops \
-  --gtest_filter='*Attention*' > $res/memcheck_J2.log 2>&1
-echo "memcheck exit $?"; grep -E 'ERROR SUMMARY|PASSED|FAILED' $res/memcheck_J2.log | head -5
+run_sanitizer memcheck memcheck_J2 40 $c/J2/tests/test_cuda_ops --gtest_filter='*Attention*'
 pack
 elapsed done
