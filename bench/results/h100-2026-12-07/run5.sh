@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Call 5 (prepared in the day's third session, not run: its device time was spent): J2 = main
+# Call 5 (prepared in the day's third session, run in the fourth): J2 = main
 # fa1e6ff + two_tiles_main.patch (decode attention splits of at least two 64-key tiles, without
 # call 4's merge fold) against F = main fa1e6ff, both in carry/bd20.tar.xz. J2's GPU tests that
 # the plan touches, then scripts/bench_ab.sh F against J2 at 1K and 8K (three alternating rounds,

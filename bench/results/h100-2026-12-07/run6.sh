@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Call 6 (prepared in the day's third session, not run): compute-sanitizer memcheck over every GPU
+# Call 6 (prepared in the day's third session, run in the fourth): compute-sanitizer memcheck over every GPU
 # test binary of main fa1e6ff (carry/bd20.tar.xz's F), whole, for the issue's "memcheck clean on
 # the test suite" (the calls so far ran it over parts: the attention, cache-op, LeanK and matmul
 # tests and the graph replay), then racecheck over the kernels that share memory between threads
