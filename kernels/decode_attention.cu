@@ -75,9 +75,12 @@ struct SplitSlot {
 // shared memory padded to a multiple of 8 chunks so the swizzle applies; only kKeyDim / 8 are
 // loaded and read. Packed, the tile's rows 8-15 are the low parts of rows 0-7, so every
 // accumulator's c2, c3 complete the same row's c0, c1.
+// settled >= 0: the block has not waited for the kernel before yet, and every key slot below
+// `settled` was written before that kernel began; the tiles wholly below it are loaded first,
+// then the block waits (see decode_attention_mma_kernel). settled < 0: it has waited.
 template <int kHeadDim, int kKeyDim, bool kPacked>
 __device__ __forceinline__ void mma_attend(const AttentionArgs& a, const Region& reg, int kvh, int rb, SplitSlot slot,
-                                           float* __restrict__ partial, uint4* smem) {
+                                           float* __restrict__ partial, uint4* smem, int settled = -1) {
   constexpr int kChunks = kHeadDim / 8;
   constexpr int kKeyChunks = kKeyDim / 8;
   constexpr int kKeyStride = (kKeyChunks + 7) / 8 * 8;
@@ -120,7 +123,15 @@ __device__ __forceinline__ void mma_attend(const AttentionArgs& a, const Region&
       cp_async_16(sv + swz_v(r, ch), reg.v + int64_t(ok ? key0 + r : 0) * kHeadDim + ch * 8, ok, read_once);
     }
   };
-  for (int t = 0; t < kStages - 1; t++) {
+  int t0 = 0;
+  if (settled >= 0) {
+    for (; t0 < kStages - 1 && t0 < tiles && min(k_begin + (t0 + 1) * kTileKeys, k_end) <= settled; t0++) {
+      load_tile(t0);
+      cp_async_commit();
+    }
+    wait_for_prior_grid();
+  }
+  for (int t = t0; t < kStages - 1; t++) {
     if (t < tiles) load_tile(t);
     cp_async_commit();  // possibly empty: one group per tile keeps the wait count fixed
   }
@@ -324,16 +335,24 @@ __device__ __forceinline__ void mma_attend(const AttentionArgs& a, const Region&
 }
 
 // Grid: (split, kv head x row block). Row R of a KV head is (query R / group, head R % group).
+// With pending tokens the kernel before is the q/k/v GEMV, which writes past the lengths and
+// never moves them (the merge of a step before did): the lengths and the keys below them are
+// settled before it ends, so a block starts loading those keys as soon as it is resident,
+// during the GEMV's tail (the length through L2: this SM's L1 may hold an older one).
+// mma_attend lets the next kernel launch once its keys are read.
 template <int kHeadDim, bool kPacked>
 __global__ void __launch_bounds__(kMmaWarps * 32)
     decode_attention_mma_kernel(AttentionArgs a, int splits, int row_blocks, float* __restrict__ partial) {
-  wait_for_prior_grid();  // mma_attend lets the next kernel launch once its keys are read
+  const bool early = a.pending > 0;
+  if (!early) wait_for_prior_grid();
   extern __shared__ uint4 smem[];
   const int kvh = blockIdx.y / row_blocks;
+  const int settled = __ldcg(a.length + kvh);
   const Region reg{a.k + int64_t(kvh) * a.capacity * kHeadDim, a.v + int64_t(kvh) * a.capacity * kHeadDim, nullptr,
-                   a.length[kvh] + a.pending, true};
+                   settled + a.pending, true};
   mma_attend<kHeadDim, kHeadDim, kPacked>(a, reg, kvh, blockIdx.y % row_blocks,
-                                          SplitSlot{int(blockIdx.x), splits, 0, splits}, partial, smem);
+                                          SplitSlot{int(blockIdx.x), splits, 0, splits}, partial, smem,
+                                          early ? settled : -1);
 }
 
 // A layer with LeanK's middle region, in one launch. Grid: (blocks, row block): the first
