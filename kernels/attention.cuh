@@ -26,7 +26,9 @@ struct AttentionArgs {
   float scale;
   // Tokens already written past length[h] (by the q/k/v GEMV: kernels/matmul.cuh,
   // GemvRopeAppend), attended as kept: decode_attention then adds them to the lengths once every
-  // split has read them. Needs a plan with a merge (decode_attention_advances).
+  // split has read them. Needs a plan with a merge (decode_attention_advances). With pending
+  // tokens the kernel launched just before must write neither the lengths nor the keys below
+  // them: the tensor-core blocks read those before waiting for it.
   int pending = 0;
 };
 
