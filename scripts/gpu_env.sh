@@ -4,12 +4,22 @@
 # their inputs and binaries, the shared libraries the build machine had and this one may not,
 # compute-sanitizer, and helpers for a call's steps.
 build=${1:-build-cuda}
+# A build inside a bundle of variants packed as carry/NAME.tar.xz (carry/NAME/VARIANT) unpacks
+# on first use, every variant at once.
+bundle=$(dirname "$build")
+[[ -d $build || ! -f $bundle.tar.xz ]] || tar -xJf "$bundle.tar.xz" -C "$(dirname "$bundle")"
 out=${OUT:-$2}
 mkdir -p "$out"
 export KVLAB_SOURCE_DIR=$PWD KVLAB_BIN_DIR=$PWD/$build/bin KVLAB_TOKENIZER_DIR=$PWD/third_party/tokenizers
 [[ -d $build/carried-lib ]] && export LD_LIBRARY_PATH=$PWD/$build/carried-lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 status=0
+
+# A folder of results (JSON, many logs) into one archive $OUT/NAME.tar.gz (or beside it without
+# $OUT), small enough to come back; rerun after each step, so a call cut short keeps what it had.
+pack_results() {
+  tar -C "$(dirname "$1")" -czf "${OUT:-$(dirname "$1")}/$(basename "$1").tar.gz" "$(basename "$1")"
+}
 
 # A device call is killed at its limit, taking the logs of its last step with it: each step's
 # timeout is capped so that the whole ends within KVLAB_CALL_SECONDS (default 540) of here.

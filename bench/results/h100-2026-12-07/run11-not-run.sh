@@ -7,16 +7,14 @@
 # but over the memory target with main's workspace), three alternating rounds.
 set -uo pipefail
 c=carry/bd23
-[[ -d $c/T ]] || tar -xJf carry/bd23.tar.xz -C carry
 res=/tmp/resd23; mkdir -p $res
 KVLAB_CALL_SECONDS=${KVLAB_CALL_SECONDS:-560} source scripts/gpu_env.sh $c/T $res
-pack() { tar -C /tmp -czf $OUT/resd23.tar.gz resd23; }
 nvidia-smi -L
 run_gtest ops_T 60 $c/T/tests/test_cuda_ops
 run_gtest model_T 90 $c/T/tests/test_cuda_model
 run_gtest leank_T 40 $c/T/tests/test_cuda_leank
 run_sanitizer memcheck memcheck_T 60 $c/T/tests/test_cuda_ops --gtest_filter='CudaOps.Mlp:CudaOps.MatmulSwiglu'
-pack
+pack_results $res
 if ((status == 0)); then
   for r in 1 2 3; do
     for run in M:1024 T:1024 T:4096; do
@@ -26,7 +24,7 @@ if ((status == 0)); then
         --chunk $chunk --decode-tokens 32 --warmup-tokens 4 --json $res/$build$chunk-$r.json \
         >$res/$build$chunk-$r.log 2>&1 || echo "exit $?"
     done
-    pack
+    pack_results $res
   done
   python3 - $res <<'PY'
 import json, sys

@@ -5,14 +5,12 @@
 # BM_PrefillAttention of M and L alternating twice, then TTFT through scripts/bench_ab.sh.
 set -uo pipefail
 c=carry/bd23
-[[ -d $c/L ]] || tar -xJf carry/bd23.tar.xz -C carry
 res=/tmp/resd23l; mkdir -p $res
 KVLAB_CALL_SECONDS=${KVLAB_CALL_SECONDS:-360} source scripts/gpu_env.sh $c/L $res
-pack() { tar -C /tmp -czf $OUT/resd23l.tar.gz resd23l; }
 nvidia-smi -L
 run_gtest attn_L 40 $c/L/tests/test_cuda_ops --gtest_filter='*Attention*'
 run_gtest model_L 90 $c/L/tests/test_cuda_model
-pack
+pack_results $res
 if ((status == 0)); then
   for r in 1 2; do
     for build in M L; do
@@ -22,10 +20,10 @@ if ((status == 0)); then
       grep -E '^BM_PrefillAttention' $res/bm_$build$r.log | cut -c1-110
     done
   done
-  pack
+  pack_results $res
   elapsed "TTFT: M against L"
   OUT=$res/ab_L KVLAB_AB_ROUNDS=2 timeout $(step_limit 120) bash scripts/bench_ab.sh $c/M $c/L \
     --shape llama-3.1-8b --contexts 8192,32768 --decode-tokens 8 --warmup-tokens 2 | tee $res/ab_L.md
-  pack
+  pack_results $res
 fi
 elapsed "done, status $status"

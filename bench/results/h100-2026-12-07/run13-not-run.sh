@@ -6,10 +6,8 @@
 # BM_PrefillMatmul / BM_PrefillMlp and kvlab-bench TTFT with cuBLAS (unset) and wgmma, alternating.
 set -uo pipefail
 c=carry/bd24
-[[ -d $c/W ]] || tar -xJf carry/bd24.tar.xz -C carry
 res=/tmp/resd24; mkdir -p $res
 KVLAB_CALL_SECONDS=${KVLAB_CALL_SECONDS:-560} source scripts/gpu_env.sh $c/W $res
-pack() { tar -C /tmp -czf $OUT/resd24.tar.gz resd24; }
 nvidia-smi -L
 export KVLAB_CUDA_GEMM=wgmma
 run_gtest ops_wgmma 60 $c/W/tests/test_cuda_ops \
@@ -17,7 +15,7 @@ run_gtest ops_wgmma 60 $c/W/tests/test_cuda_ops \
 run_gtest model_wgmma 90 $c/W/tests/test_cuda_model
 run_sanitizer memcheck memcheck_wgmma 60 $c/W/tests/test_cuda_ops --gtest_filter='CudaOps.Mlp'
 unset KVLAB_CUDA_GEMM
-pack
+pack_results $res
 if ((status == 0)); then
   for r in 1 2; do
     for mode in cublas wgmma; do
@@ -31,7 +29,7 @@ if ((status == 0)); then
       grep -E '^\| llama' $res/ttft_$mode$r.log | cut -c1-120
       unset KVLAB_CUDA_GEMM
     done
-    pack
+    pack_results $res
   done
 fi
 elapsed "done, status $status"
