@@ -70,6 +70,49 @@ TEST_P(ModelGolden, ChunkedPrefillThenTokenByTokenDecodeMatchesTransformers) {
   EXPECT_LE(err, kLogitTolerance);
 }
 
+// A prefill that wants no logits, or the last token's, runs the last layer's attention, o and MLP
+// on those rows alone: the last logits still match HF, and the cache (every layer's K, V and
+// positions) is bitwise the one a forward with every row's logits leaves, so decode goes on alike.
+TEST_P(ModelGolden, PrefillWithoutEveryRowsLogitsKeepsLastLogitsAndCache) {
+  Golden g = load_golden(GetParam());
+  auto backend = make_cpu_backend();
+  LoadedModel m = load_model(model_dir(GetParam()), *backend, 512);
+  const int prompt = int(g.prompt.size()), vocab = m.config.vocab_size;
+  KVCache pruned = m.model->new_cache(prompt + 1), full = m.model->new_cache(prompt + 1);
+  const std::vector<int> cuts = {0, 100, 177, prompt};
+  std::vector<float> last;
+  for (size_t c = 0; c + 1 < cuts.size(); c++) {
+    const std::vector<int32_t> ids(g.prompt.begin() + cuts[c], g.prompt.begin() + cuts[c + 1]);
+    std::vector<int32_t> pos(ids.size());
+    for (size_t i = 0; i < ids.size(); i++) pos[i] = int32_t(cuts[c] + int(i));
+    const bool final_chunk = c + 2 == cuts.size();
+    Tensor t = m.model->forward(ids, pos, pruned, final_chunk ? Logits::Last : Logits::None);
+    if (final_chunk) last = backend->to_host_f32(t);
+    m.model->forward(ids, pos, full, Logits::All);
+  }
+  ASSERT_EQ(last.size(), size_t(vocab));
+  const std::vector<float> hf_last(g.logits.end() - vocab, g.logits.end());
+  EXPECT_LE(max_abs_diff(last, hf_last), kLogitTolerance);
+  // Each head's written slots (the one past them is uninitialised memory).
+  auto kept = [&](const Tensor& t) {
+    const std::vector<float> all = backend->to_host_f32(t);
+    const size_t per_head = all.size() / size_t(m.config.num_kv_heads), used = size_t(prompt * m.config.head_dim);
+    std::vector<float> out;
+    for (size_t h = 0; h < size_t(m.config.num_kv_heads); h++)
+      out.insert(out.end(), all.begin() + long(h * per_head), all.begin() + long(h * per_head + used));
+    return out;
+  };
+  for (int l = 0; l < m.config.num_layers; l++) {
+    EXPECT_EQ(kept(pruned.k[size_t(l)]), kept(full.k[size_t(l)])) << "layer " << l;
+    EXPECT_EQ(kept(pruned.v[size_t(l)]), kept(full.v[size_t(l)])) << "layer " << l;
+  }
+  EXPECT_EQ(pruned.host_length, full.host_length);
+  const std::vector<int32_t> next = {g.greedy[0]}, next_pos = {prompt};
+  const std::vector<float> a = backend->to_host_f32(m.model->forward(next, next_pos, pruned, Logits::Last)),
+                           b = backend->to_host_f32(m.model->forward(next, next_pos, full, Logits::Last));
+  EXPECT_EQ(a, b);
+}
+
 // Each layer's q, k, v (and their biases) and gate, up lie in one allocation, in order, so that
 // a backend may take each group as one matmul (Backend::attention_input, Backend::mlp); the
 // golden tests above run the model built from them.

@@ -170,13 +170,13 @@ Transformer::Workspace Transformer::make_workspace(int rows) {
   return w;
 }
 
-Transformer::Workspace Transformer::Workspace::rows_prefix(int n) const {
+Transformer::Workspace Transformer::Workspace::slice(int first, int count) const {
   Workspace w = *this;
-  w.rows = n;
+  w.rows = count;
   for (Tensor* t : {&w.ids, &w.positions, &w.rope_positions, &w.x, &w.norm, &w.q, &w.k, &w.v, &w.attn, &w.gate, &w.up,
                     &w.act})
-    *t = t->slice(0, n);
-  if (!w.logits_all.empty()) w.logits_all = w.logits_all.slice(0, n);
+    *t = t->slice(first, count);
+  if (!w.logits_all.empty()) w.logits_all = w.logits_all.slice(first, count);
   return w;
 }
 
@@ -191,7 +191,7 @@ Tensor Transformer::forward(const std::vector<int32_t>& ids, const std::vector<i
   if (n > 1 && chunk_ws_.rows == 0) chunk_ws_ = make_workspace(max_chunk_);
   if (logits == Logits::All && chunk_ws_.logits_all.empty() && n > 1)
     chunk_ws_.logits_all = backend_.alloc({max_chunk_, config_.vocab_size}, DType::F32);
-  Workspace w = n == 1 ? decode_ws_ : chunk_ws_.rows_prefix(n);
+  Workspace w = n == 1 ? decode_ws_ : chunk_ws_.slice(0, n);
 
   const ModelConfig& c = config_;
   const float eps = float(c.rms_norm_eps);
@@ -211,6 +211,12 @@ Tensor Transformer::forward(const std::vector<int32_t>& ids, const std::vector<i
   if (logits == Logits::Last || (logits == Logits::All && n == 1)) out = w.logits_last;
   if (logits == Logits::All && n > 1) out = w.logits_all;
 
+  // Only the logits read the last layer's output: where they need just the last row (or none)
+  // and no policy scores its queries, that layer's attention, o and MLP run on those rows alone
+  // (its K and V still go into the cache for every token), as llama.cpp prunes its output rows.
+  const int out_rows = logits == Logits::All ? n : logits == Logits::Last ? 1 : 0;
+  const bool prune_last_layer = out_rows < n && !scores;
+
   auto run = [&] {
     b.embedding(weights_.embed, w.ids, w.x);
     // Each RMSNorm is folded into the matmuls that read it, and the o and down projections
@@ -220,18 +226,22 @@ Tensor Transformer::forward(const std::vector<int32_t>& ids, const std::vector<i
       auto bias = [](const Tensor& t) { return t.empty() ? nullptr : &t; };
       const Backend::HeadNorms head_norms = c.qk_norm ? Backend::HeadNorms{&l.q_norm, &l.k_norm, eps}
                                                        : Backend::HeadNorms{};
-      // An observer sees q and k between the input and the attention, which then run apart.
+      // An observer sees q and k between the input and the attention, which then run apart, as
+      // they do in a pruned layer.
       const bool observed = bool(extras.observe_qk);
+      const bool pruned = prune_last_layer && li == c.num_layers - 1;
+      const bool apart = observed || pruned;
       b.attention_input(w.x, {&l.input_norm, eps, &w.norm}, {&l.q, bias(l.q_bias), &w.q},
                         {&l.k, bias(l.k_bias), &w.k}, {&l.v, bias(l.v_bias), &w.v}, rope_positions, rope_,
-                        c.head_dim, cache, li, w.positions, head_norms, {scale, observed ? nullptr : &w.attn});
-      if (observed) {
-        extras.observe_qk(li, w.q, w.k);
-        b.attention(w.q, cache, li, scale, w.attn);
-      }
-      if (scores) b.accumulate_attention(w.q, cache, li, scale, extras.score_first_query);
-      b.matmuls(w.attn, {{&l.o, nullptr, &w.x, true}}, {});
-      b.mlp(w.x, l.gate, l.up, l.down, w.gate, w.up, w.act, {&l.post_attention_norm, eps, &w.norm});
+                        c.head_dim, cache, li, w.positions, head_norms, {scale, apart ? nullptr : &w.attn});
+      if (observed) extras.observe_qk(li, w.q, w.k);
+      if (pruned && out_rows == 0) continue;
+      // The newest out_rows tokens are the last rows: attention() reads its queries as the newest.
+      Workspace r = pruned ? w.slice(n - out_rows, out_rows) : w;
+      if (apart) b.attention(r.q, cache, li, scale, r.attn);
+      if (scores) b.accumulate_attention(r.q, cache, li, scale, extras.score_first_query);
+      b.matmuls(r.attn, {{&l.o, nullptr, &r.x, true}}, {});
+      b.mlp(r.x, l.gate, l.up, l.down, r.gate, r.up, r.act, {&l.post_attention_norm, eps, &r.norm});
     }
     if (logits != Logits::None) {
       const bool all = logits == Logits::All;

@@ -76,7 +76,7 @@ class Transformer {
   struct Workspace {
     int rows = 0;
     Tensor ids, positions, rope_positions, x, norm, q, k, v, attn, gate, up, act, logits_last, logits_all;
-    Workspace rows_prefix(int n) const;
+    Workspace slice(int first, int count) const;
   };
   Workspace make_workspace(int rows);
   // The recording slot of decode steps on `cache` in this mode.

@@ -174,6 +174,52 @@ TEST_P(CudaModelArch, LogitsMatchCpuAndGreedyTokensMatchTransformers) {
       2 * decode_bound, 2 * prefill_bound, agree, kDecodeSteps);
 }
 
+// A prefill that wants the last token's logits or none (kvlab-bench, tasks) runs the last
+// layer's attention, o and MLP on the last row alone, its attention through the decode path:
+// its last logits stay within the prefill bound of the CPU's, its cache is bitwise the one a
+// forward with every row's logits leaves, and so is the next decode step's logits.
+TEST_P(CudaModelArch, PrefillWithoutEveryRowsLogitsKeepsLastLogitsAndCache) {
+  const std::string arch = GetParam();
+  const Golden g = load_golden(arch);
+  LoadedModel mg = gpu_model(arch), m16 = cpu_model(arch, true);
+  const int prompt = int(g.prompt.size()), vocab = mg.config.vocab_size;
+  KVCache pruned = mg.model->new_cache(prompt + 1), full = mg.model->new_cache(prompt + 1),
+          c16 = m16.model->new_cache(prompt);
+  std::vector<float> last, cpu_last;
+  const std::vector<int> cuts = {0, 100, 177, 180, prompt};  // the 3-token chunk: the GEMV path
+  for (size_t c = 0; c + 1 < cuts.size(); c++) {
+    const std::vector<int32_t> ids(g.prompt.begin() + cuts[c], g.prompt.begin() + cuts[c + 1]);
+    std::vector<int32_t> pos(ids.size());
+    std::iota(pos.begin(), pos.end(), cuts[c]);
+    const bool final_chunk = c + 2 == cuts.size();
+    const Tensor t = mg.model->forward(ids, pos, pruned, final_chunk ? Logits::Last : Logits::None);
+    if (final_chunk) last = gpu().to_host_f32(t);
+    mg.model->forward(ids, pos, full, Logits::All);
+    const Tensor t16 = m16.model->forward(ids, pos, c16, Logits::Last);
+    if (final_chunk) cpu_last = cpu().to_host_f32(t16);
+  }
+  ASSERT_EQ(last.size(), size_t(vocab));
+  EXPECT_LE(max_abs_diff(last, cpu_last), kPrefillLogitBound) << arch;
+  // Each head's written slots (the one past them is uninitialised memory).
+  auto kept = [&](const Tensor& t) {
+    const std::vector<float> all = gpu().to_host_f32(t);
+    const size_t per_head = all.size() / size_t(mg.config.num_kv_heads), used = size_t(prompt * mg.config.head_dim);
+    std::vector<float> out;
+    for (size_t h = 0; h < size_t(mg.config.num_kv_heads); h++)
+      out.insert(out.end(), all.begin() + long(h * per_head), all.begin() + long(h * per_head + used));
+    return out;
+  };
+  for (int l = 0; l < mg.config.num_layers; l++) {
+    EXPECT_EQ(kept(pruned.k[size_t(l)]), kept(full.k[size_t(l)])) << arch << " layer " << l;
+    EXPECT_EQ(kept(pruned.v[size_t(l)]), kept(full.v[size_t(l)])) << arch << " layer " << l;
+  }
+  const std::vector<int32_t> next = {g.greedy[0]}, next_pos = {prompt};
+  const std::vector<float> a = gpu().to_host_f32(mg.model->forward(next, next_pos, pruned, Logits::Last)),
+                           b = gpu().to_host_f32(mg.model->forward(next, next_pos, full, Logits::Last));
+  EXPECT_EQ(a, b) << arch;
+  std::printf("%s: last logits after a pruned last layer vs CPU %.3g\n", arch.c_str(), max_abs_diff(last, cpu_last));
+}
+
 INSTANTIATE_TEST_SUITE_P(Architectures, CudaModelArch, ::testing::Values("llama", "qwen2", "qwen3"));
 
 // A CUDA backend that runs recorded sequences eagerly.
