@@ -211,8 +211,8 @@ void BM_GemvSwiglu(benchmark::State& state) {
     gate.push_back(random_weight(*b, inter, hidden, uint32_t(41 + i)));
     up.push_back(random_weight(*b, inter, hidden, uint32_t(51 + i)));
   }
-  Tensor x = random_activation(*b, {1, hidden}), g = b->alloc({1, inter}, DType::F32),
-         u = b->alloc({1, inter}, DType::F32), y = b->alloc({1, inter}, DType::F32);
+  Tensor x = random_activation(*b, {1, hidden}), g = b->alloc({1, inter}, b->mlp_scratch_dtype()),
+         u = b->alloc({1, inter}, b->mlp_scratch_dtype()), y = b->alloc({1, inter}, DType::F32);
   Tensor norm = random_weight(*b, 1, hidden, 62).reshape({hidden}), normed = b->alloc({1, hidden}, DType::F32);
   run(state, *b, double(2 * inter * hidden * 2), [&](int i) {
     const size_t c = size_t(i % kCopies);
@@ -440,8 +440,9 @@ void BM_PrefillMlp(benchmark::State& state) {
   std::vector<Tensor> gate_up = random_weights(*b, {inter, inter}, hidden, state.range(0));
   Tensor down = random_weight(*b, hidden, inter, 9), norm = random_weight(*b, 1, hidden, 5).reshape({hidden});
   Tensor x = random_activation(*b, {n, hidden}), normed = b->alloc({n, hidden}, DType::F32);
-  Tensor g = b->alloc({n, inter}, DType::F32), u = b->alloc({n, inter}, DType::F32);
-  Tensor a = b->alloc({n, inter}, DType::F32);
+  // gate's and up's scratch adjacent, as the transformer's workspace has them.
+  const Tensor gu = b->alloc({2 * n, inter}, b->mlp_scratch_dtype());
+  Tensor g = gu.slice(0, n), u = gu.slice(n, n), a = b->alloc({n, inter}, b->mlp_scratch_dtype());
   const double s = run(state, *b, double(gate_up[0].bytes() * 2 + down.bytes()), [&](int) {
     b->mlp(x, gate_up[0], gate_up[1], down, g, u, a, {&norm, 1e-5f, &normed});
   });

@@ -98,15 +98,21 @@ class Backend {
   // Every projection of one input (q, k and v): a backend may run them as one pass over x.
   virtual void matmuls(const Tensor& x, std::initializer_list<Projection> projections, const InputNorm& norm) = 0;
   void matmul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) { matmuls(x, {{&w, bias, &out}}, {}); }
-  // out = silu(x · gate^T) * (x · up^T); gate_out and up_out are scratch [n, rows(gate)] that a
-  // backend may use as it likes or skip (the fused CUDA GEMV writes only out).
+  // out = silu(x · gate^T) * (x · up^T); gate_out and up_out are scratch [n, rows(gate)] in
+  // mlp_scratch_dtype() that a backend may use as it likes or skip (the fused CUDA GEMV writes
+  // only out).
   virtual void matmul_swiglu(const Tensor& x, const Tensor& gate, const Tensor& up, Tensor& gate_out, Tensor& up_out,
                              Tensor& out, const InputNorm& norm);
   // A layer's MLP with its residual join: x += (silu(x · gate^T) * (x · up^T)) · down^T, x
-  // normed by `norm` on the way in. gate_out, up_out and act are scratch [n, rows(gate)] that a
-  // backend may use as it likes (the CUDA prefill keeps bf16 in them).
+  // normed by `norm` on the way in. gate_out, up_out and act are scratch [n, rows(gate)] in
+  // mlp_scratch_dtype() that a backend may use as it likes; with up_out after gate_out in one
+  // allocation, both projections may run as one batched product.
   virtual void mlp(Tensor& x, const Tensor& gate, const Tensor& up, const Tensor& down, Tensor& gate_out,
                    Tensor& up_out, Tensor& act, const InputNorm& norm);
+  // The dtype of the MLP's scratch: the activation dtype, or narrower for a backend whose
+  // products round there anyway (the CUDA prefill keeps gate, up and their SwiGLU in bf16, as
+  // HF's bf16 models do).
+  virtual DType mlp_scratch_dtype() const { return activation_dtype(); }
   // In place on x [n, heads * head_dim]; positions: I32 [n].
   virtual void rope(Tensor& x, const Tensor& positions, const RopeTable& rope, int head_dim) = 0;
   // out = silu(gate) * up, elementwise.

@@ -14,7 +14,8 @@ DType checkpoint_dtype(const ModelConfig& c) {
 }  // namespace
 
 PlanDTypes plan_dtypes(const Backend& backend, const ModelConfig& c) {
-  return {backend.weight_dtype(checkpoint_dtype(c)), backend.kv_dtype(), backend.activation_dtype()};
+  return {backend.weight_dtype(checkpoint_dtype(c)), backend.kv_dtype(), backend.activation_dtype(),
+          backend.mlp_scratch_dtype()};
 }
 
 LoadedModel load_model(const std::string& dir, Backend& backend, int context, bool hash, int chunk,

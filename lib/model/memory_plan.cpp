@@ -31,11 +31,11 @@ MemoryPlan plan_memory(const ModelConfig& c, int context, int max_chunk, const P
   size_t per_token = size_t(c.num_layers) *
                      (p.k_bytes_per_token_layer + p.v_bytes_per_token_layer + size_t(c.num_kv_heads) * 4);
   p.kv_bytes = per_token * size_t(context);
-  // The transformer's workspaces, a chunk's and a decode step's: x, norm, q, k, v, attn, gate,
-  // up, act per token, a backend's stacked q/k/v (Backend::attention_input), and F32 logits of
-  // the last token (of every token in a chunk: all_logits).
-  size_t per_row = size_t(2 * c.hidden_size + 3 * c.q_dim() + 4 * c.kv_dim() + 3 * c.intermediate_size) *
-                   dtype_size(t.activation);
+  // The transformer's workspaces, a chunk's and a decode step's: x, norm, q, k, v, attn per
+  // token, a backend's stacked q/k/v (Backend::attention_input), the MLP's gate, up and act, and
+  // F32 logits of the last token (of every token in a chunk: all_logits).
+  size_t per_row = size_t(2 * c.hidden_size + 3 * c.q_dim() + 4 * c.kv_dim()) * dtype_size(t.activation) +
+                   size_t(3 * c.intermediate_size) * dtype_size(t.mlp_scratch);
   const size_t logit_rows = 2 + (all_logits ? size_t(max_chunk) : 0);
   p.workspace_bytes = per_row * size_t(max_chunk + 1) + size_t(c.vocab_size) * 4 * logit_rows;
   return p;

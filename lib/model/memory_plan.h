@@ -29,6 +29,7 @@ struct PlanDTypes {
   DType weight = DType::BF16;
   DType kv = DType::BF16;
   DType activation = DType::F32;
+  DType mlp_scratch = DType::F32;  // Backend::mlp_scratch_dtype
 };
 
 // all_logits: the run takes every prompt token's logits (perplexity), so the workspace also

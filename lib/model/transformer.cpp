@@ -163,9 +163,13 @@ Transformer::Workspace Transformer::make_workspace(int rows) {
   w.k = backend_.alloc({n, config_.kv_dim()}, a);
   w.v = backend_.alloc({n, config_.kv_dim()}, a);
   w.attn = backend_.alloc({n, config_.q_dim()}, a);
-  w.gate = backend_.alloc({n, config_.intermediate_size}, a);
-  w.up = backend_.alloc({n, config_.intermediate_size}, a);
-  w.act = backend_.alloc({n, config_.intermediate_size}, a);
+  // gate and up in one allocation, up after gate, so a backend may run both as one product.
+  const DType m = backend_.mlp_scratch_dtype();
+  const int64_t inter = config_.intermediate_size;
+  const Tensor gate_up = backend_.alloc({2 * n, inter}, m);
+  w.gate = gate_up.slice(0, n);
+  w.up = gate_up.slice(n, n);
+  w.act = backend_.alloc({n, inter}, m);
   w.logits_last = backend_.alloc({1, config_.vocab_size}, DType::F32);
   return w;
 }

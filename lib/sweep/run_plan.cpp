@@ -19,7 +19,7 @@
 namespace kvlab {
 
 PlanDTypes backend_plan_dtypes(const std::string& backend) {
-  if (backend == "cuda") return {DType::BF16, DType::BF16, DType::F32};
+  if (backend == "cuda") return {DType::BF16, DType::BF16, DType::F32, DType::BF16};
   return {DType::F32, DType::F32, DType::F32};
 }
 

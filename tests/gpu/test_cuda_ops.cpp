@@ -124,6 +124,26 @@ class CudaOps : public gpu_testing::BackendPair {
     return t;
   }
   // An activation output filled with NaN, so that any element the op fails to write shows.
+  // The MLP's scratch gate_out, up_out and act [n, inter] in each backend's mlp_scratch_dtype;
+  // adjacent: up_out right after gate_out in one allocation, as the transformer's workspace has
+  // them (a backend may then run gate and up as one batched product).
+  static std::vector<Both> mlp_scratch(int64_t n, int64_t inter, bool adjacent) {
+    std::vector<Both> out(3);
+    for (Tensor Both::*side : {&Both::cpu, &Both::gpu}) {
+      Backend& b = side == &Both::cpu ? cpu() : gpu();
+      const DType dt = b.mlp_scratch_dtype();
+      if (adjacent) {
+        const Tensor gate_up = b.alloc({2 * n, inter}, dt);
+        out[0].*side = gate_up.slice(0, n);
+        out[1].*side = gate_up.slice(n, n);
+      } else {
+        out[0].*side = b.alloc({n, inter}, dt);
+        out[1].*side = b.alloc({n, inter}, dt);
+      }
+      out[2].*side = b.alloc({n, inter}, dt);
+    }
+    return out;
+  }
   static Both poisoned(const std::vector<int64_t>& shape) {
     int64_t n = 1;
     for (int64_t d : shape) n *= d;
@@ -362,7 +382,8 @@ TEST_F(CudaOps, MatmulSwiglu) {
     Both norm = weights(bf16_exact(random_floats(size_t(in))), {in});
     Both gate = weights(bf16_exact(random_floats(size_t(rows) * in)), {rows, in});
     Both up = weights(bf16_exact(random_floats(size_t(rows) * in)), {rows, in});
-    Both gate_out = poisoned({n, rows}), up_out = poisoned({n, rows}), out = poisoned({n, rows});
+    std::vector<Both> scratch = mlp_scratch(n, rows, false);
+    Both &gate_out = scratch[0], &up_out = scratch[1], out = poisoned({n, rows});
     Both normed = poisoned({n, in});
     auto in_norm = [&, with_norm = with_norm](Tensor Both::*side) {
       return with_norm ? Backend::InputNorm{&(norm.*side), 1e-6f, &(normed.*side)} : Backend::InputNorm{};
@@ -375,7 +396,8 @@ TEST_F(CudaOps, MatmulSwiglu) {
 }
 
 // A layer's MLP added into x: the GEMV ops up to n = 8, above it bf16 gate, up and SwiGLU
-// product through cuBLAS (one GEMM when gate and up are stacked, as load_weights has them),
+// product through cuBLAS (one GEMM when gate and up are stacked, as load_weights has them, and
+// their scratch adjacent, as the transformer's workspace has it),
 // with the norm written straight into the GEMM input. Odd sizes take the elementwise kernels'
 // one-at-a-time path.
 TEST_F(CudaOps, Mlp) {
@@ -390,7 +412,8 @@ TEST_F(CudaOps, Mlp) {
                                             : std::vector<Both>{weights(gate_w, {inter, in}), weights(up_w, {inter, in})};
     const Both &gate = gate_up[0], &up = gate_up[1];
     Both down = weights(bf16_exact(random_floats(size_t(in) * inter)), {in, inter});
-    Both gate_out = poisoned({n, inter}), up_out = poisoned({n, inter}), act = poisoned({n, inter});
+    std::vector<Both> scratch = mlp_scratch(n, inter, stack);
+    Both &gate_out = scratch[0], &up_out = scratch[1], &act = scratch[2];
     Both normed = poisoned({n, in});
     cpu().mlp(x.cpu, gate.cpu, up.cpu, down.cpu, gate_out.cpu, up_out.cpu, act.cpu, {&norm.cpu, 1e-6f, &normed.cpu});
     gpu().mlp(x.gpu, gate.gpu, up.gpu, down.gpu, gate_out.gpu, up_out.gpu, act.gpu, {&norm.gpu, 1e-6f, &normed.gpu});

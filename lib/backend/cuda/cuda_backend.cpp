@@ -219,6 +219,7 @@ class CudaBackend final : public Backend {
            (graphs_ ? "" : ", CUDA graphs off");
   }
   DType activation_dtype() const override { return DType::F32; }
+  DType mlp_scratch_dtype() const override { return DType::BF16; }
   DType kv_dtype() const override { return DType::BF16; }
   DType weight_dtype(DType stored) const override { return stored == DType::I32 ? DType::I32 : DType::BF16; }
   size_t free_memory() const override {
@@ -389,19 +390,32 @@ class CudaBackend final : public Backend {
     KVLAB_CUDA_CHECK(kernels::swiglu(g.gate, g.up, out.ptr<float>(), out.numel(), stream_));
   }
 
-  // Prefill: gate and up in bf16, their SwiGLU in bf16 in act's memory, which down reads.
+  // Up to kGemvMaxRows rows: the gated GEMV into an fp32 product of the backend's own (the
+  // down GEMV reads fp32), then down's GEMV. Above: gate and up in bf16, their SwiGLU in bf16 in
+  // act, which down's GEMM reads.
   void mlp(Tensor& x, const Tensor& gate, const Tensor& up, const Tensor& down, Tensor& gate_out, Tensor& up_out,
            Tensor& act, const InputNorm& norm) override {
-    if (x.rows() <= kernels::kGemvMaxRows) {
-      Backend::mlp(x, gate, up, down, gate_out, up_out, act, norm);
+    const int64_t n = x.rows(), inter = gate.rows();
+    require_tensor(x, DType::F32, "mlp input");
+    for (const Tensor* w : {&gate, &up, &down}) require_tensor(*w, DType::BF16, "mlp weight");
+    require(gate.cols() == x.cols() && up.rows() == inter && up.cols() == x.cols() && down.rows() == x.cols() &&
+                down.cols() == inter,
+            "mlp weight shapes " + gate.shape_string() + ", " + up.shape_string() + ", " + down.shape_string());
+    require_scratch(act, n, inter, "mlp act");
+    if (n == 0) return;
+    if (n <= kernels::kGemvMaxRows) {
+      auto* product = static_cast<float*>(gemv_product_.get(size_t(n * inter) * sizeof(float), stream_));
+      KVLAB_CUDA_CHECK(kernels::gemv_swiglu(x.ptr<float>(), gemv_norm(x, norm), bf16(gate), bf16(up), product,
+                                            int(n), inter, x.cols(), prop_.multiProcessorCount, stream_));
+      const kernels::GemvWeight w{bf16(down), nullptr, x.ptr<float>(), down.rows(), true};
+      KVLAB_CUDA_CHECK(kernels::gemv(product, kernels::GemvNorm{}, &w, 1, int(n), inter,
+                                     prop_.multiProcessorCount, stream_));
       return;
     }
-    check_matmul(x, gate, nullptr, act);
-    check_matmul(act, down, nullptr, x);
     const GateUp g = gate_up(x, gate, up, gate_out, up_out, norm);
     auto* a = static_cast<__nv_bfloat16*>(act.data);
     KVLAB_CUDA_CHECK(kernels::swiglu(g.gate, g.up, a, act.numel(), stream_));
-    gemm(a, x.rows(), down, nullptr, x.data, CUDA_R_32F, true);
+    gemm(a, n, down, nullptr, x.data, CUDA_R_32F, true);
   }
 
   void rope(Tensor& x, const Tensor& positions, const RopeTable& rope, int head_dim) override {
@@ -794,36 +808,43 @@ class CudaBackend final : public Backend {
     return xb;
   }
 
-  // Prefill's gate and up projections, rounded to bf16 as HF's bf16 models have them, in the
-  // front halves of the fp32 scratch gate_out and up_out; when the weights are stacked, as one
-  // batched GEMM into gate_out's memory, whose bytes hold both (ncu, each kernel alone: 278 µs
-  // against 306 for two at Llama-3.1-8B's shapes and 1,024 tokens on an H100).
+  void require_scratch(const Tensor& t, int64_t rows, int64_t cols, const char* what) {
+    require_tensor(t, DType::BF16, what);
+    require(t.rows() == rows && t.cols() == cols, std::string(what) + " shape " + t.shape_string());
+  }
+
+  // Prefill's gate and up projections, rounded to bf16 as HF's bf16 models have them, into the
+  // bf16 scratch gate_out and up_out; when the weights are stacked and up_out follows gate_out
+  // in one allocation (the transformer's workspace), as one batched GEMM (ncu, each kernel
+  // alone: 278 µs against 306 for two at Llama-3.1-8B's shapes and 1,024 tokens on an H100).
   struct GateUp {
     __nv_bfloat16* gate;
     __nv_bfloat16* up;
   };
   GateUp gate_up(const Tensor& x, const Tensor& gate, const Tensor& up, Tensor& gate_out, Tensor& up_out,
                  const InputNorm& norm) {
-    check_matmul(x, gate, nullptr, gate_out);
-    check_matmul(x, up, nullptr, up_out);
-    require_tensor(gate_out, DType::F32, "gate scratch");
+    const int64_t n = x.rows(), inter = gate.rows();
+    require(up.rows() == inter && up.cols() == gate.cols() && gate.cols() == x.cols(),
+            "mlp gate / up shapes " + gate.shape_string() + ", " + up.shape_string());
+    require_scratch(gate_out, n, inter, "gate scratch");
+    require_scratch(up_out, n, inter, "up scratch");
     const __nv_bfloat16* xb = gemm_input(x, norm);
     auto* g = static_cast<__nv_bfloat16*>(gate_out.data);
-    if (!stacked({&gate, &up}).empty() && gate.rows() == up.rows()) {
-      gemm(xb, x.rows(), gate, nullptr, g, CUDA_R_16BF, false, 2);
-      return {g, g + gate_out.numel()};
-    }
     auto* u = static_cast<__nv_bfloat16*>(up_out.data);
-    gemm(xb, x.rows(), gate, nullptr, g, CUDA_R_16BF, false);
-    gemm(xb, x.rows(), up, nullptr, u, CUDA_R_16BF, false);
+    if (!stacked({&gate, &up}).empty() && gate_out.storage == up_out.storage && u > g) {
+      gemm(xb, n, gate, nullptr, g, CUDA_R_16BF, false, 2, u - g);
+      return {g, u};
+    }
+    gemm(xb, n, gate, nullptr, g, CUDA_R_16BF, false);
+    gemm(xb, n, up, nullptr, u, CUDA_R_16BF, false);
     return {g, u};
   }
 
   // out [n, rows(w)] (fp32 or bf16) = xb [n, cols(w)] · w^T (+ bias, fp32 only) through cuBLAS;
   // with accumulate out += it. batch > 1: that many products in one launch, of the matrices
-  // stacked after w (each rows(w) * cols(w) elements on), into outputs n * rows(w) apart.
+  // stacked after w (each rows(w) * cols(w) elements on), into outputs out_stride elements apart.
   void gemm(const __nv_bfloat16* xb, int64_t n, const Tensor& w, const Tensor* bias, void* out,
-            cudaDataType out_type, bool accumulate, int batch = 1) {
+            cudaDataType out_type, bool accumulate, int batch = 1, int64_t out_stride = 0) {
     KVLAB_ASSERT(!bias || (out_type == CUDA_R_32F && batch == 1));
     const int64_t in = w.cols(), outf = w.rows();
     // Row-major out[n, o] = x w^T is column-major out^T[o, n] = w^T(col-major [in, o])^T x^T.
@@ -835,7 +856,7 @@ class CudaBackend final : public Backend {
     } else {
       KVLAB_CUBLAS_CHECK(cublas().gemm_strided_batched_ex(
           cublas_, CUBLAS_OP_T, CUBLAS_OP_N, int(outf), int(n), int(in), &one, w.data, CUDA_R_16BF, int(in),
-          outf * in, xb, CUDA_R_16BF, int(in), 0, &beta, out, out_type, int(outf), n * outf, batch,
+          outf * in, xb, CUDA_R_16BF, int(in), 0, &beta, out, out_type, int(outf), out_stride, batch,
           CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     }
     if (bias) KVLAB_CUDA_CHECK(kernels::add_bias(static_cast<float*>(out), bf16(*bias), n, outf, stream_));
@@ -965,6 +986,7 @@ class CudaBackend final : public Backend {
   bool graphs_ = true;                // capture_or_replay records CUDA graphs
   ScratchState scratch_{std::make_shared<AllocationCounter>(), 0};
   Scratch gemm_input_{&scratch_};         // bf16 copy of a prefill matmul's input
+  Scratch gemv_product_{&scratch_};       // the MLP's fp32 SwiGLU product of a few rows (mlp)
   Scratch stacked_qkv_{&scratch_};        // prefill's q, k and v from one GEMM (attention_input)
   Scratch attention_partial_{&scratch_};  // split-K partial results of decode attention
   Scratch score_partial_{&scratch_};      // row statistics of accumulate_attention
