@@ -62,9 +62,10 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_attention_kernel(Attentio
   auto phase = [&](int t) { return uint32_t(t / kStages) & 1; };         // of tile t's stage
 
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-  // The last query tiles see the most keys: start them first.
-  const int64_t block_q0 = int64_t(gridDim.x - 1 - blockIdx.x) * kConsumers * kBlockQ;
-  const int h = blockIdx.y;
+  // The last query tiles see the most keys: every head's are started first (blocks go out in
+  // x-fastest order), so the light tiles of a causal chunk fill the last wave's gaps.
+  const int64_t block_q0 = int64_t(gridDim.y - 1 - blockIdx.y) * kConsumers * kBlockQ;
+  const int h = blockIdx.x;
   const int kvh = h / (a.q_heads / a.kv_heads);
   const int64_t n = a.n;
   const int64_t len = a.length[kvh];
@@ -281,7 +282,9 @@ cudaError_t launch(const AttentionArgs& a, cudaStream_t stream) {
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (err != cudaSuccess) return err;
   constexpr int rows = kConsumers * kBlockQ;
-  const dim3 grid(unsigned((a.n + rows - 1) / rows), unsigned(a.q_heads));
+  const int64_t row_tiles = (a.n + rows - 1) / rows;
+  if (row_tiles > 65535) return cudaErrorInvalidValue;  // grid y: 8M queries a call
+  const dim3 grid(unsigned(a.q_heads), unsigned(row_tiles));
   return launch(kernel, grid, kThreads, smem, stream, a);
 }
 
