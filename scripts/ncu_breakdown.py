@@ -3,7 +3,7 @@
 
   ncu --metrics gpu__time_duration.sum[,dram__bytes_read.sum,dram__bytes_write.sum] --csv \
       --log-file run.csv kvlab-bench --shape llama-3.1-8b --contexts 1024 --decode-tokens 2
-  python3 scripts/ncu_breakdown.py run.csv[.gz] [--passes all|last|K,L,...]
+  python3 scripts/ncu_breakdown.py run.csv[.gz] [--passes all|last|K,L,...|K-L]
 
 A pass is what runs from one embedding lookup to the next (a prefill chunk or a decode step).
 For the chosen passes it prints each kernel kind (function name and grid; cuBLAS kernels by
@@ -93,7 +93,8 @@ def summarize(title, ks):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("csv")
-    ap.add_argument("--passes", default="last", help="all (summed), last, or pass numbers from 0: 1,2")
+    ap.add_argument("--passes", default="last",
+                    help="all (summed), last, pass numbers from 0 (1,2: each apart) or a range (1-8: summed)")
     args = ap.parse_args()
     ps = passes(kernels(read_rows(args.csv)))
     if not ps:
@@ -104,6 +105,11 @@ def main():
         summarize(f"all {len(ps)} passes", [k for p in ps for k in p])
     elif args.passes == "last":
         summarize(f"pass {len(ps) - 1}", ps[-1])
+    elif "-" in args.passes:
+        first, last = (int(x) for x in args.passes.split("-"))
+        if not 0 <= first <= last < len(ps):
+            sys.exit(f"passes {args.passes} out of range: {len(ps)} passes")
+        summarize(f"passes {first}-{last}", [k for p in ps[first:last + 1] for k in p])
     else:
         for i in (int(x) for x in args.passes.split(",")):
             if not 0 <= i < len(ps):

@@ -11,6 +11,7 @@
 #include "model/loaded_model.h"
 #include "model/safetensors.h"
 #include "golden_checkpoint.h"
+#include "kv_slots.h"
 #include "test_support.h"
 
 namespace kvlab {
@@ -21,6 +22,7 @@ constexpr float kLogitTolerance = 1e-4f;  // the issue's bound: HF fp32 vs kvlab
 using testing::Golden;
 using testing::load_golden;
 using testing::model_dir;
+using testing::written_slots;
 
 float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
   EXPECT_EQ(a.size(), b.size());
@@ -93,18 +95,10 @@ TEST_P(ModelGolden, PrefillWithoutEveryRowsLogitsKeepsLastLogitsAndCache) {
   ASSERT_EQ(last.size(), size_t(vocab));
   const std::vector<float> hf_last(g.logits.end() - vocab, g.logits.end());
   EXPECT_LE(max_abs_diff(last, hf_last), kLogitTolerance);
-  // Each head's written slots (the one past them is uninitialised memory).
-  auto kept = [&](const Tensor& t) {
-    const std::vector<float> all = backend->to_host_f32(t);
-    const size_t per_head = all.size() / size_t(m.config.num_kv_heads), used = size_t(prompt * m.config.head_dim);
-    std::vector<float> out;
-    for (size_t h = 0; h < size_t(m.config.num_kv_heads); h++)
-      out.insert(out.end(), all.begin() + long(h * per_head), all.begin() + long(h * per_head + used));
-    return out;
-  };
-  for (int l = 0; l < m.config.num_layers; l++) {
-    EXPECT_EQ(kept(pruned.k[size_t(l)]), kept(full.k[size_t(l)])) << "layer " << l;
-    EXPECT_EQ(kept(pruned.v[size_t(l)]), kept(full.v[size_t(l)])) << "layer " << l;
+  auto slots = [&](const Tensor& t) { return written_slots(*backend, t, prompt); };
+  for (size_t l = 0; l < size_t(m.config.num_layers); l++) {
+    EXPECT_EQ(slots(pruned.k[l]), slots(full.k[l])) << "layer " << l;
+    EXPECT_EQ(slots(pruned.v[l]), slots(full.v[l])) << "layer " << l;
   }
   EXPECT_EQ(pruned.host_length, full.host_length);
   const std::vector<int32_t> next = {g.greedy[0]}, next_pos = {prompt};

@@ -46,6 +46,7 @@
 #include "model/loaded_model.h"
 #include "model/safetensors.h"
 #include "golden_checkpoint.h"
+#include "kv_slots.h"
 #include "test_support.h"
 
 namespace kvlab {
@@ -69,6 +70,7 @@ double hf_bound(const std::string& arch, double path_bound) {
 using testing::Golden;
 using testing::load_golden;
 using testing::model_dir;
+using testing::written_slots;
 
 // The CPU model as the CUDA backend holds it: every weight rounded to bf16.
 void round_weights_to_bf16(const ModelWeights& w) {
@@ -200,18 +202,10 @@ TEST_P(CudaModelArch, PrefillWithoutEveryRowsLogitsKeepsLastLogitsAndCache) {
   }
   ASSERT_EQ(last.size(), size_t(vocab));
   EXPECT_LE(max_abs_diff(last, cpu_last), kPrefillLogitBound) << arch;
-  // Each head's written slots (the one past them is uninitialised memory).
-  auto kept = [&](const Tensor& t) {
-    const std::vector<float> all = gpu().to_host_f32(t);
-    const size_t per_head = all.size() / size_t(mg.config.num_kv_heads), used = size_t(prompt * mg.config.head_dim);
-    std::vector<float> out;
-    for (size_t h = 0; h < size_t(mg.config.num_kv_heads); h++)
-      out.insert(out.end(), all.begin() + long(h * per_head), all.begin() + long(h * per_head + used));
-    return out;
-  };
-  for (int l = 0; l < mg.config.num_layers; l++) {
-    EXPECT_EQ(kept(pruned.k[size_t(l)]), kept(full.k[size_t(l)])) << arch << " layer " << l;
-    EXPECT_EQ(kept(pruned.v[size_t(l)]), kept(full.v[size_t(l)])) << arch << " layer " << l;
+  auto slots = [&](const Tensor& t) { return written_slots(gpu(), t, prompt); };
+  for (size_t l = 0; l < size_t(mg.config.num_layers); l++) {
+    EXPECT_EQ(slots(pruned.k[l]), slots(full.k[l])) << arch << "layer " << l;
+    EXPECT_EQ(slots(pruned.v[l]), slots(full.v[l])) << arch << "layer " << l;
   }
   const std::vector<int32_t> next = {g.greedy[0]}, next_pos = {prompt};
   const std::vector<float> a = gpu().to_host_f32(mg.model->forward(next, next_pos, pruned, Logits::Last)),
