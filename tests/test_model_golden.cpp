@@ -73,8 +73,8 @@ TEST_P(ModelGolden, ChunkedPrefillThenTokenByTokenDecodeMatchesTransformers) {
 }
 
 // A prefill that wants no logits, or the last token's, runs the last layer's attention, o and MLP
-// on those rows alone: the last logits still match HF, and the cache (every layer's K, V and
-// positions) is bitwise the one a forward with every row's logits leaves, so decode goes on alike.
+// on those rows alone: the last logits still match HF, and the cache (every layer's K and V, and
+// the lengths) is bitwise the one a forward with every row's logits leaves, so decode goes on alike.
 TEST_P(ModelGolden, PrefillWithoutEveryRowsLogitsKeepsLastLogitsAndCache) {
   Golden g = load_golden(GetParam());
   auto backend = make_cpu_backend();

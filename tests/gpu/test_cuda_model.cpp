@@ -204,8 +204,8 @@ TEST_P(CudaModelArch, PrefillWithoutEveryRowsLogitsKeepsLastLogitsAndCache) {
   EXPECT_LE(max_abs_diff(last, cpu_last), kPrefillLogitBound) << arch;
   auto slots = [&](const Tensor& t) { return written_slots(gpu(), t, prompt); };
   for (size_t l = 0; l < size_t(mg.config.num_layers); l++) {
-    EXPECT_EQ(slots(pruned.k[l]), slots(full.k[l])) << arch << "layer " << l;
-    EXPECT_EQ(slots(pruned.v[l]), slots(full.v[l])) << arch << "layer " << l;
+    EXPECT_EQ(slots(pruned.k[l]), slots(full.k[l])) << arch << " layer " << l;
+    EXPECT_EQ(slots(pruned.v[l]), slots(full.v[l])) << arch << " layer " << l;
   }
   const std::vector<int32_t> next = {g.greedy[0]}, next_pos = {prompt};
   const std::vector<float> a = gpu().to_host_f32(mg.model->forward(next, next_pos, pruned, Logits::Last)),

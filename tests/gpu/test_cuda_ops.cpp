@@ -123,7 +123,6 @@ class CudaOps : public gpu_testing::BackendPair {
     gpu().write(t.gpu, v.data(), v.size() * 4);
     return t;
   }
-  // An activation output filled with NaN, so that any element the op fails to write shows.
   // The MLP's scratch gate_out, up_out and act [n, inter] in each backend's mlp_scratch_dtype;
   // adjacent: up_out right after gate_out in one allocation, as the transformer's workspace has
   // them (a backend may then run gate and up as one batched product).
@@ -144,6 +143,7 @@ class CudaOps : public gpu_testing::BackendPair {
     }
     return out;
   }
+  // An activation output filled with NaN, so that any element the op fails to write shows.
   static Both poisoned(const std::vector<int64_t>& shape) {
     int64_t n = 1;
     for (int64_t d : shape) n *= d;
