@@ -1,6 +1,7 @@
 #include "kv_append.cuh"
 
 #include "device_common.cuh"
+#include "elementwise.cuh"
 #include "launch.cuh"
 #include "rmsnorm_row.cuh"
 #include "rotary.cuh"
@@ -26,16 +27,36 @@ __device__ void head_rmsnorm(const float* src, int64_t src_stride, float* dst, i
   __syncthreads();
 }
 
+// kWidth consecutive pairs of a head's row from src, rotated (when inv_freq) into out (when
+// given), as fp32 into lo (channels j...) and hi (j + half...).
+template <int kWidth>
+__device__ __forceinline__ void rotate_pairs(const float* src, float* out, int j, int half, int32_t position,
+                                             const float* inv_freq, float attention_scaling, float (&lo)[kWidth],
+                                             float (&hi)[kWidth]) {
+  load<kWidth>(src + j, lo);
+  load<kWidth>(src + j + half, hi);
+  if (!inv_freq) return;
+  float freq[kWidth];
+  load<kWidth>(inv_freq + j, freq);
+#pragma unroll
+  for (int w = 0; w < kWidth; w++) rotate(lo[w], hi[w], position, freq[w], attention_scaling);
+  store<kWidth>(out + j, lo);
+  store<kWidth>(out + j + half, hi);
+}
+
 // Grid: (heads, token blocks). Blocks x < kv_heads: KV head x for the block's tokens, keys
 // normed (when asked) and rotated (into r.k_out and the cache; without r.inv_freq, stored as
 // they are), values appended. Blocks from kv_heads on: one query head each, into r.q_out.
+// Each thread takes kWidth consecutive pairs of a row (rope_kv_append picks 4 where rows allow).
+template <int kWidth>
 __global__ void rope_kv_append_kernel(KvAppendArgs a, RopeArgs r, int tokens_per_block) {
   enter_dependent_part();
-  const int half = a.head_dim / 2;
+  const int half = a.head_dim / 2, lanes = half / kWidth;
   const int t0 = int(blockIdx.y) * tokens_per_block;
   const int tokens = min(tokens_per_block, int(a.n) - t0);
-  const int pairs = tokens * half;
+  const int work = tokens * lanes;
   const int32_t* rope_positions = r.positions + t0;
+  float lo[kWidth], hi[kWidth];
   if (int(blockIdx.x) >= a.kv_heads) {
     const int64_t head = int64_t(int(blockIdx.x) - a.kv_heads) * a.head_dim;
     const int64_t out_stride = int64_t(r.q_heads) * a.head_dim;
@@ -44,10 +65,10 @@ __global__ void rope_kv_append_kernel(KvAppendArgs a, RopeArgs r, int tokens_per
     if (r.q_norm) head_rmsnorm(q, r.q_stride, out, out_stride, tokens, a.head_dim, r.q_norm, r.norm_eps);
     const float* src = r.q_norm ? out : q;
     const int64_t src_stride = r.q_norm ? out_stride : r.q_stride;
-    for (int e = threadIdx.x; e < pairs; e += blockDim.x) {
-      const int i = e / half, j = e % half;
-      rotate_pair(src + i * src_stride, out + i * out_stride, j, half, rope_positions[i], r.inv_freq[j],
-                  r.attention_scaling);
+    for (int e = threadIdx.x; e < work; e += blockDim.x) {
+      const int i = e / lanes, j = e % lanes * kWidth;
+      rotate_pairs<kWidth>(src + i * src_stride, out + i * out_stride, j, half, rope_positions[i], r.inv_freq,
+                           r.attention_scaling, lo, hi);
     }
     return;
   }
@@ -61,25 +82,42 @@ __global__ void rope_kv_append_kernel(KvAppendArgs a, RopeArgs r, int tokens_per
   if (r.k_norm) head_rmsnorm(k, a.stride, k_out, row, tokens, a.head_dim, r.k_norm, r.norm_eps);
   const float* k_src = r.k_norm ? k_out : k;
   const int64_t k_src_stride = r.k_norm ? row : a.stride;
-  for (int e = threadIdx.x; e < pairs; e += blockDim.x) {
-    const int i = e / half, j = e % half;
-    const int64_t dst = (slot0 + i) * a.head_dim;
-    const float* key = k_src + i * k_src_stride;
-    if (r.inv_freq) {
-      key = k_out + i * row;
-      rotate_pair(k_src + i * k_src_stride, k_out + i * row, j, half, rope_positions[i], r.inv_freq[j],
-                  r.attention_scaling);
-    }
-    a.cache_k[dst + j] = __float2bfloat16_rn(key[j]);
-    a.cache_k[dst + j + half] = __float2bfloat16_rn(key[j + half]);
-    a.cache_v[dst + j] = __float2bfloat16_rn(v[i * a.stride + j]);
-    a.cache_v[dst + j + half] = __float2bfloat16_rn(v[i * a.stride + j + half]);
+  for (int e = threadIdx.x; e < work; e += blockDim.x) {
+    const int i = e / lanes, j = e % lanes * kWidth;
+    __nv_bfloat16* cache_k = a.cache_k + (slot0 + i) * a.head_dim;
+    __nv_bfloat16* cache_v = a.cache_v + (slot0 + i) * a.head_dim;
+    rotate_pairs<kWidth>(k_src + i * k_src_stride, k_out + i * row, j, half, rope_positions[i], r.inv_freq,
+                         r.attention_scaling, lo, hi);
+    store<kWidth>(cache_k + j, lo);
+    store<kWidth>(cache_k + j + half, hi);
+    load<kWidth>(v + i * a.stride + j, lo);
+    load<kWidth>(v + i * a.stride + j + half, hi);
+    store<kWidth>(cache_v + j, lo);
+    store<kWidth>(cache_v + j + half, hi);
   }
   for (int i = threadIdx.x; i < tokens; i += blockDim.x) a.cache_position[slot0 + i] = a.positions[t0 + i];
   if (gridDim.y == 1) {
     __syncthreads();
     if (threadIdx.x == 0) a.length[h] = len + int32_t(a.n);
   }
+}
+
+// Whether every row the kernel reads or writes in fp32 starts on a 16-byte boundary (bf16 cache
+// rows then start on 8: head_dim is a multiple of 8), so that a thread may take 4 pairs at once.
+bool rows_take_four(const KvAppendArgs& a, const RopeArgs& r) {
+  const bool rotating = r.inv_freq != nullptr;
+  bool ok = a.head_dim % 8 == 0 && a.stride % 4 == 0 && r.q_stride % 4 == 0;
+  for (const void* p : {static_cast<const void*>(a.k), static_cast<const void*>(a.v)})
+    ok = ok && aligned_for_four(p, sizeof(float));
+  for (const void* p : {static_cast<const void*>(a.cache_k), static_cast<const void*>(a.cache_v)})
+    ok = ok && aligned_for_four(p, sizeof(__nv_bfloat16));
+  if (rotating)
+    for (const void* p : {static_cast<const void*>(r.k_out), static_cast<const void*>(r.inv_freq)})
+      ok = ok && aligned_for_four(p, sizeof(float));
+  if (r.q_heads > 0)
+    for (const void* p : {static_cast<const void*>(r.q), static_cast<const void*>(r.q_out)})
+      ok = ok && aligned_for_four(p, sizeof(float));
+  return ok;
 }
 
 }  // namespace
@@ -94,7 +132,9 @@ cudaError_t rope_kv_append(const KvAppendArgs& a, const RopeArgs& r, cudaStream_
   const int64_t token_blocks = (a.n + per_block - 1) / per_block;
   if (token_blocks > 65535) return cudaErrorInvalidValue;
   const dim3 grid(unsigned(a.kv_heads + r.q_heads), unsigned(token_blocks));
-  const cudaError_t err = launch(rope_kv_append_kernel, grid, 128, 0, stream, a, r, per_block);
+  const cudaError_t err = rows_take_four(a, r)
+                              ? launch(rope_kv_append_kernel<4>, grid, 128, 0, stream, a, r, per_block)
+                              : launch(rope_kv_append_kernel<1>, grid, 128, 0, stream, a, r, per_block);
   if (err != cudaSuccess || token_blocks == 1) return err;
   return launch(advance_length_kernel, 1, 32, 0, stream, a.length, a.kv_heads, int32_t(a.n));
 }
