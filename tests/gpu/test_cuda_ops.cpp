@@ -596,11 +596,12 @@ TEST_F(CudaAttention, KvAppend) {
 // a block per head for up to 8 tokens (a decode step), blocks of 16 tokens above that (9 tokens:
 // one block; 37: three, the last ragged). After 5 cached tokens in layer 1 of 2, so slot and
 // layer offsets show; positions far apart from the rope positions (as under a renumbering policy).
+// head_dim 36 (not a multiple of 8) takes the kernel's one-pair-a-thread path, the others four.
 TEST_F(CudaAttention, RopeKvAppend) {
   for (auto [q_heads, kv_heads, hd, n, normed] :
        {std::tuple{32, 8, 128, 1, false}, {28, 4, 128, 3, false}, {14, 2, 64, 8, false}, {6, 2, 64, 9, false},
         {28, 4, 128, 37, false}, {32, 8, 128, 1, true}, {14, 2, 64, 8, true}, {6, 2, 64, 9, true},
-        {32, 8, 128, 37, true}}) {
+        {32, 8, 128, 37, true}, {6, 2, 36, 1, false}, {6, 2, 36, 37, false}, {6, 2, 36, 37, true}}) {
     const int capacity = 48, prefix = 5;
     BothCache c = new_cache(2, kv_heads, hd, capacity);
     append(c, 1, prefix, 0);
