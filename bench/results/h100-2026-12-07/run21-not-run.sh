@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Call 21 (prepared in the day's seventh session, not run: the session's device time ran out while
+# the device would not start). N = main 85403ee, X = N + the prefill attention's
+# exponentials as ex2.approx.ftz (exp2_ftz: no subnormal range handling around each MUFU.EX2),
+# Y = X + decode attention's too (exp2_ftz.patch), all in carry/bd31.tar.xz. Y's op, model and
+# LeanK GPU tests, BM_PrefillAttention and BM_DecodeAttention* of N / X / Y, TTFT at 8K of N / X
+# alternating, then N / Y decode at 1K and 8K alternating.
+set -uo pipefail
+c=carry/bd31
+res=/tmp/resd31; mkdir -p $res
+KVLAB_CALL_SECONDS=${KVLAB_CALL_SECONDS:-130} source scripts/gpu_env.sh $c/Y $res
+nvidia-smi -L
+run_gtest ops_Y 40 $c/Y/tests/test_cuda_ops
+run_gtest model_Y 40 $c/Y/tests/test_cuda_model
+run_gtest leank_Y 30 $c/Y/tests/test_cuda_leank
+pack_results $res
+((status == 0)) || exit 1
+for build in N X Y; do
+  elapsed "BM attention, $build"
+  timeout $(step_limit 20) $c/$build/bin/bench_cuda_ops --benchmark_filter='BM_PrefillAttention/|BM_DecodeAttentionStep' \
+    >$res/bm_$build.log 2>&1 || echo "exit $?"
+  grep -E '^BM_' $res/bm_$build.log | cut -c1-120
+done
+pack_results $res
+bench() {  # TAG BUILD CONTEXTS DECODE_TOKENS
+  elapsed "$1"
+  timeout $(step_limit 30) $c/$2/bin/kvlab-bench --shape llama-3.1-8b --contexts $3 --decode-tokens $4 \
+    --json $res/$1.json >$res/$1.log 2>&1 || echo "exit $?"
+  grep -E '^\| llama' $res/$1.log | cut -c1-110
+}
+for round in 1 2; do
+  for build in N X; do bench ttft_$build$round $build 8192 4; done
+done
+pack_results $res
+for round in 1 2; do
+  for build in N Y; do bench decode_$build$round $build 1024,8192 128; done
+done
+pack_results $res
+elapsed "done, status $status"
