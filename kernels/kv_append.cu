@@ -27,8 +27,8 @@ __device__ void head_rmsnorm(const float* src, int64_t src_stride, float* dst, i
   __syncthreads();
 }
 
-// kWidth consecutive pairs of a head's row from src, rotated (when inv_freq) into out (when
-// given), as fp32 into lo (channels j...) and hi (j + half...).
+// kWidth consecutive pairs of a head's row, channels j... into lo and j + half... into hi, from
+// src; with inv_freq rotated, and stored rotated into out too.
 template <int kWidth>
 __device__ __forceinline__ void rotate_pairs(const float* src, float* out, int j, int half, int32_t position,
                                              const float* inv_freq, float attention_scaling, float (&lo)[kWidth],
