@@ -63,13 +63,20 @@ inline bool aligned_for_four(const void* p, int element_bytes) {
   return reinterpret_cast<uintptr_t>(p) % (4 * element_bytes) == 0;
 }
 
+// Whether every array (its pointer and element bytes) is aligned to four of its elements; a null
+// one, which the kernel will not touch, passes.
+inline bool all_aligned_for_four(std::initializer_list<std::pair<const void*, int>> arrays) {
+  for (auto [p, element_bytes] : arrays)
+    if (!aligned_for_four(p, element_bytes)) return false;
+  return true;
+}
+
 // Four at a time needs count % 4 == 0 and every array aligned to four of its elements.
 template <typename Op>
 cudaError_t launch_elementwise(const Op& op, int64_t count, std::initializer_list<std::pair<const void*, int>> arrays,
                                cudaStream_t stream) {
   if (count == 0) return cudaSuccess;
-  bool by4 = count % 4 == 0;
-  for (auto [p, element_bytes] : arrays) by4 = by4 && aligned_for_four(p, element_bytes);
+  const bool by4 = count % 4 == 0 && all_aligned_for_four(arrays);
   const int threads = 256, width = by4 ? 4 : 1;
   const int64_t blocks = (count / width + threads - 1) / threads;
   const unsigned grid = unsigned(blocks < 65536 ? blocks : 65536);

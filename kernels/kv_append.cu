@@ -104,20 +104,12 @@ __global__ void rope_kv_append_kernel(KvAppendArgs a, RopeArgs r, int tokens_per
 
 // Whether every row the kernel reads or writes in fp32 starts on a 16-byte boundary (bf16 cache
 // rows then start on 8: head_dim is a multiple of 8), so that a thread may take 4 pairs at once.
+// The arrays a call leaves null (no rotation, no queries) pass.
 bool rows_take_four(const KvAppendArgs& a, const RopeArgs& r) {
-  const bool rotating = r.inv_freq != nullptr;
-  bool ok = a.head_dim % 8 == 0 && a.stride % 4 == 0 && r.q_stride % 4 == 0;
-  for (const void* p : {static_cast<const void*>(a.k), static_cast<const void*>(a.v)})
-    ok = ok && aligned_for_four(p, sizeof(float));
-  for (const void* p : {static_cast<const void*>(a.cache_k), static_cast<const void*>(a.cache_v)})
-    ok = ok && aligned_for_four(p, sizeof(__nv_bfloat16));
-  if (rotating)
-    for (const void* p : {static_cast<const void*>(r.k_out), static_cast<const void*>(r.inv_freq)})
-      ok = ok && aligned_for_four(p, sizeof(float));
-  if (r.q_heads > 0)
-    for (const void* p : {static_cast<const void*>(r.q), static_cast<const void*>(r.q_out)})
-      ok = ok && aligned_for_four(p, sizeof(float));
-  return ok;
+  const int f = sizeof(float), h = sizeof(__nv_bfloat16);
+  return a.head_dim % 8 == 0 && a.stride % 4 == 0 && r.q_stride % 4 == 0 &&
+         all_aligned_for_four({{a.k, f}, {a.v, f}, {a.cache_k, h}, {a.cache_v, h}, {r.k_out, f}, {r.inv_freq, f},
+                               {r.q, f}, {r.q_out, f}});
 }
 
 }  // namespace
