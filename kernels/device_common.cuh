@@ -53,6 +53,15 @@ __device__ __forceinline__ void enter_dependent_part() {
   allow_dependent_launch();
 }
 
+// 2^x on the special-function unit alone (ex2.approx.ftz): exp2f's IEEE form wraps it in a range
+// check and two multiplies to keep subnormal results, which softmax weights never need (2^-126 of
+// their row's reference is nothing, in bf16 P as in the fp32 sum). -inf gives 0.
+__device__ __forceinline__ float exp2_ftz(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
 struct SumOp {
   static constexpr float kIdentity = 0.0f;
   __device__ float operator()(float a, float b) const { return a + b; }

@@ -211,7 +211,7 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_attention_kernel(Attentio
       const float next = move ? scaled : m[r];
       // A row with no visible key yet keeps -inf; subtracting 0 keeps exp2 at 0, not NaN.
       ref[r] = next == -INFINITY ? 0.0f : next;
-      corr[r] = exp2f(m[r] - ref[r]);
+      corr[r] = exp2_ftz(m[r] - ref[r]);
       moved |= move;
       m[r] = next;
       l[r] *= corr[r];
@@ -224,7 +224,7 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_attention_kernel(Attentio
     }
 #pragma unroll
     for (int i = 0; i < kBlockK / 2; i++) {
-      s[i] = exp2f(fmaf(s[i], scale_log2, -ref[(i / 2) % 2]));
+      s[i] = exp2_ftz(fmaf(s[i], scale_log2, -ref[(i / 2) % 2]));
       l[(i / 2) % 2] += s[i];
     }
 
