@@ -239,18 +239,18 @@ __device__ __forceinline__ void mma_attend(const AttentionArgs& a, const Region&
     const float new_a = fmaxf(m_a, mx_a), new_b = fmaxf(m_b, mx_b);
     // A row with no visible key yet keeps max -inf; subtracting 0 keeps exp2 at 0, not NaN.
     const float ref_a = new_a == -INFINITY ? 0.0f : new_a, ref_b = new_b == -INFINITY ? 0.0f : new_b;
-    const float corr_a = exp2f(m_a - ref_a), corr_b = exp2f(m_b - ref_b);
+    const float corr_a = exp2_ftz(m_a - ref_a), corr_b = exp2_ftz(m_b - ref_b);
     m_a = new_a, m_b = new_b;
     l_a *= corr_a, l_b *= corr_b;
 #pragma unroll
     for (int d = 0; d < kHeadDim / 8; d++) o[d][0] *= corr_a, o[d][1] *= corr_a, o[d][2] *= corr_b, o[d][3] *= corr_b;
 #pragma unroll
     for (int j = 0; j < 2; j++) {
-      s[j][0] = exp2f(s[j][0] - ref_a), s[j][1] = exp2f(s[j][1] - ref_a);
+      s[j][0] = exp2_ftz(s[j][0] - ref_a), s[j][1] = exp2_ftz(s[j][1] - ref_a);
       if constexpr (kPacked) {
         s[j][2] = s[j][0], s[j][3] = s[j][1];
       } else {
-        s[j][2] = exp2f(s[j][2] - ref_b), s[j][3] = exp2f(s[j][3] - ref_b);
+        s[j][2] = exp2_ftz(s[j][2] - ref_b), s[j][3] = exp2_ftz(s[j][3] - ref_b);
       }
       l_a += s[j][0] + s[j][1];
       l_b += s[j][2] + s[j][3];
@@ -317,7 +317,7 @@ __device__ __forceinline__ void mma_attend(const AttentionArgs& a, const Region&
     float sum = 0.0f, out = 0.0f;
     if (mx != -INFINITY) {
       for (int w = 0; w < kMmaWarps; w++) {
-        const float wt = exp2f(sm_m[w * kRows + r] - mx);
+        const float wt = exp2_ftz(sm_m[w * kRows + r] - mx);
         sum += sm_l[w * kRows + r] * wt;
         out += sm_o[(w * kRows + r) * kHeadDim + d] * wt;
       }
@@ -485,14 +485,14 @@ __global__ void __launch_bounds__(kSimtWarps * 32)
       }
       // Until a stream has seen a key its max is -inf; subtracting 0 then keeps exp2 at 0, not NaN.
       const float ref = mx == -INFINITY ? 0.0f : mx;
-      const float corr = exp2f(m[g] - ref);
+      const float corr = exp2_ftz(m[g] - ref);
       m[g] = mx;
       l[g] *= corr;
 #pragma unroll
       for (int j = 0; j < 8; j++) acc[g][j] *= corr;
 #pragma unroll
       for (int u = 0; u < kSimtUnroll; u++) {
-        s[g][u] = exp2f(s[g][u] - ref);
+        s[g][u] = exp2_ftz(s[g][u] - ref);
         l[g] += s[g][u];
       }
     }
@@ -525,7 +525,7 @@ __global__ void __launch_bounds__(kSimtWarps * 32)
     float sum = 0.0f, o = 0.0f;
     if (mx != -INFINITY) {
       for (int st = 0; st < kStreams; st++) {
-        const float w = exp2f(sm_m[st][g] - mx);
+        const float w = exp2_ftz(sm_m[st][g] - mx);
         sum += sm_l[st][g] * w;
         o += sm_acc[st][g][d] * w;
       }
@@ -566,7 +566,7 @@ __global__ void __launch_bounds__(kMergeThreads)
 
   const float m = tid < splits ? p[tid * stride] : -INFINITY;  // an empty split has m = -inf
   const float mx = block_max(m);
-  const float wt = tid < splits && mx != -INFINITY ? exp2f(m - mx) : 0.0f;
+  const float wt = tid < splits && mx != -INFINITY ? exp2_ftz(m - mx) : 0.0f;
   if (tid < splits) weight[tid] = wt;
   const float sum = block_sum(tid < splits ? p[tid * stride + 1] * wt : 0.0f);  // its barrier publishes weight
 
