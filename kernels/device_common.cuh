@@ -53,9 +53,10 @@ __device__ __forceinline__ void enter_dependent_part() {
   allow_dependent_launch();
 }
 
-// 2^x on the special-function unit alone (ex2.approx.ftz): exp2f's IEEE form wraps it in a range
-// check and two multiplies to keep subnormal results, which softmax weights never need (2^-126 of
-// their row's reference is nothing, in bf16 P as in the fp32 sum). -inf gives 0.
+// 2^x as ex2.approx.ftz: exp2f compiles to the non-ftz ex2.approx, which keeps subnormal inputs
+// and results at the cost of instructions around the hardware's flushing exponential; softmax
+// weights never need them (2^-126 of their row's reference is nothing, in bf16 P as in the fp32
+// sum). -inf gives 0.
 __device__ __forceinline__ float exp2_ftz(float x) {
   float y;
   asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
