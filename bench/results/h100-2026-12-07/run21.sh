@@ -1,11 +1,10 @@
 #!/usr/bin/env bash
-# Call 21 (prepared in the day's seventh session, not run: the session's device time ran out while
-# the device would not start). N = main 85403ee, X = N + the prefill attention's
-# exponentials as ex2.approx.ftz (exp2_ftz: no subnormal range handling around each MUFU.EX2),
-# Y = X + decode attention's too (exp2_ftz.patch), all in carry/bd31.tar.xz. Y's op, model and
-# LeanK GPU tests, BM_PrefillAttention and BM_DecodeAttention* of N / X / Y, TTFT at 8K of N / X
-# alternating, N / Y decode at 1K and 8K alternating, then ncu's stall reasons for X's prefill
-# attention (KVLAB_CALL_SECONDS=200 for all of it).
+# Call 21 (eighth session of the day; prepared in the seventh). N = main 85403ee, X = N + the prefill
+# attention's exponentials as ex2.approx.ftz (exp2_ftz: no subnormal range handling around each
+# MUFU.EX2), Y = X + decode attention's too (exp2_ftz.patch; d529895..38022eb on main), all in
+# carry/bd31.tar.xz. Y's op, model and LeanK GPU tests, BM_PrefillAttention and
+# BM_DecodeAttention* of N / X / Y, TTFT at 8K of N / X alternating, N / Y decode at 1K and 8K
+# alternating, then ncu's stall reasons for X's prefill attention (KVLAB_CALL_SECONDS=200).
 set -uo pipefail
 c=carry/bd31
 res=/tmp/resd31; mkdir -p $res
