@@ -30,6 +30,10 @@ struct AttentionArgs {
   // tokens the kernel launched just before must write neither the lengths nor the keys below
   // them: the tensor-core blocks read those before waiting for it.
   int pending = 0;
+  // The prefill kernel only: q and the output in bf16 here instead (q and out then null), as the
+  // o projection's GEMM reads them.
+  const __nv_bfloat16* q_bf16 = nullptr;
+  __nv_bfloat16* out_bf16 = nullptr;
 };
 
 // LeanK's middle region of one layer (lib/backend/kv_cache.h: ChannelPrunedKV): older than

@@ -741,7 +741,7 @@ cudaError_t decode_attention(const AttentionArgs& a, const DecodePlan& plan, voi
   if (!decode_attention_supports(a.head_dim) || a.kv_heads <= 0 || a.q_heads % a.kv_heads != 0 ||
       (partials > 1 && !workspace) || (!pruned && plan.middle.most > 0) ||
       (pruned && !decode_attention_supports_pruned(a.head_dim, a.kv_heads)) ||
-      a.pending < 0 || (a.pending > 0 && !decode_attention_advances(plan)))
+      a.pending < 0 || (a.pending > 0 && !decode_attention_advances(plan)) || a.q_bf16 || a.out_bf16)
     return cudaErrorInvalidValue;
   float* partial = static_cast<float*>(workspace);
   cudaError_t err = cudaSuccess;

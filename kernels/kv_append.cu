@@ -6,6 +6,8 @@
 #include "rmsnorm_row.cuh"
 #include "rotary.cuh"
 
+#include <type_traits>
+
 namespace kvlab::kernels {
 namespace {
 
@@ -28,9 +30,9 @@ __device__ void head_rmsnorm(const float* src, int64_t src_stride, float* dst, i
 }
 
 // kWidth consecutive pairs of a head's row, channels j... into lo and j + half... into hi, from
-// src; with inv_freq rotated, and stored rotated into out too.
-template <int kWidth>
-__device__ __forceinline__ void rotate_pairs(const float* src, float* out, int j, int half, int32_t position,
+// src; with inv_freq rotated, and stored rotated into out too (unless it is null).
+template <int kWidth, typename Out>
+__device__ __forceinline__ void rotate_pairs(const float* src, Out* out, int j, int half, int32_t position,
                                              const float* inv_freq, float attention_scaling, float (&lo)[kWidth],
                                              float (&hi)[kWidth]) {
   load<kWidth>(src + j, lo);
@@ -40,17 +42,20 @@ __device__ __forceinline__ void rotate_pairs(const float* src, float* out, int j
   load<kWidth>(inv_freq + j, freq);
 #pragma unroll
   for (int w = 0; w < kWidth; w++) rotate(lo[w], hi[w], position, freq[w], attention_scaling);
+  if (!out) return;
   store<kWidth>(out + j, lo);
   store<kWidth>(out + j + half, hi);
 }
 
 // Grid: (heads, token blocks). Blocks x < kv_heads: KV head x for the block's tokens, keys
-// normed (when asked) and rotated (into r.k_out and the cache; without r.inv_freq, stored as
-// they are), values appended. Blocks from kv_heads on: one query head each, into r.q_out.
-// Each thread takes kWidth consecutive pairs of a row (rope_kv_append picks 4 where rows allow).
-template <int kWidth>
+// normed (when asked) and rotated (into r.k_out, when given, and the cache; without r.inv_freq,
+// stored as they are), values appended. Blocks from kv_heads on: one query head each, into
+// r.q_out (QOut float) or r.q_out_bf16 (QOut bf16). Each thread takes kWidth consecutive pairs
+// of a row (rope_kv_append picks 4 where rows allow).
+template <int kWidth, typename QOut>
 __global__ void rope_kv_append_kernel(KvAppendArgs a, RopeArgs r, int tokens_per_block) {
   enter_dependent_part();
+  constexpr bool kF32 = std::is_same_v<QOut, float>;
   const int half = a.head_dim / 2, lanes = half / kWidth;
   const int t0 = int(blockIdx.y) * tokens_per_block;
   const int tokens = min(tokens_per_block, int(a.n) - t0);
@@ -61,10 +66,18 @@ __global__ void rope_kv_append_kernel(KvAppendArgs a, RopeArgs r, int tokens_per
     const int64_t head = int64_t(int(blockIdx.x) - a.kv_heads) * a.head_dim;
     const int64_t out_stride = int64_t(r.q_heads) * a.head_dim;
     const float* q = r.q + t0 * r.q_stride + head;
-    float* out = r.q_out + t0 * out_stride + head;
-    if (r.q_norm) head_rmsnorm(q, r.q_stride, out, out_stride, tokens, a.head_dim, r.q_norm, r.norm_eps);
-    const float* src = r.q_norm ? out : q;
-    const int64_t src_stride = r.q_norm ? out_stride : r.q_stride;
+    QOut* out;
+    if constexpr (kF32) out = r.q_out + t0 * out_stride + head;
+    else out = r.q_out_bf16 + t0 * out_stride + head;
+    const float* src = q;
+    int64_t src_stride = r.q_stride;
+    if constexpr (kF32) {  // the launcher takes no head norms with bf16 queries
+      if (r.q_norm) {
+        head_rmsnorm(q, r.q_stride, out, out_stride, tokens, a.head_dim, r.q_norm, r.norm_eps);
+        src = out;
+        src_stride = out_stride;
+      }
+    }
     for (int e = threadIdx.x; e < work; e += blockDim.x) {
       const int i = e / lanes, j = e % lanes * kWidth;
       rotate_pairs<kWidth>(src + i * src_stride, out + i * out_stride, j, half, rope_positions[i], r.inv_freq,
@@ -78,7 +91,7 @@ __global__ void rope_kv_append_kernel(KvAppendArgs a, RopeArgs r, int tokens_per
   const int64_t row = int64_t(a.kv_heads) * a.head_dim;
   const float* k = a.k + t0 * a.stride + int64_t(h) * a.head_dim;  // the block's first token, this head
   const float* v = a.v + t0 * a.stride + int64_t(h) * a.head_dim;
-  float* k_out = r.k_out + t0 * row + int64_t(h) * a.head_dim;      // rotating only
+  float* k_out = r.k_out ? r.k_out + t0 * row + int64_t(h) * a.head_dim : nullptr;  // rotating only
   if (r.k_norm) head_rmsnorm(k, a.stride, k_out, row, tokens, a.head_dim, r.k_norm, r.norm_eps);
   const float* k_src = r.k_norm ? k_out : k;
   const int64_t k_src_stride = r.k_norm ? row : a.stride;
@@ -86,8 +99,8 @@ __global__ void rope_kv_append_kernel(KvAppendArgs a, RopeArgs r, int tokens_per
     const int i = e / lanes, j = e % lanes * kWidth;
     __nv_bfloat16* cache_k = a.cache_k + (slot0 + i) * a.head_dim;
     __nv_bfloat16* cache_v = a.cache_v + (slot0 + i) * a.head_dim;
-    rotate_pairs<kWidth>(k_src + i * k_src_stride, k_out + i * row, j, half, rope_positions[i], r.inv_freq,
-                         r.attention_scaling, lo, hi);
+    rotate_pairs<kWidth>(k_src + i * k_src_stride, k_out ? k_out + i * row : nullptr, j, half, rope_positions[i],
+                         r.inv_freq, r.attention_scaling, lo, hi);
     store<kWidth>(cache_k + j, lo);
     store<kWidth>(cache_k + j + half, hi);
     load<kWidth>(v + i * a.stride + j, lo);
@@ -109,7 +122,14 @@ bool rows_take_four(const KvAppendArgs& a, const RopeArgs& r) {
   const int f = sizeof(float), h = sizeof(__nv_bfloat16);
   return a.head_dim % 8 == 0 && a.stride % 4 == 0 && r.q_stride % 4 == 0 &&
          all_aligned_for_four({{a.k, f}, {a.v, f}, {a.cache_k, h}, {a.cache_v, h}, {r.k_out, f}, {r.inv_freq, f},
-                               {r.q, f}, {r.q_out, f}});
+                               {r.q, f}, {r.q_out, f}, {r.q_out_bf16, h}});
+}
+
+template <typename QOut>
+cudaError_t launch_rope_kv_append(const KvAppendArgs& a, const RopeArgs& r, dim3 grid, int per_block,
+                                  cudaStream_t stream) {
+  return rows_take_four(a, r) ? launch(rope_kv_append_kernel<4, QOut>, grid, 128, 0, stream, a, r, per_block)
+                              : launch(rope_kv_append_kernel<1, QOut>, grid, 128, 0, stream, a, r, per_block);
 }
 
 }  // namespace
@@ -117,16 +137,16 @@ bool rows_take_four(const KvAppendArgs& a, const RopeArgs& r) {
 cudaError_t rope_kv_append(const KvAppendArgs& a, const RopeArgs& r, cudaStream_t stream) {
   if (a.n == 0) return cudaSuccess;
   const bool rotate = r.inv_freq != nullptr;
-  if (a.head_dim % 2 != 0 || (rotate && (!r.k_out || (r.q_heads > 0 && !r.q_out))) ||
-      (!rotate && (r.q_heads != 0 || r.k_norm)))
+  const bool one_q_out = (r.q_out != nullptr) != (r.q_out_bf16 != nullptr);
+  if (a.head_dim % 2 != 0 || (r.k_norm && !r.k_out) || (r.q_out_bf16 && r.q_norm) ||
+      (rotate && r.q_heads > 0 && !one_q_out) || (!rotate && (r.q_heads != 0 || r.k_norm)))
     return cudaErrorInvalidValue;
   const int per_block = a.n <= kRopeAppendMaxTokens ? int(a.n) : kPrefillTokensPerBlock;
   const int64_t token_blocks = (a.n + per_block - 1) / per_block;
   if (token_blocks > 65535) return cudaErrorInvalidValue;
   const dim3 grid(unsigned(a.kv_heads + r.q_heads), unsigned(token_blocks));
-  const cudaError_t err = rows_take_four(a, r)
-                              ? launch(rope_kv_append_kernel<4>, grid, 128, 0, stream, a, r, per_block)
-                              : launch(rope_kv_append_kernel<1>, grid, 128, 0, stream, a, r, per_block);
+  const cudaError_t err = r.q_out_bf16 ? launch_rope_kv_append<__nv_bfloat16>(a, r, grid, per_block, stream)
+                                       : launch_rope_kv_append<float>(a, r, grid, per_block, stream);
   if (err != cudaSuccess || token_blocks == 1) return err;
   return launch(advance_length_kernel, 1, 32, 0, stream, a.length, a.kv_heads, int32_t(a.n));
 }

@@ -35,7 +35,9 @@ struct RopeArgs {
   const float* q = nullptr;  // token i's query heads at q + i * q_stride
   int64_t q_stride = 0;
   float* q_out = nullptr;
-  float* k_out = nullptr;    // the rotated a.k, which the cache also stores
+  // Instead of q_out, without head norms: q rounded to bf16, as the prefill attention reads it.
+  __nv_bfloat16* q_out_bf16 = nullptr;
+  float* k_out = nullptr;    // the rotated a.k, which the cache also stores; null: the cache's only
   int q_heads = 0;
   const int32_t* positions = nullptr;  // [n], the positions to rotate by
   const float* inv_freq = nullptr;     // [head_dim / 2]; null: no rotation (kv_append)

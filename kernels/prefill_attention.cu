@@ -41,7 +41,8 @@ constexpr int smem_bytes() {
   return kStages * 2 * kBlockK * (kHeadDim / kPanelCols) * kPanelRowBytes;  // kStages x (K, V)
 }
 
-template <int kHeadDim>
+// kBf16: q and the output in bf16 (AttentionArgs::q_bf16, out_bf16), else fp32.
+template <int kHeadDim, bool kBf16>
 __global__ void __launch_bounds__(kThreads, 1) prefill_attention_kernel(AttentionArgs a) {
   enter_dependent_part();
   constexpr int kPanels = kHeadDim / kPanelCols;
@@ -127,13 +128,18 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_attention_kernel(Attentio
 #pragma unroll
   for (int r = 0; r < 2; r++) {
     const int64_t qr = q0 + wq * 16 + lane / 4 + r * 8;
-    const float* src = a.q + qr * q_stride + int64_t(h) * kHeadDim + (lane % 4) * 2;
+    const int64_t at = qr * q_stride + int64_t(h) * kHeadDim + (lane % 4) * 2;
 #pragma unroll
     for (int kk = 0; kk < kHeadDim / 16; kk++)
 #pragma unroll
       for (int half = 0; half < 2; half++) {
-        const float2 x = qr < n ? *reinterpret_cast<const float2*>(src + kk * 16 + half * 8) : make_float2(0.0f, 0.0f);
-        qf[kk][r + 2 * half] = pack_bf16x2(x.x, x.y);
+        const int64_t col = at + kk * 16 + half * 8;
+        if constexpr (kBf16) {
+          qf[kk][r + 2 * half] = qr < n ? *reinterpret_cast<const uint32_t*>(a.q_bf16 + col) : 0u;
+        } else {
+          const float2 x = qr < n ? *reinterpret_cast<const float2*>(a.q + col) : make_float2(0.0f, 0.0f);
+          qf[kk][r + 2 * half] = pack_bf16x2(x.x, x.y);
+        }
       }
   }
 
@@ -268,9 +274,14 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_attention_kernel(Attentio
     for (int pn = 0; pn < kPanels; pn++)
 #pragma unroll
       for (int d = 0; d < 8; d++) {
-        const int64_t col = int64_t(h) * kHeadDim + pn * kPanelCols + d * 8 + (lane % 4) * 2;
-        *reinterpret_cast<float2*>(a.out + int64_t(row[r]) * q_stride + col) =
-            make_float2(o[pn][4 * d + 2 * r] * inv, o[pn][4 * d + 2 * r + 1] * inv);
+        const int64_t at = int64_t(row[r]) * q_stride + int64_t(h) * kHeadDim + pn * kPanelCols + d * 8 +
+                           (lane % 4) * 2;
+        const float x = o[pn][4 * d + 2 * r] * inv, y = o[pn][4 * d + 2 * r + 1] * inv;
+        if constexpr (kBf16) {
+          *reinterpret_cast<uint32_t*>(a.out_bf16 + at) = pack_bf16x2(x, y);
+        } else {
+          *reinterpret_cast<float2*>(a.out + at) = make_float2(x, y);
+        }
       }
   }
 }
@@ -278,7 +289,7 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_attention_kernel(Attentio
 template <int kHeadDim>
 cudaError_t launch(const AttentionArgs& a, cudaStream_t stream) {
   constexpr int smem = smem_bytes<kHeadDim>();
-  const auto kernel = prefill_attention_kernel<kHeadDim>;
+  const auto kernel = a.q_bf16 ? prefill_attention_kernel<kHeadDim, true> : prefill_attention_kernel<kHeadDim, false>;
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (err != cudaSuccess) return err;
   constexpr int rows = kConsumers * kBlockQ;
@@ -294,7 +305,8 @@ bool prefill_attention_supports(int head_dim) { return head_dim == 64 || head_di
 
 cudaError_t prefill_attention(const AttentionArgs& a, cudaStream_t stream) {
   if (a.n == 0) return cudaSuccess;
-  if (a.kv_heads <= 0 || a.q_heads % a.kv_heads != 0) return cudaErrorInvalidValue;
+  const bool bf16 = a.q_bf16 && a.out_bf16 && !a.q && !a.out, f32 = a.q && a.out && !a.q_bf16 && !a.out_bf16;
+  if (a.kv_heads <= 0 || a.q_heads % a.kv_heads != 0 || !(bf16 || f32)) return cudaErrorInvalidValue;
   switch (a.head_dim) {
     case 64: return launch<64>(a, stream);
     case 128: return launch<128>(a, stream);

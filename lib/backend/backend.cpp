@@ -51,6 +51,11 @@ void Backend::attention_input(const Tensor& x, const InputNorm& norm, const Proj
   matmuls(x, {q, k, v}, norm);
   rope_kv_append(*q.out, *k.out, *v.out, rope_positions, rope, head_dim, cache, layer, positions, norms);
   if (attend.out) attention(*q.out, cache, layer, attend.scale, *attend.out);
+  project_attention(attend);
+}
+
+void Backend::project_attention(const Attend& attend) {
+  if (attend.o) matmuls(*attend.out, {{attend.o, nullptr, attend.into, true}}, {});
 }
 
 void Backend::matmul_swiglu(const Tensor& x, const Tensor& gate, const Tensor& up, Tensor& gate_out, Tensor& up_out,

@@ -136,15 +136,20 @@ class Backend {
                               const Tensor& positions, const HeadNorms& norms);
   // With `out`: attention(q.out, cache, layer, scale, *out) after the attention input, which a
   // backend may fold together (the CUDA decode step appends with its q/k/v GEMV and attends the
-  // tokens as pending).
+  // tokens as pending). With `o` as well: then into += out · o^T (the o projection's residual
+  // join), and q.out, k.out and out are scratch the backend may use in a form of its own (the
+  // CUDA prefill keeps q and the attention's output in bf16 there) or leave unwritten.
   struct Attend {
     float scale = 0.0f;
     Tensor* out = nullptr;  // null: the input only
+    const Tensor* o = nullptr;
+    Tensor* into = nullptr;
   };
   // A layer's attention input: the q, k and v projections of x (normed by `norm`), then
   // rope_kv_append on their outputs, after which q.out and k.out hold the rotated q and k (v.out
-  // may be left unwritten); then `attend`. When the three weights (and biases) are consecutive
-  // row slices of one matrix (load_weights stacks them so), a backend may project them as one matmul.
+  // may be left unwritten) unless attend.o says otherwise; then `attend`. When the three weights
+  // (and biases) are consecutive row slices of one matrix (load_weights stacks them so), a
+  // backend may project them as one matmul.
   virtual void attention_input(const Tensor& x, const InputNorm& norm, const Projection& q, const Projection& k,
                                const Projection& v, const Tensor& rope_positions, const RopeTable& rope, int head_dim,
                                KVCache& cache, int layer, const Tensor& positions, const HeadNorms& norms,
@@ -192,6 +197,8 @@ class Backend {
   const Tensor& normed_input(const Tensor& x, const InputNorm& norm);
   // norm.weight once it is known to span x's columns (one norm per row, never per head), or null.
   static const Tensor* input_norm_weight(const Tensor& x, const InputNorm& norm);
+  // attend.into += attend.out · attend.o^T, when attend has an o.
+  void project_attention(const Attend& attend);
 };
 
 enum class BackendKind { CPU, CUDA };

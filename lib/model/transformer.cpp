@@ -235,16 +235,18 @@ Tensor Transformer::forward(const std::vector<int32_t>& ids, const std::vector<i
       const bool observed = bool(extras.observe_qk);
       const bool pruned = prune_last_layer && li == c.num_layers - 1;
       const bool apart = observed || pruned;
+      // A policy that scores the queries reads q after the attention: o then runs apart too.
+      Backend::Attend attend{scale, &w.attn, scores ? nullptr : &l.o, &w.x};
       b.attention_input(w.x, {&l.input_norm, eps, &w.norm}, {&l.q, bias(l.q_bias), &w.q},
                         {&l.k, bias(l.k_bias), &w.k}, {&l.v, bias(l.v_bias), &w.v}, rope_positions, rope_,
-                        c.head_dim, cache, li, w.positions, head_norms, {scale, apart ? nullptr : &w.attn});
+                        c.head_dim, cache, li, w.positions, head_norms, apart ? Backend::Attend{} : attend);
       if (observed) extras.observe_qk(li, w.q, w.k);
       if (pruned && out_rows == 0) continue;
       // The newest out_rows tokens are the last rows: attention() reads its queries as the newest.
       Workspace r = pruned ? w.slice(n - out_rows, out_rows) : w;
       if (apart) b.attention(r.q, cache, li, scale, r.attn);
       if (scores) b.accumulate_attention(r.q, cache, li, scale, extras.score_first_query);
-      b.matmuls(r.attn, {{&l.o, nullptr, &r.x, true}}, {});
+      if (apart || scores) b.matmuls(r.attn, {{&l.o, nullptr, &r.x, true}}, {});
       b.mlp(r.x, l.gate, l.up, l.down, r.gate, r.up, r.act, {&l.post_attention_norm, eps, &r.norm});
     }
     if (logits != Logits::None) {

@@ -817,6 +817,92 @@ TEST_F(CudaAttention, AttentionInputAttends) {
   }
 }
 
+// A prefill chunk's whole attention block: attention_input with Attend's o, so that the
+// residual gets the attention's output through o. Where the prefill kernel runs, the stacked
+// weights are given and no head norms are asked for, the CUDA backend keeps q and the attention
+// output in bf16 (in q.out's and out's bytes) and the o GEMM reads them as they are; the same
+// roundings happen on the path apart (attention_input, attention, then the o matmul), so the two
+// agree to fp32's last bits. Checked against the CPU and against that path on a copy of the cache:
+// Llama-3.1-8B's 32 / 8 heads, Qwen2.5-7B's 28 / 4 with biases, head_dim 64, a chunk of 9 (the
+// smallest the prefill kernel takes) and 300 after 0, 17 and 4,097 cached tokens; head norms and
+// separate weights take the fp32 path.
+TEST_F(CudaAttention, AttentionBlockPrefill) {
+  for (auto [q_heads, kv_heads, hd, prefix, n, bias, normed, stack] :
+       {std::tuple{32, 8, 128, 0, 300, false, false, true}, {32, 8, 128, 4097, 300, false, false, true},
+        {28, 4, 128, 17, 300, true, false, true}, {14, 2, 64, 17, 9, true, false, true},
+        {8, 2, 128, 17, 37, false, true, true}, {7, 1, 128, 17, 37, false, false, false}}) {
+    const int capacity = prefix + n + 5, in = 256;
+    const int64_t qd = int64_t(q_heads) * hd, kvd = int64_t(kv_heads) * hd;
+    BothCache c = new_cache(2, kv_heads, hd, capacity);
+    append(c, 1, prefix, 0);
+    KVCache apart = gpu_copy(c.gpu);
+    Both norm = weights(bf16_exact(random_floats(size_t(in))), {in});
+    const std::vector<std::vector<float>> w = {bf16_exact(random_floats(size_t(qd * in), 0.1f)),
+                                               bf16_exact(random_floats(size_t(kvd * in), 0.1f)),
+                                               bf16_exact(random_floats(size_t(kvd * in), 0.1f))};
+    const std::vector<Both> wt = stack ? stacked_weights(w, in)
+                                       : std::vector<Both>{weights(w[0], {qd, in}), weights(w[1], {kvd, in}),
+                                                           weights(w[2], {kvd, in})};
+    const std::vector<Both> bt = stacked_weights({bf16_exact(random_floats(size_t(qd))),
+                                                  bf16_exact(random_floats(size_t(kvd))),
+                                                  bf16_exact(random_floats(size_t(kvd)))},
+                                                 0);
+    Both o = weights(bf16_exact(random_floats(size_t(in * qd), 0.1f)), {in, qd});
+    Both f = f32(inv_freq(hd, 5e5), {hd / 2});
+    Both q_norm = weights(bf16_exact(random_floats(size_t(hd), 1.5f)), {hd});
+    Both k_norm = weights(bf16_exact(random_floats(size_t(hd), 1.5f)), {hd});
+    std::vector<int32_t> p(static_cast<size_t>(n));
+    for (int i = 0; i < n; i++) p[size_t(i)] = prefix + i;
+    Both pos = ints(p, {n});
+    Both x = acts(random_floats(size_t(n * in)), {n, in});
+    const std::vector<float> zeros(size_t(n * in), 0.0f);
+    Both into = acts(zeros, {n, in}), apart_into = acts(zeros, {n, in});
+    const float scale = 1.0f / std::sqrt(float(hd));
+    auto run = [&, hd = hd, bias = bias, normed = normed](Tensor Both::*side, KVCache& cache, Both& residual,
+                                                         bool block) {
+      Backend& be = side == &Both::cpu ? cpu() : gpu();
+      Both q = poisoned({n, qd}), k = poisoned({n, kvd}), v = poisoned({n, kvd}), normed_x = poisoned({n, in});
+      Both out = poisoned({n, qd});
+      auto proj = [&](size_t j, Both& t) {
+        return Backend::Projection{&(wt[j].*side), bias ? &(bt[j].*side) : nullptr, &(t.*side)};
+      };
+      const Backend::HeadNorms heads = normed ? Backend::HeadNorms{&(q_norm.*side), &(k_norm.*side), 1e-6f}
+                                              : Backend::HeadNorms{};
+      const Backend::Attend attend =
+          block ? Backend::Attend{scale, &(out.*side), &(o.*side), &(residual.*side)} : Backend::Attend{};
+      be.attention_input(x.*side, {&(norm.*side), 1e-6f, &(normed_x.*side)}, proj(0, q), proj(1, k), proj(2, v),
+                         pos.*side, RopeTable{f.*side, 1.0f}, hd, cache, 1, pos.*side, heads, attend);
+      if (block) return;
+      be.attention(q.*side, cache, 1, scale, out.*side);
+      be.matmuls(out.*side, {{&(o.*side), nullptr, &(residual.*side), true}}, {});
+    };
+    run(&Both::cpu, c.cpu, into, true);
+    run(&Both::gpu, c.gpu, into, true);
+    run(&Both::gpu, apart, apart_into, false);
+    const std::string what = shape_name({q_heads, kv_heads, hd, prefix, n}) + (bias ? " +bias" : "") +
+                             (normed ? " head-normed" : "") + (stack ? "" : " unstacked");
+    // The q/k/v GEMM's input rounding, then the prefill attention's and the o GEMM's input.
+    expect_close("attention block (prefill)", into, kBf16p + kBf16x, what);
+    EXPECT_LE(rel_error(gpu().to_host_f32(into.gpu), gpu().to_host_f32(apart_into.gpu)), kExact)
+        << what << ": block against apart";
+    ASSERT_EQ(lengths(c.gpu), lengths(c.cpu)) << what;
+    ASSERT_EQ(lengths(apart), lengths(c.cpu)) << what;
+    for (const bool is_k : {true, false}) {
+      const std::vector<uint8_t> block_kv = bytes_of(is_k ? c.gpu.k[1] : c.gpu.v[1]);
+      EXPECT_EQ(block_kv, bytes_of(is_k ? apart.k[1] : apart.v[1])) << what << (is_k ? " K" : " V");
+      for (int h = 0; h < kv_heads; h++) {
+        const long begin = long(h) * capacity * hd, end = begin + long(prefix + n) * hd;
+        auto rows = [&](Backend& be, const KVCache& cache) {
+          const std::vector<float> all = be.to_host_f32(is_k ? cache.k[1] : cache.v[1]);
+          return std::vector<float>(all.begin() + begin, all.begin() + end);
+        };
+        EXPECT_LE(rel_error(rows(gpu(), c.gpu), rows(cpu(), c.cpu)), kBf16x + kBf16x)
+            << what << (is_k ? " K" : " V") << " of head " << h;
+      }
+    }
+  }
+}
+
 TEST_F(CudaAttention, KvAppendRoundsToBf16) {
   BothCache c = new_cache(1, 2, 64, 8);
   const std::vector<float> raw = random_floats(2 * 2 * 64);  // not bf16-exact

@@ -461,8 +461,10 @@ class CudaBackend final : public Backend {
     const int64_t n = x.rows();
     const bool plain = head_dim == cache.head_dim && !q.accumulate && !k.accumulate && !v.accumulate;
     if (plain && attend.out && n > 0 &&
-        attend_appending(x, norm, q, k, v, rope_positions, rope_table, cache, layer, positions, norms, attend))
+        attend_appending(x, norm, q, k, v, rope_positions, rope_table, cache, layer, positions, norms, attend)) {
+      project_attention(attend);
       return;
+    }
     const Tensor w = stacked({q.w, k.w, v.w});
     const Tensor bias = stacked({q.bias, k.bias, v.bias});
     const bool biased = q.bias || k.bias || v.bias;
@@ -479,8 +481,27 @@ class CudaBackend final : public Backend {
     a.k = out + q.w->rows();
     a.v = a.k + k.w->rows();
     a.stride = rows;
+    // With o, the prefill kernel's q and output stay in bf16, in the front halves of q.out's
+    // and out's bytes (Attend's contract): no fp32 copies of rotated q and k that nothing reads, no
+    // conversion of the o GEMM's input (at Llama-3.1-8B's shapes, ~50 MB less traffic a layer
+    // for 1,024 tokens; TTFT 8K 1-3 ms less, bench/results/h100-2026-12-07 call 22).
+    if (attend.o && !norms.q && takes_prefill_kernel(cache, layer, n)) {
+      check_matmul(*attend.out, *attend.o, nullptr, *attend.into);
+      kernels::AttentionArgs at = attention_args(*q.out, cache, layer, attend.scale, *attend.out);
+      auto* qb = static_cast<__nv_bfloat16*>(q.out->data);
+      auto* ob = static_cast<__nv_bfloat16*>(attend.out->data);
+      launch_rope_kv_append(a, out, rows, *q.out, *k.out, rope_positions, rope_table, head_dim, norms, qb);
+      at.q = nullptr;
+      at.out = nullptr;
+      at.q_bf16 = qb;
+      at.out_bf16 = ob;
+      KVLAB_CUDA_CHECK(kernels::prefill_attention(at, stream_));
+      gemm(ob, n, *attend.o, nullptr, attend.into->data, CUDA_R_32F, true);
+      return;
+    }
     launch_rope_kv_append(a, out, rows, *q.out, *k.out, rope_positions, rope_table, head_dim, norms);
     if (attend.out) attention(*q.out, cache, layer, attend.scale, *attend.out);
+    project_attention(attend);
   }
 
   // A decode step (at most kGemvMaxRows tokens) whose attention has a merge: one GEMV projects
@@ -575,14 +596,7 @@ class CudaBackend final : public Backend {
     kernels::AttentionArgs a = attention_args(q, cache, layer, scale, out);
     if (a.n == 0) return;
     const int hd = cache.head_dim;
-    const ChannelPrunedKV& mid = cache.pruned;
-    // The prefill kernel knows no middle region: it serves a prompt before anything is demoted
-    // (the host mirror says so); later, only the split-K kernels see the middle.
-    const bool middle_empty =
-        mid.empty() || std::all_of(mid.host_length.begin() + int64_t(layer) * cache.kv_heads,
-                                   mid.host_length.begin() + int64_t(layer + 1) * cache.kv_heads,
-                                   [](int32_t n) { return n == 0; });
-    if (a.n > kDecodeMaxQueries && kernels::prefill_attention_supports(hd) && middle_empty) {
+    if (takes_prefill_kernel(cache, layer, a.n)) {
       KVLAB_CUDA_CHECK(kernels::prefill_attention(a, stream_));
       return;
     }
@@ -594,6 +608,18 @@ class CudaBackend final : public Backend {
     const kernels::DecodePlan plan = kernels::decode_attention_plan(a, prop_.multiProcessorCount, pruned);
     void* workspace = plan.workspace_bytes ? attention_partial_.get(plan.workspace_bytes, stream_) : nullptr;
     KVLAB_CUDA_CHECK(kernels::decode_attention(a, plan, workspace, stream_, pruned));
+  }
+
+  // Whether attention() of n queries runs the prefill kernel. It knows no middle region: it
+  // serves a prompt before anything is demoted (the host mirror says so); later, only the split-K
+  // kernels see the middle.
+  static bool takes_prefill_kernel(const KVCache& cache, int layer, int64_t n) {
+    const ChannelPrunedKV& mid = cache.pruned;
+    const bool middle_empty =
+        mid.empty() || std::all_of(mid.host_length.begin() + int64_t(layer) * cache.kv_heads,
+                                   mid.host_length.begin() + int64_t(layer + 1) * cache.kv_heads,
+                                   [](int32_t len) { return len == 0; });
+    return n > kDecodeMaxQueries && kernels::prefill_attention_supports(cache.head_dim) && middle_empty;
   }
 
   void kv_demote(KVCache& cache, int layer, const Tensor& count) override {
@@ -906,9 +932,10 @@ class CudaBackend final : public Backend {
 
   // The rope_kv_append kernel on a's keys and values and on the queries q (rows q_stride apart),
   // rotated into q_out and k_out.
+  // q_bf16: rotated q there in bf16 instead of q_out, and k into the cache only.
   void launch_rope_kv_append(const kernels::KvAppendArgs& a, const float* q, int64_t q_stride, Tensor& q_out,
                              Tensor& k_out, const Tensor& rope_positions, const RopeTable& rope_table, int head_dim,
-                             const HeadNorms& norms) {
+                             const HeadNorms& norms, __nv_bfloat16* q_bf16 = nullptr) {
     const int64_t n = a.n;
     if (norms.q) {
       require_tensor(*norms.q, DType::BF16, "q head norm weight");
@@ -919,8 +946,9 @@ class CudaBackend final : public Backend {
     kernels::RopeArgs r;
     r.q = q;
     r.q_stride = q_stride;
-    r.q_out = q_out.ptr<float>();
-    r.k_out = k_out.ptr<float>();
+    r.q_out = q_bf16 ? nullptr : q_out.ptr<float>();
+    r.q_out_bf16 = q_bf16;
+    r.k_out = q_bf16 ? nullptr : k_out.ptr<float>();
     r.q_heads = n == 0 ? 0 : int(q_out.numel() / (n * head_dim));
     r.positions = rope_positions.ptr<int32_t>();
     r.inv_freq = rope_table.inv_freq.ptr<float>();
