@@ -858,8 +858,8 @@ TEST_F(CudaAttention, AttentionBlockPrefill) {
     const std::vector<float> zeros(size_t(n * in), 0.0f);
     Both into = acts(zeros, {n, in}), apart_into = acts(zeros, {n, in});
     const float scale = 1.0f / std::sqrt(float(hd));
-    auto run = [&, hd = hd, bias = bias, normed = normed](Tensor Both::*side, KVCache& cache, Both& residual,
-                                                         bool block) {
+    auto run = [&, n = n, hd = hd, bias = bias, normed = normed](Tensor Both::*side, KVCache& cache,
+                                                                Both& residual, bool block) {
       Backend& be = side == &Both::cpu ? cpu() : gpu();
       Both q = poisoned({n, qd}), k = poisoned({n, kvd}), v = poisoned({n, kvd}), normed_x = poisoned({n, in});
       Both out = poisoned({n, qd});
