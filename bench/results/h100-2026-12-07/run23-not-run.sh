@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Call 23 (prepared in the day's eighth session, not run: the device would not start and the
+# session's device time ran out). M = main 5383b50, C = M + qkv_bf16.patch (branch wip/qkv-bf16:
+# the q/k/v GEMM writing bf16 when the attention block runs in bf16 without biases; rope + append
+# reads bf16 q, k and v), both in carry/bd33.tar.xz. C's op and model GPU tests, TTFT 8K of M / C alternating on the Llama-3.1-8B
+# shape, C's LeanK tests and memcheck of AttentionBlockPrefill, then C at 1K-128K on the Llama
+# shape and M at 1K-128K on Qwen2.5-7B's (biased: C's path is M's there) (KVLAB_CALL_SECONDS=300;
+# the order puts what decides first, as device time may run short).
+set -uo pipefail
+c=carry/bd33
+res=/tmp/resd33; mkdir -p $res
+KVLAB_CALL_SECONDS=${KVLAB_CALL_SECONDS:-300} source scripts/gpu_env.sh $c/C $res
+nvidia-smi -L
+run_gtest ops_C 60 $c/C/tests/test_cuda_ops
+run_gtest model_C 60 $c/C/tests/test_cuda_model
+pack_results $res
+((status == 0)) || exit 1
+bench() {  # TAG BUILD SHAPE CONTEXTS DECODE_TOKENS
+  elapsed "$1"
+  timeout $(step_limit 60) $c/$2/bin/kvlab-bench --shape $3 --contexts $4 --decode-tokens $5 \
+    --json $res/$1.json >$res/$1.log 2>&1 || echo "exit $?"
+  grep -E '^\| (llama|qwen)' $res/$1.log | cut -c1-130
+}
+for round in 1 2; do
+  for build in M C; do bench ttft_$build$round $build llama-3.1-8b 8192 4; done
+done
+pack_results $res
+run_gtest leank_C 30 $c/C/tests/test_cuda_leank
+run_sanitizer memcheck memcheck_block_C 60 $c/C/tests/test_cuda_ops --gtest_filter='CudaAttention.AttentionBlockPrefill'
+pack_results $res
+bench llama_C C llama-3.1-8b 1024,8192,32768,131072 64
+pack_results $res
+bench qwen_M M qwen2.5-7b 1024,8192,32768,131072 64
+pack_results $res
+elapsed "done, status $status"
