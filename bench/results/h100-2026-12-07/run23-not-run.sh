@@ -2,10 +2,10 @@
 # Call 23 (prepared in the day's eighth session, not run: the device would not start and the
 # session's device time ran out). M = main 5383b50, C = M + qkv_bf16.patch (branch wip/qkv-bf16:
 # the q/k/v GEMM writing bf16 when the attention block runs in bf16 without biases; rope + append
-# reads bf16 q, k and v), both in carry/bd33.tar.xz. C's op and model GPU tests, TTFT 8K of M / C alternating on the Llama-3.1-8B
-# shape, C's LeanK tests and memcheck of AttentionBlockPrefill, then C at 1K-128K on the Llama
-# shape and M at 1K-128K on Qwen2.5-7B's (biased: C's path is M's there) (KVLAB_CALL_SECONDS=300;
-# the order puts what decides first, as device time may run short).
+# reads bf16 q, k and v), both in carry/bd33.tar.xz. C's op and model GPU tests, TTFT 8K of M / C
+# alternating on the Llama-3.1-8B shape, C's LeanK tests and memcheck of AttentionBlockPrefill,
+# then C at 1K-128K on the Llama shape and M at 1K-128K on Qwen2.5-7B's (biased: C's path is M's
+# there) (KVLAB_CALL_SECONDS=300; the order puts what decides first, as device time may run short).
 set -uo pipefail
 c=carry/bd33
 res=/tmp/resd33; mkdir -p $res
