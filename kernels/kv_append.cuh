@@ -37,7 +37,7 @@ struct RopeArgs {
   float* q_out = nullptr;
   // Instead of q_out, without head norms: q rounded to bf16, as the prefill attention reads it.
   __nv_bfloat16* q_out_bf16 = nullptr;
-  float* k_out = nullptr;    // the rotated a.k, which the cache also stores; null: the cache's only
+  float* k_out = nullptr;    // the rotated a.k, which the cache also stores; null: into the cache only
   int q_heads = 0;
   const int32_t* positions = nullptr;  // [n], the positions to rotate by
   const float* inv_freq = nullptr;     // [head_dim / 2]; null: no rotation (kv_append)
