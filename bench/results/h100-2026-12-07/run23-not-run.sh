@@ -5,7 +5,8 @@
 # reads bf16 q, k and v), both in carry/bd33.tar.xz. C's op and model GPU tests, TTFT 8K of M / C
 # alternating on the Llama-3.1-8B shape, C's LeanK tests and memcheck of AttentionBlockPrefill,
 # then C at 1K-128K on the Llama shape and M at 1K-128K on Qwen2.5-7B's (biased: C's path is M's
-# there) (KVLAB_CALL_SECONDS=300; the order puts what decides first, as device time may run short).
+# there), then ncu's breakdown of C's 8K prompt at boost clocks (KVLAB_CALL_SECONDS=300; the order
+# puts what decides first, as device time may run short).
 set -uo pipefail
 c=carry/bd33
 res=/tmp/resd33; mkdir -p $res
@@ -31,5 +32,15 @@ pack_results $res
 bench llama_C C llama-3.1-8b 1024,8192,32768,131072 64
 pack_results $res
 bench qwen_M M qwen2.5-7b 1024,8192,32768,131072 64
+pack_results $res
+# Where C's 8K prompt goes at the clocks it runs at, if time is left: call 16's breakdown ran at
+# ncu's default base clocks (products 170 ms), 2026-12-06's with --clock-control none (151 ms).
+ncu=$(command -v ncu || echo /usr/local/cuda/bin/ncu)
+elapsed "ncu over C's 8K prefill, boost clocks"
+timeout $(step_limit 150) $ncu --clock-control none --metrics gpu__time_duration.sum --csv \
+  --log-file $res/prefill8k.csv $c/C/bin/kvlab-bench --shape llama-3.1-8b --contexts 8192 --decode-tokens 2 \
+  --warmup-tokens 1 > $res/ncu_bench.log 2>&1 || echo "exit $?"
+gzip -f $res/prefill8k.csv
+python3 scripts/ncu_breakdown.py $res/prefill8k.csv.gz --passes 1-8 | tee $res/breakdown_8k.txt
 pack_results $res
 elapsed "done, status $status"
