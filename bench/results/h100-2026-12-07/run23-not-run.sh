@@ -16,22 +16,16 @@ run_gtest ops_C 60 $c/C/tests/test_cuda_ops
 run_gtest model_C 60 $c/C/tests/test_cuda_model
 pack_results $res
 ((status == 0)) || exit 1
-bench() {  # TAG BUILD SHAPE CONTEXTS DECODE_TOKENS
-  elapsed "$1"
-  timeout $(step_limit 60) $c/$2/bin/kvlab-bench --shape $3 --contexts $4 --decode-tokens $5 \
-    --json $res/$1.json >$res/$1.log 2>&1 || echo "exit $?"
-  grep -E '^\| (llama|qwen)' $res/$1.log | cut -c1-130
-}
 for round in 1 2; do
-  for build in M C; do bench ttft_$build$round $build llama-3.1-8b 8192 4; done
+  for build in M C; do run_bench $res ttft_$build$round 30 $c/$build/bin/kvlab-bench llama-3.1-8b 8192 4; done
 done
 pack_results $res
 run_gtest leank_C 30 $c/C/tests/test_cuda_leank
 run_sanitizer memcheck memcheck_block_C 60 $c/C/tests/test_cuda_ops --gtest_filter='CudaAttention.AttentionBlockPrefill'
 pack_results $res
-bench llama_C C llama-3.1-8b 1024,8192,32768,131072 64
+run_bench $res llama_C 60 $c/C/bin/kvlab-bench llama-3.1-8b 1024,8192,32768,131072 64
 pack_results $res
-bench qwen_M M qwen2.5-7b 1024,8192,32768,131072 64
+run_bench $res qwen_M 60 $c/M/bin/kvlab-bench qwen2.5-7b 1024,8192,32768,131072 64
 pack_results $res
 # Where C's 8K prompt goes at the clocks it runs at, if time is left: call 16's breakdown ran at
 # ncu's default base clocks (products 170 ms), 2026-12-06's with --clock-control none (151 ms).
@@ -40,7 +34,7 @@ elapsed "ncu over C's 8K prefill, boost clocks"
 timeout $(step_limit 150) $ncu --clock-control none --metrics gpu__time_duration.sum --csv \
   --log-file $res/prefill8k.csv $c/C/bin/kvlab-bench --shape llama-3.1-8b --contexts 8192 --decode-tokens 2 \
   --warmup-tokens 1 > $res/ncu_bench.log 2>&1 || echo "exit $?"
-gzip -f $res/prefill8k.csv
-python3 scripts/ncu_breakdown.py $res/prefill8k.csv.gz --passes 1-8 | tee $res/breakdown_8k.txt
+[[ -f $res/prefill8k.csv ]] && gzip -f $res/prefill8k.csv &&
+  python3 scripts/ncu_breakdown.py $res/prefill8k.csv.gz --passes 1-8 | tee $res/breakdown_8k.txt
 pack_results $res
 elapsed "done, status $status"
