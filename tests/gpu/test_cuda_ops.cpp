@@ -514,6 +514,11 @@ class CudaAttention : public CudaOps {
     copy.host_length = c.host_length;
     return copy;
   }
+  // Head h's first `count` slots of a cache layer read to the host ([kv_heads, capacity, hd]).
+  static std::vector<float> head_slots(const std::vector<float>& layer, int h, int capacity, int hd, int count) {
+    const auto begin = layer.begin() + long(h) * capacity * hd;
+    return std::vector<float>(begin, begin + long(count) * hd);
+  }
   static std::vector<int32_t> lengths(const KVCache& c) {
     std::vector<int32_t> h(size_t(c.layers * c.kv_heads));
     (c.length.device == Device::CPU ? cpu() : gpu()).read(c.length, h.data(), h.size() * 4);
@@ -629,8 +634,7 @@ TEST_F(CudaAttention, RopeKvAppend) {
     const std::vector<float> kc = cpu().to_host_f32(c.cpu.k[1]), kg = gpu().to_host_f32(c.gpu.k[1]);
     const std::vector<float> vc = cpu().to_host_f32(c.cpu.v[1]), vg = gpu().to_host_f32(c.gpu.v[1]);
     auto kept = [&, hd = hd, n = n](const std::vector<float>& layer, int h) {  // head h's filled slots
-      const auto begin = layer.begin() + long(h) * capacity * hd;
-      return std::vector<float>(begin, begin + long(prefix + n) * hd);
+      return head_slots(layer, h, capacity, hd, prefix + n);
     };
     for (int h = 0; h < kv_heads; h++) {
       const long slot0 = long(kv_heads + h) * capacity;  // layer 1, head h
@@ -693,16 +697,14 @@ TEST_F(CudaAttention, AttentionInput) {
     expect_close("attention_input q", q, tol, what);
     expect_close("attention_input k", k, tol, what);
     ASSERT_EQ(lengths(c.cpu), lengths(c.gpu)) << what;
-    for (int h = 0; h < kv_heads; h++) {
-      for (const bool is_k : {true, false}) {
-        const std::vector<float> want = cpu().to_host_f32(is_k ? c.cpu.k[1] : c.cpu.v[1]);
-        const std::vector<float> got = gpu().to_host_f32(is_k ? c.gpu.k[1] : c.gpu.v[1]);
-        const long begin = long(h) * capacity * hd, end = begin + long(prefix + n) * hd;
-        EXPECT_LE(rel_error(std::vector<float>(got.begin() + begin, got.begin() + end),
-                            std::vector<float>(want.begin() + begin, want.begin() + end)),
+    for (const bool is_k : {true, false}) {
+      const std::vector<float> want = cpu().to_host_f32(is_k ? c.cpu.k[1] : c.cpu.v[1]);
+      const std::vector<float> got = gpu().to_host_f32(is_k ? c.gpu.k[1] : c.gpu.v[1]);
+      for (int h = 0; h < kv_heads; h++)
+        EXPECT_LE(rel_error(head_slots(got, h, capacity, hd, prefix + n),
+                            head_slots(want, h, capacity, hd, prefix + n)),
                   tol + kBf16x)
             << what << (is_k ? " K" : " V") << " of head " << h;
-      }
     }
   }
 }
@@ -793,6 +795,12 @@ TEST_F(CudaAttention, AttentionInputAttends) {
       std::vector<int32_t> pc(size_t(c.cpu.position.numel())), pg(pc.size());
       cpu().read(c.cpu.position, pc.data(), pc.size() * 4);
       gpu().read(c.gpu.position, pg.data(), pg.size() * 4);
+      std::vector<float> gpu_kv[2], cpu_kv[2], apart_kv[2];  // layer 1's V ([0]) and K ([1]) on each
+      for (const bool is_k : {false, true}) {
+        gpu_kv[is_k] = gpu().to_host_f32(is_k ? c.gpu.k[1] : c.gpu.v[1]);
+        cpu_kv[is_k] = cpu().to_host_f32(is_k ? c.cpu.k[1] : c.cpu.v[1]);
+        apart_kv[is_k] = gpu().to_host_f32(is_k ? apart.k[1] : apart.v[1]);
+      }
       for (int h = 0; h < kv_heads; h++) {
         const int kept = len[size_t(kv_heads + h)];
         EXPECT_EQ(kept, first + n) << what;
@@ -801,15 +809,10 @@ TEST_F(CudaAttention, AttentionInputAttends) {
           EXPECT_EQ(pg[slot], pc[slot]) << what << " position of head " << h << " token " << i;
         }
         for (const bool is_k : {true, false}) {
-          const long begin = long(h) * capacity * hd, end = begin + long(kept) * hd;
-          auto kept_rows = [&](Backend& be, const KVCache& cache) {
-            const std::vector<float> all = be.to_host_f32(is_k ? cache.k[1] : cache.v[1]);
-            return std::vector<float>(all.begin() + begin, all.begin() + end);
-          };
-          const std::vector<float> got = kept_rows(gpu(), c.gpu);
-          EXPECT_LE(rel_error(got, kept_rows(cpu(), c.cpu)), kBf16x)
+          const std::vector<float> got = head_slots(gpu_kv[is_k], h, capacity, hd, kept);
+          EXPECT_LE(rel_error(got, head_slots(cpu_kv[is_k], h, capacity, hd, kept)), kBf16x)
               << what << (is_k ? " K" : " V") << " of head " << h;
-          EXPECT_LE(rel_error(got, kept_rows(gpu(), apart)), kBf16x)
+          EXPECT_LE(rel_error(got, head_slots(apart_kv[is_k], h, capacity, hd, kept)), kBf16x)
               << what << (is_k ? " K" : " V") << " of head " << h << " appending against apart";
         }
       }
@@ -890,15 +893,13 @@ TEST_F(CudaAttention, AttentionBlockPrefill) {
     for (const bool is_k : {true, false}) {
       const std::vector<uint8_t> block_kv = bytes_of(is_k ? c.gpu.k[1] : c.gpu.v[1]);
       EXPECT_EQ(block_kv, bytes_of(is_k ? apart.k[1] : apart.v[1])) << what << (is_k ? " K" : " V");
-      for (int h = 0; h < kv_heads; h++) {
-        const long begin = long(h) * capacity * hd, end = begin + long(prefix + n) * hd;
-        auto rows = [&](Backend& be, const KVCache& cache) {
-          const std::vector<float> all = be.to_host_f32(is_k ? cache.k[1] : cache.v[1]);
-          return std::vector<float>(all.begin() + begin, all.begin() + end);
-        };
-        EXPECT_LE(rel_error(rows(gpu(), c.gpu), rows(cpu(), c.cpu)), kBf16x + kBf16x)
+      const std::vector<float> got = gpu().to_host_f32(is_k ? c.gpu.k[1] : c.gpu.v[1]);
+      const std::vector<float> want = cpu().to_host_f32(is_k ? c.cpu.k[1] : c.cpu.v[1]);
+      for (int h = 0; h < kv_heads; h++)
+        EXPECT_LE(rel_error(head_slots(got, h, capacity, hd, prefix + n),
+                            head_slots(want, h, capacity, hd, prefix + n)),
+                  kBf16x + kBf16x)
             << what << (is_k ? " K" : " V") << " of head " << h;
-      }
     }
   }
 }
