@@ -519,6 +519,17 @@ class CudaAttention : public CudaOps {
     const auto begin = layer.begin() + long(h) * capacity * hd;
     return std::vector<float>(begin, begin + long(count) * hd);
   }
+  // Every head's first `count` slots of layer 1's K and V, the GPU's against the CPU's.
+  static void expect_kv_close(const BothCache& c, int count, double tol, const std::string& what) {
+    const int capacity = c.cpu.capacity, hd = c.cpu.head_dim;
+    for (const bool is_k : {true, false}) {
+      const std::vector<float> got = gpu().to_host_f32(is_k ? c.gpu.k[1] : c.gpu.v[1]);
+      const std::vector<float> want = cpu().to_host_f32(is_k ? c.cpu.k[1] : c.cpu.v[1]);
+      for (int h = 0; h < c.cpu.kv_heads; h++)
+        EXPECT_LE(rel_error(head_slots(got, h, capacity, hd, count), head_slots(want, h, capacity, hd, count)), tol)
+            << what << (is_k ? " K" : " V") << " of head " << h;
+    }
+  }
   static std::vector<int32_t> lengths(const KVCache& c) {
     std::vector<int32_t> h(size_t(c.layers * c.kv_heads));
     (c.length.device == Device::CPU ? cpu() : gpu()).read(c.length, h.data(), h.size() * 4);
@@ -631,19 +642,12 @@ TEST_F(CudaAttention, RopeKvAppend) {
     std::vector<int32_t> pc(size_t(2 * kv_heads * capacity)), pg(pc.size());
     cpu().read(c.cpu.position, pc.data(), pc.size() * 4);
     gpu().read(c.gpu.position, pg.data(), pg.size() * 4);
-    const std::vector<float> kc = cpu().to_host_f32(c.cpu.k[1]), kg = gpu().to_host_f32(c.gpu.k[1]);
-    const std::vector<float> vc = cpu().to_host_f32(c.cpu.v[1]), vg = gpu().to_host_f32(c.gpu.v[1]);
-    auto kept = [&, hd = hd, n = n](const std::vector<float>& layer, int h) {  // head h's filled slots
-      return head_slots(layer, h, capacity, hd, prefix + n);
-    };
     for (int h = 0; h < kv_heads; h++) {
       const long slot0 = long(kv_heads + h) * capacity;  // layer 1, head h
       EXPECT_TRUE(std::equal(pc.begin() + slot0, pc.begin() + slot0 + prefix + n, pg.begin() + slot0))
           << what << " positions of head " << h;
-      // The GPU stores K and V in bf16: one rounding.
-      EXPECT_LE(rel_error(kept(kg, h), kept(kc, h)), kBf16x) << what << " K of head " << h;
-      EXPECT_LE(rel_error(kept(vg, h), kept(vc, h)), kBf16x) << what << " V of head " << h;
     }
+    expect_kv_close(c, prefix + n, kBf16x, what);  // the GPU stores K and V in bf16: one rounding
   }
 }
 
@@ -697,15 +701,7 @@ TEST_F(CudaAttention, AttentionInput) {
     expect_close("attention_input q", q, tol, what);
     expect_close("attention_input k", k, tol, what);
     ASSERT_EQ(lengths(c.cpu), lengths(c.gpu)) << what;
-    for (const bool is_k : {true, false}) {
-      const std::vector<float> want = cpu().to_host_f32(is_k ? c.cpu.k[1] : c.cpu.v[1]);
-      const std::vector<float> got = gpu().to_host_f32(is_k ? c.gpu.k[1] : c.gpu.v[1]);
-      for (int h = 0; h < kv_heads; h++)
-        EXPECT_LE(rel_error(head_slots(got, h, capacity, hd, prefix + n),
-                            head_slots(want, h, capacity, hd, prefix + n)),
-                  tol + kBf16x)
-            << what << (is_k ? " K" : " V") << " of head " << h;
-    }
+    expect_kv_close(c, prefix + n, tol + kBf16x, what);
   }
 }
 
@@ -890,17 +886,10 @@ TEST_F(CudaAttention, AttentionBlockPrefill) {
         << what << ": block against apart";
     ASSERT_EQ(lengths(c.gpu), lengths(c.cpu)) << what;
     ASSERT_EQ(lengths(apart), lengths(c.cpu)) << what;
-    for (const bool is_k : {true, false}) {
-      const std::vector<uint8_t> block_kv = bytes_of(is_k ? c.gpu.k[1] : c.gpu.v[1]);
-      EXPECT_EQ(block_kv, bytes_of(is_k ? apart.k[1] : apart.v[1])) << what << (is_k ? " K" : " V");
-      const std::vector<float> got = gpu().to_host_f32(is_k ? c.gpu.k[1] : c.gpu.v[1]);
-      const std::vector<float> want = cpu().to_host_f32(is_k ? c.cpu.k[1] : c.cpu.v[1]);
-      for (int h = 0; h < kv_heads; h++)
-        EXPECT_LE(rel_error(head_slots(got, h, capacity, hd, prefix + n),
-                            head_slots(want, h, capacity, hd, prefix + n)),
-                  kBf16x + kBf16x)
-            << what << (is_k ? " K" : " V") << " of head " << h;
-    }
+    for (const bool is_k : {true, false})
+      EXPECT_EQ(bytes_of(is_k ? c.gpu.k[1] : c.gpu.v[1]), bytes_of(is_k ? apart.k[1] : apart.v[1]))
+          << what << (is_k ? " K" : " V");
+    expect_kv_close(c, prefix + n, kBf16x + kBf16x, what);
   }
 }
 
