@@ -1,24 +1,31 @@
 #!/usr/bin/env bash
-# Call 23 (prepared in the day's eighth session, not run: the device would not start and the
-# session's device time ran out). M = main 5383b50, C = M + qkv_bf16.patch (branch wip/qkv-bf16:
-# the q/k/v GEMM writing bf16 when the attention block runs in bf16 without biases; rope + append
-# reads bf16 q, k and v), both in carry/bd33.tar.xz. C's op and model GPU tests, TTFT 8K of M / C
+# Call 23 (prepared in the day's eighth session, run in the ninth). M = main 299e265, C = M +
+# qkv_bf16.patch (branch wip/qkv-bf16: the q/k/v GEMM writing bf16 when the attention block runs in
+# bf16 without biases; rope + append reads bf16 q, k and v), both in carry/bd34.tar.xz. M's op tests
+# (the new head_slots / expect_kv_close helpers), C's op and model GPU tests, TTFT 8K of M / C
 # alternating on the Llama-3.1-8B shape, C's LeanK tests and memcheck of AttentionBlockPrefill,
 # then C at 1K-128K on the Llama shape and M at 1K-128K on Qwen2.5-7B's (biased: C's path is M's
 # there), then ncu's breakdown of C's 8K prompt at boost clocks (KVLAB_CALL_SECONDS=300; the order
 # puts what decides first, as device time may run short).
 set -uo pipefail
-c=carry/bd33
-res=/tmp/resd33; mkdir -p $res
+c=carry/bd34
+res=/tmp/resd34; mkdir -p $res
 KVLAB_CALL_SECONDS=${KVLAB_CALL_SECONDS:-300} source scripts/gpu_env.sh $c/C $res
 nvidia-smi -L
+run_gtest ops_M 60 $c/M/tests/test_cuda_ops
 run_gtest ops_C 60 $c/C/tests/test_cuda_ops
 run_gtest model_C 60 $c/C/tests/test_cuda_model
 pack_results $res
 ((status == 0)) || exit 1
+# The SM clock and power every 10 ms under the TTFT runs: ncu's kernels alone run at the clock
+# an idle card boosts to; a prompt's back-to-back products may run at a power-limited one.
+nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,power.draw,temperature.gpu --format=csv,noheader,nounits \
+  -lms 10 > $res/clocks.csv 2>&1 &
+smi=$!
 for round in 1 2; do
   for build in M C; do run_bench $res ttft_$build$round 30 $c/$build/bin/kvlab-bench llama-3.1-8b 8192 4; done
 done
+kill $smi
 pack_results $res
 run_gtest leank_C 30 $c/C/tests/test_cuda_leank
 run_sanitizer memcheck memcheck_block_C 60 $c/C/tests/test_cuda_ops --gtest_filter='CudaAttention.AttentionBlockPrefill'
