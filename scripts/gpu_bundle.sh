@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Copies what a GPU-machine call runs from a build made here into a folder to carry there:
-# bin/ (kvlab-bench, kvlab-generate, which test_cuda_model runs, and bench_cuda_ops), tests/
-# (the GPU test binaries) and carried-lib/ (libbenchmark, which that machine lacks; see
-# scripts/gpu_env.sh), stripped. Several bundles of near-identical builds (A/B variants) pack
-# small together: `tar -cf - DIR | xz -9e -T1` finds the bytes they share.
+# bin/ (kvlab-bench, kvlab-generate, which test_cuda_model runs, bench_cuda_ops and, where built,
+# the kernel tracer libkvlab_kernel_trace.so), tests/ (the GPU test binaries) and carried-lib/
+# (libbenchmark, which that machine lacks, and CUPTI for the tracer; see scripts/gpu_env.sh),
+# stripped. Several bundles of near-identical builds (A/B variants) pack small together:
+# `tar -cf - DIR | xz -9e -T1` finds the bytes they share.
 #   bash scripts/gpu_bundle.sh BUILD DEST
 set -euo pipefail
 if (($# != 2)); then
@@ -20,5 +21,9 @@ mkdir -p "$dest/bin" "$dest/tests" "$dest/carried-lib"
 cp "${bins[@]/#/$build/bin/}" "$dest/bin/"
 cp "${tests[@]/#/$build/tests/}" "$dest/tests/"
 cp -P /usr/lib/x86_64-linux-gnu/libbenchmark.so.1* "$dest/carried-lib/"
+if [[ -f $build/bin/libkvlab_kernel_trace.so ]]; then
+  cp "$build/bin/libkvlab_kernel_trace.so" "$dest/bin/"
+  cp -L "$(ldd "$build/bin/libkvlab_kernel_trace.so" | awk '/libcupti/ {print $3}')" "$dest/carried-lib/"
+fi
 strip "$dest"/bin/* "$dest"/tests/*
 du -sh "$dest"

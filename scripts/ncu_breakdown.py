@@ -10,6 +10,15 @@ For the chosen passes it prints each kernel kind (function name and grid; cuBLAS
 name) with its launches, time and, where ncu measured DRAM bytes, the bandwidth it reached.
 Each kernel is timed alone by ncu (caches flushed unless told otherwise), so the sum exceeds a
 real run's time by whatever the programmatic launches overlap.
+
+It reads the in-run trace of bench/kernel_trace.cpp (libkvlab_kernel_trace.so) the same way:
+
+  CUDA_INJECTION64_PATH=build/bin/libkvlab_kernel_trace.so KVLAB_KERNEL_TRACE=trace.csv \
+      kvlab-bench --shape llama-3.1-8b --contexts 8192 --decode-tokens 2
+  python3 scripts/ncu_breakdown.py trace.csv --passes 1-8
+
+where each kernel's time is its span in that run, at the clocks it ran at, and each breakdown
+also gives the passes' span from first start to last end and how much of it no kernel ran.
 """
 import argparse
 import collections
@@ -29,10 +38,12 @@ def read_rows(path):
     opener = gzip.open if path.endswith(".gz") else open
     with opener(path, "rt", newline="") as f:
         text = f.read()
+    if text.startswith("start_ns,"):  # kernel_trace's
+        return list(csv.DictReader(io.StringIO(text)))
     # ncu writes its own log lines (==PROF==, ==WARNING==) before the table.
     start = text.find('"ID"')
     if start < 0:
-        sys.exit(f"{path}: no ncu CSV table found")
+        sys.exit(f"{path}: no ncu CSV table or kernel trace found")
     return list(csv.DictReader(io.StringIO(text[start:])))
 
 
@@ -46,7 +57,11 @@ def kernel_kind(name):
 
 
 def kernels(rows):
-    """One record per profiled kernel, in launch order: kind, grid, time (ns), DRAM bytes."""
+    """One record per profiled kernel, in launch order: kind, grid, time (ns), DRAM bytes; from a
+    trace, also its start and end (ns)."""
+    if rows and "start_ns" in rows[0]:
+        return [{"name": r["name"], "grid": r["grid"], "start": int(r["start_ns"]), "end": int(r["end_ns"]),
+                 "ns": float(int(r["end_ns"]) - int(r["start_ns"])), "bytes": None} for r in rows]
     by_id = collections.OrderedDict()
     for r in rows:
         k = by_id.setdefault(r["ID"], {"name": r["Kernel Name"], "grid": r["Grid Size"], "ns": 0.0, "bytes": None})
@@ -72,6 +87,19 @@ def passes(ks):
     return out
 
 
+def busy_ns(ks):
+    """Time with at least one kernel running: programmatic launches overlap their neighbours."""
+    busy, reach = 0, None
+    for k in sorted(ks, key=lambda k: k["start"]):
+        if reach is None or k["start"] >= reach:
+            busy += k["end"] - k["start"]
+            reach = k["end"]
+        elif k["end"] > reach:
+            busy += k["end"] - reach
+            reach = k["end"]
+    return busy
+
+
 def summarize(title, ks):
     total = sum(k["ns"] for k in ks)
     groups = collections.OrderedDict()
@@ -82,6 +110,12 @@ def summarize(title, ks):
         if k["bytes"] is not None:
             g["bytes"] = (g["bytes"] or 0.0) + k["bytes"]
     print(f"\n## {title}: {len(ks)} kernels, {total / 1e3:.1f} us\n")
+    if ks and "start" in ks[0]:
+        span = max(k["end"] for k in ks) - min(k["start"] for k in ks)
+        busy = busy_ns(ks)
+        print(f"In the run: {span / 1e3:.1f} us from the first kernel's start to the last one's end, "
+              f"{busy / 1e3:.1f} us with a kernel running, {(span - busy) / 1e3:.1f} us "
+              f"({100 * (span - busy) / span:.1f}%) with none\n")
     print("| kernel | grid | launches | us | us each | share | GB/s |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for (kind, grid), g in sorted(groups.items(), key=lambda kv: -kv[1]["ns"]):
