@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Call 23 (prepared in the day's eighth session, run in the ninth). M = main 299e265, C = M +
-# qkv_bf16.patch (branch wip/qkv-bf16: the q/k/v GEMM writing bf16 when the attention block runs in
-# bf16 without biases; rope + append reads bf16 q, k and v), both in carry/bd34.tar.xz. M's op tests
+# Call 23 (prepared in the day's eighth session, rebuilt in the ninth, which the device never
+# started for). M = main 43907f5, C = M + qkv_bf16.patch (branch wip/qkv-bf16, 458bd7f: the q/k/v
+# GEMM writing bf16 when the attention block runs in bf16 without biases; rope + append reads bf16
+# q, k and v), both in carry/bd35.tar.xz (with the kernel tracer and CUPTI). M's op tests
 # (the new head_slots / expect_kv_close helpers), C's op and model GPU tests, TTFT 8K of M / C
-# alternating on the Llama-3.1-8B shape, C's LeanK tests and memcheck of AttentionBlockPrefill,
+# alternating on the Llama-3.1-8B shape, C's 8K prompt under the in-run kernel tracer
+# (bench/kernel_trace.cpp), C's LeanK tests and memcheck of AttentionBlockPrefill,
 # then C at 1K-128K on the Llama shape and M at 1K-128K on Qwen2.5-7B's (biased: C's path is M's
 # there), then ncu's breakdown of C's 8K prompt at boost clocks (KVLAB_CALL_SECONDS=300; the order
 # puts what decides first, as device time may run short).
 set -uo pipefail
-c=carry/bd34
-res=/tmp/resd34; mkdir -p $res
+c=carry/bd35
+res=/tmp/resd35; mkdir -p $res
 KVLAB_CALL_SECONDS=${KVLAB_CALL_SECONDS:-300} source scripts/gpu_env.sh $c/C $res
 nvidia-smi -L
 run_gtest ops_M 60 $c/M/tests/test_cuda_ops
@@ -26,6 +28,16 @@ for round in 1 2; do
   for build in M C; do run_bench $res ttft_$build$round 30 $c/$build/bin/kvlab-bench llama-3.1-8b 8192 4; done
 done
 kill $smi
+pack_results $res
+# Where C's 8K prompt goes in a real run: bench/kernel_trace.cpp records each kernel's span at the
+# clocks it ran at, so the breakdown also tells the time between kernels.
+elapsed "kernel trace of C's 8K prompt"
+CUDA_INJECTION64_PATH=$PWD/$c/C/bin/libkvlab_kernel_trace.so KVLAB_KERNEL_TRACE=$res/trace8k.csv \
+  timeout $(step_limit 60) $c/C/bin/kvlab-bench --shape llama-3.1-8b --contexts 8192 --decode-tokens 4 \
+  > $res/trace_bench.log 2>&1 || echo "exit $?"
+grep -E '^\| llama|kernel_trace' $res/trace_bench.log | cut -c1-150
+[[ -f $res/trace8k.csv ]] && python3 scripts/ncu_breakdown.py $res/trace8k.csv --passes 1-8 |
+  tee $res/trace_breakdown_8k.txt && gzip -f $res/trace8k.csv
 pack_results $res
 run_gtest leank_C 30 $c/C/tests/test_cuda_leank
 run_sanitizer memcheck memcheck_block_C 60 $c/C/tests/test_cuda_ops --gtest_filter='CudaAttention.AttentionBlockPrefill'
