@@ -30,12 +30,13 @@ struct KernelSpan {
 std::mutex spans_mutex;
 std::vector<KernelSpan> spans;
 
-void check(CUptiResult r, const char* what) {
-  if (r == CUPTI_SUCCESS) return;
+// Whether r is success; says what failed otherwise (the traced program runs on either way).
+bool ok(CUptiResult r, const char* what) {
+  if (r == CUPTI_SUCCESS) return true;
   const char* message = "?";
   cuptiGetResultString(r, &message);
   std::fprintf(stderr, "kernel_trace: %s: %s\n", what, message);
-  std::exit(1);
+  return false;
 }
 
 std::string demangled(const char* name) {
@@ -70,7 +71,7 @@ std::string quoted(const std::string& s) {
 }
 
 void write_trace() {
-  check(cuptiActivityFlushAll(1), "flushing the activity buffers");
+  ok(cuptiActivityFlushAll(1), "flushing the activity buffers");  // then writes what it has
   const char* path = std::getenv("KVLAB_KERNEL_TRACE");
   std::lock_guard<std::mutex> lock(spans_mutex);
   std::sort(spans.begin(), spans.end(), [](const KernelSpan& a, const KernelSpan& b) { return a.start < b.start; });
@@ -97,9 +98,10 @@ extern "C" __attribute__((visibility("default"))) int InitializeInjection() {
     std::fprintf(stderr, "kernel_trace: set KVLAB_KERNEL_TRACE to the CSV to write\n");
     return 0;
   }
-  check(cuptiActivityRegisterCallbacks(buffer_requested, buffer_completed), "registering the activity buffers");
   // Concurrent-kernel records leave the kernels' overlap (programmatic launches) as it is.
-  check(cuptiActivityEnable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL), "enabling kernel records");
+  if (!ok(cuptiActivityRegisterCallbacks(buffer_requested, buffer_completed), "registering the activity buffers") ||
+      !ok(cuptiActivityEnable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL), "enabling kernel records"))
+    return 0;
   std::atexit(write_trace);
   return 1;
 }
