@@ -2,7 +2,7 @@
 # Call 23 (prepared in the day's eighth session, rebuilt in the ninth, which the device never
 # started for). M = main 43907f5, C = M + qkv_bf16.patch (branch wip/qkv-bf16, 458bd7f: the q/k/v
 # GEMM writing bf16 when the attention block runs in bf16 without biases; rope + append reads bf16
-# q, k and v), both in carry/bd35.tar.xz (with the kernel tracer and CUPTI). M's op tests
+# q, k and v), both in carry/bd35.tar.xz (with de7258b's kernel tracer and CUPTI). M's op tests
 # (the new head_slots / expect_kv_close helpers), C's op and model GPU tests, TTFT 8K of M / C
 # alternating on the Llama-3.1-8B shape, C's 8K prompt under the in-run kernel tracer
 # (bench/kernel_trace.cpp), C's LeanK tests and memcheck of AttentionBlockPrefill,
