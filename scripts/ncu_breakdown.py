@@ -89,14 +89,10 @@ def passes(ks):
 
 def busy_ns(ks):
     """Time with at least one kernel running: programmatic launches overlap their neighbours."""
-    busy, reach = 0, None
+    busy, reach = 0, 0
     for k in sorted(ks, key=lambda k: k["start"]):
-        if reach is None or k["start"] >= reach:
-            busy += k["end"] - k["start"]
-            reach = k["end"]
-        elif k["end"] > reach:
-            busy += k["end"] - reach
-            reach = k["end"]
+        busy += max(0, k["end"] - max(k["start"], reach))  # what lies beyond the kernels before it
+        reach = max(reach, k["end"])
     return busy
 
 
