@@ -56,12 +56,22 @@ def kernel_kind(name):
     return base
 
 
+def trace_kernel(line, r):
+    """A kernel of kernel_trace's CSV (its row on `line`), or exit saying what is wrong with it."""
+    try:
+        start, end = int(r["start_ns"]), int(r["end_ns"])
+    except (TypeError, ValueError):
+        sys.exit(f"kernel trace line {line}: start_ns and end_ns must be integers: {r}")
+    if end < start or r["name"] is None:
+        sys.exit(f"kernel trace line {line}: a kernel needs start_ns <= end_ns and a name: {r}")
+    return {"name": r["name"], "grid": r["grid"], "start": start, "end": end, "ns": float(end - start), "bytes": None}
+
+
 def kernels(rows):
     """One record per profiled kernel, in launch order: kind, grid, time (ns), DRAM bytes; from a
     trace, also its start and end (ns)."""
     if rows and "start_ns" in rows[0]:
-        return [{"name": r["name"], "grid": r["grid"], "start": int(r["start_ns"]), "end": int(r["end_ns"]),
-                 "ns": float(int(r["end_ns"]) - int(r["start_ns"])), "bytes": None} for r in rows]
+        return [trace_kernel(i + 2, r) for i, r in enumerate(rows)]
     by_id = collections.OrderedDict()
     for r in rows:
         k = by_id.setdefault(r["ID"], {"name": r["Kernel Name"], "grid": r["Grid Size"], "ns": 0.0, "bytes": None})
