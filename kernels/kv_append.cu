@@ -31,8 +31,8 @@ __device__ void head_rmsnorm(const float* src, int64_t src_stride, float* dst, i
 
 // kWidth consecutive pairs of a head's row, channels j... into lo and j + half... into hi, from
 // src; with inv_freq rotated, and stored rotated into out too (unless it is null).
-template <int kWidth, typename Out>
-__device__ __forceinline__ void rotate_pairs(const float* src, Out* out, int j, int half, int32_t position,
+template <int kWidth, typename In, typename Out>
+__device__ __forceinline__ void rotate_pairs(const In* src, Out* out, int j, int half, int32_t position,
                                              const float* inv_freq, float attention_scaling, float (&lo)[kWidth],
                                              float (&hi)[kWidth]) {
   load<kWidth>(src + j, lo);
@@ -50,12 +50,16 @@ __device__ __forceinline__ void rotate_pairs(const float* src, Out* out, int j, 
 // Grid: (heads, token blocks). Blocks x < kv_heads: KV head x for the block's tokens, keys
 // normed (when asked) and rotated (into r.k_out, when given, and the cache; without r.inv_freq,
 // stored as they are), values appended. Blocks from kv_heads on: one query head each, into
-// r.q_out (QOut float) or r.q_out_bf16 (QOut bf16). Each thread takes kWidth consecutive pairs
-// of a row (rope_kv_append picks 4 where rows allow).
-template <int kWidth, typename QOut>
+// r.q_out (QOut float) or r.q_out_bf16 (QOut bf16). q, k and v come from r.q, a.k and a.v (In
+// float) or r.q_bf16, a.k_bf16 and a.v_bf16 (In bf16). Each thread takes kWidth consecutive
+// pairs of a row (rope_kv_append picks 4 where rows allow).
+template <int kWidth, typename In, typename QOut>
 __global__ void rope_kv_append_kernel(KvAppendArgs a, RopeArgs r, int tokens_per_block) {
   enter_dependent_part();
-  constexpr bool kF32 = std::is_same_v<QOut, float>;
+  constexpr bool kF32 = std::is_same_v<QOut, float>, kF32In = std::is_same_v<In, float>;
+  const In *q_in, *k_in, *v_in;
+  if constexpr (kF32In) q_in = r.q, k_in = a.k, v_in = a.v;
+  else q_in = r.q_bf16, k_in = a.k_bf16, v_in = a.v_bf16;
   const int half = a.head_dim / 2, lanes = half / kWidth;
   const int t0 = int(blockIdx.y) * tokens_per_block;
   const int tokens = min(tokens_per_block, int(a.n) - t0);
@@ -65,13 +69,13 @@ __global__ void rope_kv_append_kernel(KvAppendArgs a, RopeArgs r, int tokens_per
   if (int(blockIdx.x) >= a.kv_heads) {
     const int64_t head = int64_t(int(blockIdx.x) - a.kv_heads) * a.head_dim;
     const int64_t out_stride = int64_t(r.q_heads) * a.head_dim;
-    const float* q = r.q + t0 * r.q_stride + head;
+    const In* q = q_in + t0 * r.q_stride + head;
     QOut* out;
     if constexpr (kF32) out = r.q_out + t0 * out_stride + head;
     else out = r.q_out_bf16 + t0 * out_stride + head;
-    const float* src = q;
+    const In* src = q;
     int64_t src_stride = r.q_stride;
-    if constexpr (kF32) {  // the launcher takes no head norms with bf16 queries
+    if constexpr (kF32 && kF32In) {  // the launcher takes head norms in fp32 only
       if (r.q_norm) {
         head_rmsnorm(q, r.q_stride, out, out_stride, tokens, a.head_dim, r.q_norm, r.norm_eps);
         src = out;
@@ -89,12 +93,18 @@ __global__ void rope_kv_append_kernel(KvAppendArgs a, RopeArgs r, int tokens_per
   const int32_t len = a.length[h];
   const int64_t slot0 = int64_t(h) * a.capacity + len + t0;
   const int64_t row = int64_t(a.kv_heads) * a.head_dim;
-  const float* k = a.k + t0 * a.stride + int64_t(h) * a.head_dim;  // the block's first token, this head
-  const float* v = a.v + t0 * a.stride + int64_t(h) * a.head_dim;
+  const In* k = k_in + t0 * a.stride + int64_t(h) * a.head_dim;  // the block's first token, this head
+  const In* v = v_in + t0 * a.stride + int64_t(h) * a.head_dim;
   float* k_out = r.k_out ? r.k_out + t0 * row + int64_t(h) * a.head_dim : nullptr;  // rotating only
-  if (r.k_norm) head_rmsnorm(k, a.stride, k_out, row, tokens, a.head_dim, r.k_norm, r.norm_eps);
-  const float* k_src = r.k_norm ? k_out : k;
-  const int64_t k_src_stride = r.k_norm ? row : a.stride;
+  const In* k_src = k;
+  int64_t k_src_stride = a.stride;
+  if constexpr (kF32In) {
+    if (r.k_norm) {
+      head_rmsnorm(k, a.stride, k_out, row, tokens, a.head_dim, r.k_norm, r.norm_eps);
+      k_src = k_out;
+      k_src_stride = row;
+    }
+  }
   for (int e = threadIdx.x; e < work; e += blockDim.x) {
     const int i = e / lanes, j = e % lanes * kWidth;
     __nv_bfloat16* cache_k = a.cache_k + (slot0 + i) * a.head_dim;
@@ -121,15 +131,16 @@ __global__ void rope_kv_append_kernel(KvAppendArgs a, RopeArgs r, int tokens_per
 bool rows_take_four(const KvAppendArgs& a, const RopeArgs& r) {
   const int f = sizeof(float), h = sizeof(__nv_bfloat16);
   return a.head_dim % 8 == 0 && a.stride % 4 == 0 && r.q_stride % 4 == 0 &&
-         all_aligned_for_four({{a.k, f}, {a.v, f}, {a.cache_k, h}, {a.cache_v, h}, {r.k_out, f}, {r.inv_freq, f},
-                               {r.q, f}, {r.q_out, f}, {r.q_out_bf16, h}});
+         all_aligned_for_four({{a.k, f}, {a.v, f}, {a.k_bf16, h}, {a.v_bf16, h}, {a.cache_k, h}, {a.cache_v, h},
+                               {r.k_out, f}, {r.inv_freq, f}, {r.q, f}, {r.q_bf16, h}, {r.q_out, f},
+                               {r.q_out_bf16, h}});
 }
 
-template <typename QOut>
+template <typename In, typename QOut>
 cudaError_t launch_rope_kv_append(const KvAppendArgs& a, const RopeArgs& r, dim3 grid, int per_block,
                                   cudaStream_t stream) {
-  return rows_take_four(a, r) ? launch(rope_kv_append_kernel<4, QOut>, grid, 128, 0, stream, a, r, per_block)
-                              : launch(rope_kv_append_kernel<1, QOut>, grid, 128, 0, stream, a, r, per_block);
+  return rows_take_four(a, r) ? launch(rope_kv_append_kernel<4, In, QOut>, grid, 128, 0, stream, a, r, per_block)
+                              : launch(rope_kv_append_kernel<1, In, QOut>, grid, 128, 0, stream, a, r, per_block);
 }
 
 }  // namespace
@@ -137,16 +148,21 @@ cudaError_t launch_rope_kv_append(const KvAppendArgs& a, const RopeArgs& r, dim3
 cudaError_t rope_kv_append(const KvAppendArgs& a, const RopeArgs& r, cudaStream_t stream) {
   if (a.n == 0) return cudaSuccess;
   const bool rotate = r.inv_freq != nullptr;
+  const bool bf16_in = a.k_bf16 != nullptr;
   const bool one_q_out = (r.q_out != nullptr) != (r.q_out_bf16 != nullptr);
-  if (a.head_dim % 2 != 0 || (r.k_norm && !r.k_out) || (r.q_out_bf16 && r.q_norm) ||
-      (rotate && r.q_heads > 0 && !one_q_out) || (!rotate && (r.q_heads != 0 || r.k_norm)))
+  const bool inputs = bf16_in ? a.v_bf16 && !a.k && !a.v && !r.q && (r.q_heads == 0 || (r.q_bf16 && r.q_out_bf16))
+                              : a.k && a.v && !a.v_bf16 && !r.q_bf16 && (r.q_heads == 0 || r.q);
+  if (a.head_dim % 2 != 0 || !inputs || (r.k_norm && !r.k_out) || ((r.q_out_bf16 || bf16_in) && r.q_norm) ||
+      (bf16_in && r.k_norm) || (rotate && r.q_heads > 0 && !one_q_out) || (!rotate && (r.q_heads != 0 || r.k_norm)))
     return cudaErrorInvalidValue;
   const int per_block = a.n <= kRopeAppendMaxTokens ? int(a.n) : kPrefillTokensPerBlock;
   const int64_t token_blocks = (a.n + per_block - 1) / per_block;
   if (token_blocks > 65535) return cudaErrorInvalidValue;
   const dim3 grid(unsigned(a.kv_heads + r.q_heads), unsigned(token_blocks));
-  const cudaError_t err = r.q_out_bf16 ? launch_rope_kv_append<__nv_bfloat16>(a, r, grid, per_block, stream)
-                                       : launch_rope_kv_append<float>(a, r, grid, per_block, stream);
+  using bf16 = __nv_bfloat16;
+  const cudaError_t err = bf16_in      ? launch_rope_kv_append<bf16, bf16>(a, r, grid, per_block, stream)
+                          : r.q_out_bf16 ? launch_rope_kv_append<float, bf16>(a, r, grid, per_block, stream)
+                                         : launch_rope_kv_append<float, float>(a, r, grid, per_block, stream);
   if (err != cudaSuccess || token_blocks == 1) return err;
   return launch(advance_length_kernel, 1, 32, 0, stream, a.length, a.kv_heads, int32_t(a.n));
 }

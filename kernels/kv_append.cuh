@@ -13,6 +13,10 @@ struct KvAppendArgs {
   const float* k;
   const float* v;
   int64_t stride;
+  // Instead of k and v (then null), for rope_kv_append without head norms: bf16 keys and values
+  // (a prefill GEMM's output, rounded there as HF's bf16 projections round it).
+  const __nv_bfloat16* k_bf16 = nullptr;
+  const __nv_bfloat16* v_bf16 = nullptr;
   const int32_t* positions;   // [n]
   __nv_bfloat16* cache_k;     // this layer: [kv_heads, capacity, head_dim]
   __nv_bfloat16* cache_v;
@@ -33,6 +37,7 @@ constexpr int kRopeAppendMaxTokens = 8;
 // ([n, heads * head_dim] rows; each may be its input itself when that is such rows).
 struct RopeArgs {
   const float* q = nullptr;  // token i's query heads at q + i * q_stride
+  const __nv_bfloat16* q_bf16 = nullptr;  // instead of q, with a.k_bf16
   int64_t q_stride = 0;
   float* q_out = nullptr;
   // Instead of q_out, without head norms: q rounded to bf16, as the prefill attention reads it.

@@ -446,8 +446,11 @@ class CudaBackend final : public Backend {
       Backend::rope_kv_append(q, k, v, rope_positions, rope_table, head_dim, cache, layer, positions, norms);
       return;
     }
-    launch_rope_kv_append(append_args(cache, layer, k, v, positions), q.ptr<float>(), q.cols(), q, k, rope_positions,
-                          rope_table, head_dim, norms);
+    const kernels::KvAppendArgs a = append_args(cache, layer, k, v, positions);
+    kernels::RopeArgs r = rope_args(a, q, k, rope_positions, rope_table, head_dim, norms);
+    r.q = q.ptr<float>();
+    r.q_stride = q.cols();
+    KVLAB_CUDA_CHECK(kernels::rope_kv_append(a, r, stream_));
   }
 
   // A decode step with its attention: attend_appending. Prefill with load_weights' stacked q/k/v
@@ -474,34 +477,49 @@ class CudaBackend final : public Backend {
       return;
     }
     for (const Projection* p : {&q, &k, &v}) check_matmul(x, *p->w, p->bias, *p->out);
-    const int64_t rows = w.rows();
-    float* out = static_cast<float*>(stacked_qkv_.get(size_t(n * rows) * sizeof(float), stream_));
-    gemm(gemm_input(x, norm), n, w, biased ? &bias : nullptr, out, CUDA_R_32F, false);
-    kernels::KvAppendArgs a = append_args(cache, layer, *k.out, *v.out, positions);
-    a.k = out + q.w->rows();
-    a.v = a.k + k.w->rows();
-    a.stride = rows;
     // With o, the prefill kernel's q and output stay in bf16, in the front halves of q.out's
     // and out's bytes (Attend's contract): no fp32 copies of rotated q and k that nothing reads, no
     // conversion of the o GEMM's input (at Llama-3.1-8B's shapes, ~50 MB less traffic a layer
-    // for 1,024 tokens; TTFT 8K 1-3 ms less, bench/results/h100-2026-12-07 call 22).
-    if (attend.o && !norms.q && takes_prefill_kernel(cache, layer, n)) {
-      check_matmul(*attend.out, *attend.o, nullptr, *attend.into);
-      kernels::AttentionArgs at = attention_args(*q.out, cache, layer, attend.scale, *attend.out);
-      auto* qb = static_cast<__nv_bfloat16*>(q.out->data);
-      auto* ob = static_cast<__nv_bfloat16*>(attend.out->data);
-      launch_rope_kv_append(a, out, rows, *q.out, *k.out, rope_positions, rope_table, head_dim, norms, qb);
-      at.q = nullptr;
-      at.out = nullptr;
-      at.q_bf16 = qb;
-      at.out_bf16 = ob;
-      KVLAB_CUDA_CHECK(kernels::prefill_attention(at, stream_));
-      gemm(ob, n, *attend.o, nullptr, attend.into->data, CUDA_R_32F, true);
+    // for 1,024 tokens; TTFT 8K 1-3 ms less, bench/results/h100-2026-12-07 call 22). Without
+    // biases (which cuBLAS adds only in fp32 here), the q/k/v GEMM writes bf16 too, rounded
+    // where HF's bf16 projections round.
+    const bool block = attend.o && !norms.q && takes_prefill_kernel(cache, layer, n);
+    const bool bf16_qkv = block && !biased;
+    const int64_t rows = w.rows(), q_rows = q.w->rows(), k_rows = k.w->rows();
+    void* out = stacked_qkv_.get(size_t(n * rows) * (bf16_qkv ? 2 : 4), stream_);
+    gemm(gemm_input(x, norm), n, w, biased ? &bias : nullptr, out, bf16_qkv ? CUDA_R_16BF : CUDA_R_32F, false);
+    kernels::KvAppendArgs a = append_args(cache, layer, *k.out, *v.out, positions);
+    kernels::RopeArgs r = rope_args(a, *q.out, *k.out, rope_positions, rope_table, head_dim, norms);
+    a.stride = rows;
+    r.q_stride = rows;
+    if (bf16_qkv) {
+      r.q_bf16 = static_cast<const __nv_bfloat16*>(out);
+      a.k_bf16 = r.q_bf16 + q_rows;
+      a.v_bf16 = a.k_bf16 + k_rows;
+      a.k = a.v = nullptr;
+    } else {
+      r.q = static_cast<const float*>(out);
+      a.k = r.q + q_rows;
+      a.v = a.k + k_rows;
+    }
+    if (!block) {
+      KVLAB_CUDA_CHECK(kernels::rope_kv_append(a, r, stream_));
+      if (attend.out) attention(*q.out, cache, layer, attend.scale, *attend.out);
+      project_attention(attend);
       return;
     }
-    launch_rope_kv_append(a, out, rows, *q.out, *k.out, rope_positions, rope_table, head_dim, norms);
-    if (attend.out) attention(*q.out, cache, layer, attend.scale, *attend.out);
-    project_attention(attend);
+    check_matmul(*attend.out, *attend.o, nullptr, *attend.into);
+    kernels::AttentionArgs at = attention_args(*q.out, cache, layer, attend.scale, *attend.out);
+    r.q_out = nullptr;
+    r.k_out = nullptr;
+    r.q_out_bf16 = static_cast<__nv_bfloat16*>(q.out->data);
+    KVLAB_CUDA_CHECK(kernels::rope_kv_append(a, r, stream_));
+    at.q = nullptr;
+    at.out = nullptr;
+    at.q_bf16 = r.q_out_bf16;
+    at.out_bf16 = static_cast<__nv_bfloat16*>(attend.out->data);
+    KVLAB_CUDA_CHECK(kernels::prefill_attention(at, stream_));
+    gemm(at.out_bf16, n, *attend.o, nullptr, attend.into->data, CUDA_R_32F, true);
   }
 
   // A decode step (at most kGemvMaxRows tokens) whose attention has a merge: one GEMV projects
@@ -930,12 +948,11 @@ class CudaBackend final : public Backend {
     require(rope_positions.numel() == a.n, "rope_kv_append: rope positions and positions differ in count");
   }
 
-  // The rope_kv_append kernel on a's keys and values and on the queries q (rows q_stride apart),
-  // rotated into q_out and k_out.
-  // q_bf16: rotated q there in bf16 instead of q_out, and k into the cache only.
-  void launch_rope_kv_append(const kernels::KvAppendArgs& a, const float* q, int64_t q_stride, Tensor& q_out,
-                             Tensor& k_out, const Tensor& rope_positions, const RopeTable& rope_table, int head_dim,
-                             const HeadNorms& norms, __nv_bfloat16* q_bf16 = nullptr) {
+  // The rope_kv_append kernel's arguments besides a, checked: q and k rotated into q_out and
+  // k_out; the caller points r.q (or r.q_bf16) at the queries and sets r.q_stride.
+  kernels::RopeArgs rope_args(const kernels::KvAppendArgs& a, Tensor& q_out, Tensor& k_out,
+                              const Tensor& rope_positions, const RopeTable& rope_table, int head_dim,
+                              const HeadNorms& norms) {
     const int64_t n = a.n;
     if (norms.q) {
       require_tensor(*norms.q, DType::BF16, "q head norm weight");
@@ -944,11 +961,8 @@ class CudaBackend final : public Backend {
     }
     check_rope_kv(a, q_out, k_out, rope_positions, rope_table, head_dim);
     kernels::RopeArgs r;
-    r.q = q;
-    r.q_stride = q_stride;
-    r.q_out = q_bf16 ? nullptr : q_out.ptr<float>();
-    r.q_out_bf16 = q_bf16;
-    r.k_out = q_bf16 ? nullptr : k_out.ptr<float>();
+    r.q_out = q_out.ptr<float>();
+    r.k_out = k_out.ptr<float>();
     r.q_heads = n == 0 ? 0 : int(q_out.numel() / (n * head_dim));
     r.positions = rope_positions.ptr<int32_t>();
     r.inv_freq = rope_table.inv_freq.ptr<float>();
@@ -958,7 +972,7 @@ class CudaBackend final : public Backend {
       r.k_norm = bf16(*norms.k);
       r.norm_eps = norms.eps;
     }
-    KVLAB_CUDA_CHECK(kernels::rope_kv_append(a, r, stream_));
+    return r;
   }
 
   // The tensors as one [sum of rows, ...] when each is the slice of one allocation that follows
