@@ -4,7 +4,8 @@
 # prompt runs: why the card slows (nvidia-smi's clock-event reasons and instant power every
 # 10 ms), and whether larger prefill chunks (fewer, larger products and attention tiles, less
 # energy a prompt) bring C's 8K prompt under 0.20 s; then C at 128K with each chunk for its peak
-# memory. Bundle: carry/bd35.tar.xz (C = eeff1c3's kernels, built as 458bd7f).
+# memory, with memcheck of the append kernels C changed before them. Bundle: carry/bd35.tar.xz
+# (C = c09bec5's kernels, built as 458bd7f).
 set -uo pipefail
 c=carry/bd35
 res=/tmp/resd36; mkdir -p $res
@@ -24,8 +25,12 @@ ttft() {
 for round in 1 2; do
   for chunk in 1024 2048 4096; do ttft $chunk $round 8192; done
 done
-for chunk in 1024 2048 4096; do ttft $chunk 128k 131072; done
 kill $smi
 head -3 $res/clocks.csv
+pack_results $res
+# The append kernels C changed, under memcheck (call 23 ran the block test only).
+run_sanitizer memcheck memcheck_append_C 90 $c/C/tests/test_cuda_ops --gtest_filter='CudaAttention.*KvAppend*:CudaAttention.AttentionInput*'
+pack_results $res
+for chunk in 1024 2048 4096; do ttft $chunk 128k 131072; done
 pack_results $res
 elapsed "done, status $status"
