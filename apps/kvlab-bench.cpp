@@ -35,7 +35,10 @@ int bench_main(int argc, char** argv) {
       ->delimiter(',');
   app.add_option("--decode-tokens", o.decode_tokens, "Timed decode steps per context")->check(CLI::PositiveNumber);
   app.add_option("--warmup-tokens", o.warmup_tokens, "Untimed decode steps before timing")->check(CLI::NonNegativeNumber);
-  app.add_option("--chunk", chunk, "Prefill chunk in tokens")->check(CLI::PositiveNumber);
+  app.add_option("--chunk", chunk,
+                 "Prefill chunk in tokens: larger reads the weights fewer times a prompt and takes more scratch "
+                 "(the memory plan counts it)")
+      ->check(CLI::PositiveNumber);
   app.add_option("--backend", backend_name, "cuda or cpu")->check(CLI::IsMember({"cpu", "cuda"}));
   kvlab::add_cache_flags(app, cache);
   double leank_sparsity = -1;
