@@ -109,6 +109,7 @@ int bench_main(int argc, char** argv) {
                       {"environment", kvlab::environment_json(backend->description())},
                       {"model", name},
                       {"cache", kvlab::to_json(o.cache)},
+                      {"prefill_chunk", model->max_chunk()},
                       {"copy_bandwidth_bytes_per_s", bandwidth},
                       {"weight_bytes_read_per_token", kvlab::decode_weight_bytes(*model)},
                       {"leank", o.leank_mask ? nlohmann::json{{"sparsity_achieved", o.leank_mask->sparsity_achieved},

@@ -80,6 +80,32 @@ TEST(Apps, EvalWritesASchemaVersionedReport) {
   EXPECT_GT(j["metrics"]["decode_tokens_per_s"].get<double>(), 0.0);
 }
 
+// kvlab-bench end to end on the CPU: a row per context, the settings that shaped them (the
+// prefill chunk changes TTFT and memory, so a report must say which it used), JSON and Markdown.
+TEST(Apps, BenchWritesARowPerContextWithItsSettings) {
+  const std::string out = testing::temp_dir() + "/bench.json", md = testing::temp_dir() + "/bench.md";
+  auto r = run_command(testing::bin_dir() + "/kvlab-bench --model " + tiny("llama") +
+                       " --backend cpu --contexts 40,100 --decode-tokens 3 --warmup-tokens 1 --chunk 32 --json " + out +
+                       " --markdown " + md);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json j = json::parse(testing::read_file(out));
+  EXPECT_EQ(j["schema"], "kvlab.bench");
+  EXPECT_EQ(j["prefill_chunk"], 32);
+  EXPECT_EQ(j["cache"]["policy"], "full");
+  ASSERT_EQ(j["rows"].size(), 2u);
+  for (size_t i = 0; i < 2; i++) {
+    const json& row = j["rows"][i];
+    EXPECT_EQ(row["context"], i == 0 ? 40 : 100);
+    EXPECT_GT(row["ttft_s"].get<double>(), 0.0);
+    EXPECT_GT(row["decode_tokens_per_s"].get<double>(), 0.0);
+    EXPECT_GT(row["roofline_fraction"].get<double>(), 0.0);
+    EXPECT_GE(row["peak_bytes"].get<double>(), row["kv_bytes"].get<double>());
+  }
+  const std::string table = testing::read_file(md);
+  EXPECT_NE(table.find("| 100 |"), std::string::npos) << table;
+  EXPECT_EQ(r.out.find(table), r.out.size() - table.size()) << "stdout ends with the table the file holds";
+}
+
 TEST(Apps, HelpExplainsEveryFlag) {
   for (const char* app : {"kvlab-eval", "kvlab-generate", "kvlab-inspect", "kvlab-tokenize"}) {
     auto r = run_command(testing::bin_dir() + "/" + app + " --help");
