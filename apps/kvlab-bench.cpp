@@ -121,7 +121,8 @@ int bench_main(int argc, char** argv) {
   for (const auto& r : rows) j["rows"].push_back(kvlab::to_json(r));
   if (o.cache.policy != "full") name += ", " + o.cache.policy + " budget " + o.cache.budget;
   std::string table = kvlab::markdown_table(name, backend_name, rows);
-  std::printf("copy bandwidth %.1f GB/s (read + write)\n%s", bandwidth / 1e9, table.c_str());
+  std::printf("copy bandwidth %.1f GB/s (read + write), prefill chunk %d tokens\n%s", bandwidth / 1e9,
+              model->max_chunk(), table.c_str());
   if (!out_json.empty()) kvlab::write_file_atomically(out_json, j.dump(2) + "\n");
   if (!out_md.empty()) kvlab::write_file_atomically(out_md, table);
   return 0;
