@@ -519,16 +519,22 @@ class CudaAttention : public CudaOps {
     const auto begin = layer.begin() + long(h) * capacity * hd;
     return std::vector<float>(begin, begin + long(count) * hd);
   }
-  // Every head's first `count` slots of layer 1's K and V, the GPU's against the CPU's.
-  static void expect_kv_close(const BothCache& c, int count, double tol, const std::string& what) {
-    const int capacity = c.cpu.capacity, hd = c.cpu.head_dim;
+  // Every head's first `count` slots of layer 1's K and V, cache `got` (on backend gb) against
+  // `want` (on wb), of the same shape.
+  static void expect_kv_close(Backend& gb, const KVCache& got, Backend& wb, const KVCache& want, int count, double tol,
+                              const std::string& what) {
+    const int capacity = want.capacity, hd = want.head_dim;
     for (const bool is_k : {true, false}) {
-      const std::vector<float> got = gpu().to_host_f32(is_k ? c.gpu.k[1] : c.gpu.v[1]);
-      const std::vector<float> want = cpu().to_host_f32(is_k ? c.cpu.k[1] : c.cpu.v[1]);
-      for (int h = 0; h < c.cpu.kv_heads; h++)
-        EXPECT_LE(rel_error(head_slots(got, h, capacity, hd, count), head_slots(want, h, capacity, hd, count)), tol)
+      const std::vector<float> g = gb.to_host_f32(is_k ? got.k[1] : got.v[1]);
+      const std::vector<float> w = wb.to_host_f32(is_k ? want.k[1] : want.v[1]);
+      for (int h = 0; h < want.kv_heads; h++)
+        EXPECT_LE(rel_error(head_slots(g, h, capacity, hd, count), head_slots(w, h, capacity, hd, count)), tol)
             << what << (is_k ? " K" : " V") << " of head " << h;
     }
+  }
+  // The GPU's cache against the CPU's.
+  static void expect_kv_close(const BothCache& c, int count, double tol, const std::string& what) {
+    expect_kv_close(gpu(), c.gpu, cpu(), c.cpu, count, tol, what);
   }
   static std::vector<int32_t> lengths(const KVCache& c) {
     std::vector<int32_t> h(size_t(c.layers * c.kv_heads));
@@ -890,17 +896,12 @@ TEST_F(CudaAttention, AttentionBlockPrefill) {
         << what << ": block against apart";
     ASSERT_EQ(lengths(c.gpu), lengths(c.cpu)) << what;
     ASSERT_EQ(lengths(apart), lengths(c.cpu)) << what;
-    for (const bool is_k : {true, false}) {
-      if (!rounded_qkv)
+    if (rounded_qkv) {
+      expect_kv_close(gpu(), c.gpu, gpu(), apart, prefix + n, kBf16x, what + " against apart:");
+    } else {
+      for (const bool is_k : {true, false})
         EXPECT_EQ(bytes_of(is_k ? c.gpu.k[1] : c.gpu.v[1]), bytes_of(is_k ? apart.k[1] : apart.v[1]))
             << what << (is_k ? " K" : " V");
-      const std::vector<float> block_kv = gpu().to_host_f32(is_k ? c.gpu.k[1] : c.gpu.v[1]);
-      const std::vector<float> apart_kv = gpu().to_host_f32(is_k ? apart.k[1] : apart.v[1]);
-      for (int h = 0; h < kv_heads; h++)
-        EXPECT_LE(rel_error(head_slots(block_kv, h, capacity, hd, prefix + n),
-                            head_slots(apart_kv, h, capacity, hd, prefix + n)),
-                  kBf16x)
-            << what << (is_k ? " K" : " V") << " of head " << h << " against apart";
     }
     expect_kv_close(c, prefix + n, kBf16x + kBf16x, what);
   }
