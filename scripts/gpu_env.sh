@@ -63,11 +63,11 @@ run_sanitizer() {
 
 # kvlab-bench of a named shape under a limit into DIR/LOG.json and .log (a folder pack_results
 # sends back as one file): prints its table rows.
-#   run_bench DIR LOG LIMIT BINARY SHAPE CONTEXTS DECODE_TOKENS
+#   run_bench DIR LOG LIMIT BINARY SHAPE CONTEXTS DECODE_TOKENS [more kvlab-bench flags...]
 run_bench() {
   local dir=$1 log=$2 limit=$3
   elapsed "$log"
-  timeout "$(step_limit "$limit")" "$4" --shape "$5" --contexts "$6" --decode-tokens "$7" --json "$dir/$log.json" \
+  timeout "$(step_limit "$limit")" "$4" --shape "$5" --contexts "$6" --decode-tokens "$7" "${@:8}" --json "$dir/$log.json" \
     >"$dir/$log.log" 2>&1 || echo "exit $?"
   grep -E '^\| (llama|qwen)' "$dir/$log.log" | cut -c1-150
 }
