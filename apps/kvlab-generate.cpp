@@ -83,9 +83,9 @@ int generate_main(int argc, char** argv) {
     if (id >= m.config.vocab_size)
       kvlab::fail("prompt token id " + std::to_string(id) + " is outside the model's vocabulary of " +
                   std::to_string(m.config.vocab_size));
-  if (context > m.config.max_position_embeddings)
+  if (context > m.config.context_window())
     kvlab::fail("prompt (" + std::to_string(ids.size()) + ") + --max-new-tokens (" + std::to_string(max_new) +
-                ") exceed the model's max_position_embeddings (" + std::to_string(m.config.max_position_embeddings) + ")");
+                ") exceed " + m.config.context_window_text());
 
   kvlab::CachedSequence seq(*m.model, cache_spec, int(ids.size()), max_new);
   kvlab::GenerateOptions opt;

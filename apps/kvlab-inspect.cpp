@@ -44,6 +44,7 @@ int inspect_main(int argc, char** argv) {
                       {"kv_heads", c.num_kv_heads},
                       {"head_dim", c.head_dim},
                       {"rope_scaling", c.rope_scaling.type},
+                      {"context_window", c.context_window()},
                       {"backend", backend},
                       {"plan", kvlab::to_json(plan)}};
   if (as_json) {
@@ -52,9 +53,9 @@ int inspect_main(int argc, char** argv) {
   }
   using kvlab::format_bytes;
   std::printf("model          %s\n", dir.c_str());
-  std::printf("architecture   %s, %d layers, %d heads / %d KV heads, head_dim %d, rope %s\n",
+  std::printf("architecture   %s, %d layers, %d heads / %d KV heads, head_dim %d, rope %s, context window %d\n",
               kvlab::architecture_name(c.arch), c.num_layers, c.num_heads, c.num_kv_heads, c.head_dim,
-              c.rope_scaling.type.c_str());
+              c.rope_scaling.type.c_str(), c.context_window());
   const double params = double(kvlab::parameter_count(c));
   std::printf("parameters     %.3f %s (%zu tensors in %zu files, %s)\n", params >= 1e9 ? params / 1e9 : params / 1e6,
               params >= 1e9 ? "B" : "M",

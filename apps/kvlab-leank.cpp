@@ -97,7 +97,7 @@ int run_estimate(const EstimateArgs& a) {
 
   kvlab::ModelConfig config = kvlab::load_model_config(a.model);
   kvlab::EstimateOptions options = a.options;
-  if (!a.sequence_given) options.sequence = std::min(options.sequence, config.max_position_embeddings);
+  if (!a.sequence_given) options.sequence = std::min(options.sequence, config.context_window());
   auto backend = kvlab::make_backend(kvlab::backend_kind_from_name(a.backend));
   kvlab::LoadedModel m = kvlab::load_model(a.model, *backend, options.sequence, true);
 
@@ -272,7 +272,7 @@ int leank_main(int argc, char** argv) {
   e->add_option("--tokens", est.tokens, "Calibration tokens taken from the start of the text")
       ->check(CLI::Range(2, 1 << 24));
   auto* seq = e->add_option("--sequence", est.options.sequence,
-                            "Tokens per calibration sequence, BOS included (default 1024, at most max_position_embeddings)")
+                            "Tokens per calibration sequence, BOS included (default 1024, at most the model's context window)")
                   ->check(CLI::Range(2, 1 << 20));
   e->add_option("--chunk", est.options.chunk, "Prefill chunk; queries are scored at the end of each (default 256)")
       ->check(CLI::Range(2, 1 << 20));

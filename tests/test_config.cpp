@@ -102,8 +102,8 @@ TEST(Config, ErrorsNameTheField) {
   EXPECT_NE(parse_error(j).find("num_key_value_heads"), std::string::npos);
 
   j = llama_json();
-  j["rope_scaling"]["rope_type"] = "yarn";
-  EXPECT_NE(parse_error(j).find("yarn"), std::string::npos);
+  j["rope_scaling"]["rope_type"] = "longrope";
+  EXPECT_NE(parse_error(j).find("longrope"), std::string::npos);
 
   j = llama_json();
   j["hidden_act"] = "gelu";

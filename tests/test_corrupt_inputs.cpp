@@ -435,7 +435,10 @@ void add_config_cases(std::vector<Case>& cases) {
   config_json("kv_heads_do_not_divide", [](ordered_json& c) { c["num_key_value_heads"] = 3; }, "\"num_key_value_heads\"");
   config_json("odd_head_dim", [](ordered_json& c) { c["head_dim"] = 15; }, "\"head_dim\"");
   config_json("gelu", [](ordered_json& c) { c["hidden_act"] = "gelu"; }, "\"hidden_act\"");
-  config_json("rope_yarn", [](ordered_json& c) { c["rope_parameters"]["rope_type"] = "yarn"; }, "yarn");
+  config_json("rope_longrope", [](ordered_json& c) { c["rope_parameters"]["rope_type"] = "longrope"; }, "longrope");
+  config_json("rope_yarn_beta", [](ordered_json& c) {
+    c["rope_parameters"] = {{"rope_type", "yarn"}, {"factor", 4.0}, {"beta_fast", "fast"}};
+  }, "beta_fast");
   config_json("rope_factor_negative", [](ordered_json& c) { c["rope_parameters"]["factor"] = -8; }, "\"factor\"");
   config_json("rope_frequencies_inverted", [](ordered_json& c) { c["rope_parameters"]["high_freq_factor"] = 0.5; },
               "high_freq_factor");

@@ -14,9 +14,8 @@ ChannelImportance estimate_qk_importance(Transformer& model, const std::vector<i
   if (o.chunk < 2 || o.chunk > model.max_chunk())
     fail("chunk " + std::to_string(o.chunk) + " must be between 2 and the model's prefill chunk of " +
          std::to_string(model.max_chunk()) + " tokens");
-  if (o.sequence < 2 || o.sequence > c.max_position_embeddings)
-    fail("sequence " + std::to_string(o.sequence) + " must be between 2 and the model's max_position_embeddings (" +
-         std::to_string(c.max_position_embeddings) + ")");
+  if (o.sequence < 2 || o.sequence > c.context_window())
+    fail("sequence " + std::to_string(o.sequence) + " must be between 2 and the length of " + c.context_window_text());
   for (int32_t id : ids)
     if (id < 0 || id >= c.vocab_size)
       fail("calibration token id " + std::to_string(id) + " is outside the model's vocabulary of " +

@@ -1,5 +1,8 @@
 #include "model/config.h"
 
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -57,7 +60,7 @@ struct Reader {
   }
 };
 
-RopeScaling parse_rope_scaling(const json& block, const std::string& source) {
+RopeScaling parse_rope_scaling(const json& block, const std::string& source, int max_position_embeddings) {
   std::string field = "rope_scaling";
   if (!block.is_object()) fail(source + ": field \"" + field + "\" must be an object");
   Reader r{block, source};
@@ -67,9 +70,9 @@ RopeScaling parse_rope_scaling(const json& block, const std::string& source) {
   if (!type || !type->is_string()) fail(source + ": field \"rope_scaling.rope_type\" is missing");
   s.type = type->get<std::string>();
   if (s.type == "default") return s;
-  if (s.type != "llama3" && s.type != "linear")
+  if (s.type != "llama3" && s.type != "linear" && s.type != "yarn")
     fail(source + ": field \"rope_scaling.rope_type\" is \"" + s.type +
-         "\"; kvlab supports \"default\", \"llama3\" and \"linear\"");
+         "\"; kvlab supports \"default\", \"linear\", \"llama3\" and \"yarn\"");
   s.factor = r.positive_number_or("factor", 0);
   if (s.factor <= 0) fail(source + ": field \"rope_scaling.factor\" is missing");
   if (s.type == "llama3") {
@@ -78,6 +81,17 @@ RopeScaling parse_rope_scaling(const json& block, const std::string& source) {
     s.original_max_position = r.positive_int_or("original_max_position_embeddings", 8192);
     if (s.high_freq_factor <= s.low_freq_factor)
       fail(source + ": field \"rope_scaling.high_freq_factor\" must exceed low_freq_factor");
+  }
+  if (s.type == "yarn") {
+    s.original_max_position = r.positive_int_or("original_max_position_embeddings", max_position_embeddings);
+    s.beta_fast = r.positive_number_or("beta_fast", 32.0);
+    s.beta_slow = r.positive_number_or("beta_slow", 1.0);
+    s.truncate = r.bool_or("truncate", true);
+    // As HF and the YaRN paper: 0.1 ln(factor) + 1, or DeepSeek's ratio of two such terms.
+    auto mscale = [&](double m) { return s.factor <= 1 ? 1.0 : 0.1 * m * std::log(s.factor) + 1.0; };
+    const double m = r.positive_number_or("mscale", 0), m_all = r.positive_number_or("mscale_all_dim", 0);
+    s.attention_factor = r.positive_number_or("attention_factor", m > 0 && m_all > 0 ? mscale(m) / mscale(m_all)
+                                                                                      : mscale(1.0));
   }
   return s;
 }
@@ -155,10 +169,10 @@ ModelConfig parse_model_config(const json& j, const std::string& source) {
   if (rope_params && rope_params->is_object()) {
     Reader rp{*rope_params, source};
     c.rope_theta = rp.positive_number_or("rope_theta", r.positive_number_or("rope_theta", 10000.0));
-    c.rope_scaling = parse_rope_scaling(*rope_params, source);
+    c.rope_scaling = parse_rope_scaling(*rope_params, source, c.max_position_embeddings);
   } else {
     c.rope_theta = r.positive_number_or("rope_theta", 10000.0);
-    if (rope_scaling) c.rope_scaling = parse_rope_scaling(*rope_scaling, source);
+    if (rope_scaling) c.rope_scaling = parse_rope_scaling(*rope_scaling, source, c.max_position_embeddings);
   }
 
   switch (c.arch) {
@@ -184,6 +198,23 @@ ModelConfig parse_model_config(const json& j, const std::string& source) {
   if (const json* bos = r.find("bos_token_id"); bos && bos->is_number_integer()) c.bos_token_id = bos->get<int>();
   c.eos_token_ids = parse_token_ids(r.find("eos_token_id"), "eos_token_id", source);
   return c;
+}
+
+int ModelConfig::context_window() const {
+  if (rope_scaling.type != "yarn") return max_position_embeddings;
+  const double scaled = double(rope_scaling.original_max_position) * rope_scaling.factor;
+  return int(std::min<double>(1 << 30, std::max<double>(max_position_embeddings, std::floor(scaled))));
+}
+
+std::string ModelConfig::context_window_text() const {
+  std::string why = "max_position_embeddings";
+  if (context_window() != max_position_embeddings) {
+    char factor[32];
+    std::snprintf(factor, sizeof factor, "%g", rope_scaling.factor);
+    why = "YaRN's original_max_position_embeddings " + std::to_string(rope_scaling.original_max_position) +
+          " x factor " + factor;
+  }
+  return "the model's context window (" + std::to_string(context_window()) + " tokens: " + why + ")";
 }
 
 ModelConfig load_model_config(const std::string& model_dir) {

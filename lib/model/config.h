@@ -12,11 +12,19 @@ const char* architecture_name(Architecture a);  // the HF class name, e.g. "Llam
 
 // RoPE scaling as HF's rope_scaling/rope_parameters block; "default" means none.
 struct RopeScaling {
-  std::string type = "default";  // "default" | "llama3" | "linear"
+  std::string type = "default";  // "default" | "linear" | "llama3" | "yarn"
   double factor = 1.0;
   double low_freq_factor = 1.0;    // llama3
   double high_freq_factor = 4.0;   // llama3
-  int original_max_position = 8192;  // llama3
+  int original_max_position = 8192;  // llama3; yarn (default: max_position_embeddings)
+  // yarn: the band of dimensions blended between kept and scaled frequencies lies between
+  // beta_fast and beta_slow rotations over original_max_position (whole dimensions when
+  // truncate); cos and sin are multiplied by attention_factor (resolved from factor, or mscale
+  // and mscale_all_dim, when the config leaves it out).
+  double beta_fast = 32.0;
+  double beta_slow = 1.0;
+  bool truncate = true;
+  double attention_factor = 1.0;
 };
 
 struct ModelConfig {
@@ -41,6 +49,12 @@ struct ModelConfig {
 
   int q_dim() const { return num_heads * head_dim; }
   int kv_dim() const { return num_kv_heads * head_dim; }
+  // The longest sequence the model is meant to take: max_position_embeddings, or with YaRN
+  // original_max_position_embeddings x factor (vLLM's rule; Qwen's YaRN configs keep the
+  // pretrained length in max_position_embeddings).
+  int context_window() const;
+  // For errors: "the model's context window (32768 tokens: max_position_embeddings)".
+  std::string context_window_text() const;
 };
 
 // Parses and validates; every error names `source` (the file) and the offending field.

@@ -1,6 +1,7 @@
 #pragma once
 // The rotary inverse frequencies of a config, as HF computes them (fp32), including the
-// "llama3" and "linear" rope_scaling variants.
+// "linear", "llama3" and "yarn" rope_scaling variants, and the factor YaRN multiplies cos and
+// sin by (1 otherwise).
 #include <vector>
 
 #include "model/config.h"

@@ -33,6 +33,7 @@ nlohmann::json model_json(const LoadedModel& m) {
           {"head_dim", c.head_dim},
           {"vocab_size", c.vocab_size},
           {"max_position_embeddings", c.max_position_embeddings},
+          {"context_window", c.context_window()},
           {"rope_scaling", c.rope_scaling.type}};
 }
 

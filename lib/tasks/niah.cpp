@@ -232,9 +232,8 @@ PreparedTask prepare_niah(const nlohmann::json& j, const TaskSetup& setup) {
   o.max_new_tokens = j["max_new_tokens"].get<int>();
   o.seed = j["seed"].get<uint64_t>();
   for (int length : o.lengths)
-    if (length > setup.model.max_position_embeddings)
-      fail("niah: length " + std::to_string(length) + " exceeds the model's max_position_embeddings (" +
-           std::to_string(setup.model.max_position_embeddings) + ")");
+    if (length > setup.model.context_window())
+      fail("niah: length " + std::to_string(length) + " exceeds " + setup.model.context_window_text());
   PreparedTask t;
   t.config = j;
   std::vector<std::string> lines;

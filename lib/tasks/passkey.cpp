@@ -77,9 +77,9 @@ nlohmann::json to_json(const PasskeyOptions& o) {
 nlohmann::json run_passkey(Transformer& model, const Tokenizer& tok, const PasskeyOptions& options,
                            const CacheSpec& cache) {
   if (options.samples_per_depth < 1) fail("passkey: --samples must be at least 1");
-  if (options.context_tokens > model.config().max_position_embeddings)
-    fail("passkey: --context " + std::to_string(options.context_tokens) + " exceeds the model's " +
-         "max_position_embeddings (" + std::to_string(model.config().max_position_embeddings) + ")");
+  if (options.context_tokens > model.config().context_window())
+    fail("passkey: --context " + std::to_string(options.context_tokens) + " exceeds " +
+         model.config().context_window_text());
   nlohmann::json samples = nlohmann::json::array();
   std::map<double, std::pair<int, int>> by_depth;  // depth -> (correct, total)
   RunStats stats;
@@ -129,9 +129,9 @@ PreparedTask prepare_passkey(const nlohmann::json& o, const TaskSetup& setup) {
   options.depths = o["depths"].get<std::vector<double>>();
   options.samples_per_depth = o["samples"].get<int>();
   options.seed = o["seed"].get<uint64_t>();
-  if (options.context_tokens > setup.model.max_position_embeddings)
-    fail("passkey: --context " + std::to_string(options.context_tokens) + " exceeds the model's " +
-         "max_position_embeddings (" + std::to_string(setup.model.max_position_embeddings) + ")");
+  if (options.context_tokens > setup.model.context_window())
+    fail("passkey: --context " + std::to_string(options.context_tokens) + " exceeds " +
+         setup.model.context_window_text());
   PreparedTask t;
   t.config = to_json(options);
   t.context_tokens = options.context_tokens;

@@ -118,7 +118,7 @@ PreparedTask prepare_perplexity(const nlohmann::json& j, const TaskSetup& setup)
     StreamingNll s = streaming_nll(model, cache, ids, stats);
     double sum = 0;
     for (double x : s.nll) sum += x;
-    const int trained = model.config().max_position_embeddings;
+    const int trained = model.config().context_window();
     nlohmann::json m = {{"metric", "perplexity"},
                         {"ppl", ppl(sum, s.nll.size())},
                         {"nll_mean", sum / double(s.nll.size())},

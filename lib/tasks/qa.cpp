@@ -90,15 +90,15 @@ PreparedTask prepare_qa(const nlohmann::json& j, const TaskSetup& setup) {
   const int max_new = j["max_new_tokens"].get<int>(), limit = j["limit"].get<int>();
   const bool skip = j["skip_bad_lines"].get<bool>(), chat = j["chat"].get<bool>(),
              first_line = j["first_line"].get<bool>(), truncate = j["truncation"] == "middle";
-  const int trained = setup.model.max_position_embeddings;
+  const int trained = setup.model.context_window();
   if (max_new >= trained)
-    fail("qa: --max-new-tokens " + std::to_string(max_new) + " leaves no room for a prompt in the model's " +
-         "max_position_embeddings (" + std::to_string(trained) + ")");
+    fail("qa: --max-new-tokens " + std::to_string(max_new) + " leaves no room for a prompt in " +
+         setup.model.context_window_text());
   int max_length = j["max_length"].get<int>();
   if (max_length == 0) max_length = trained - max_new;
   if (max_length + max_new > trained)
     fail("qa: --max-length " + std::to_string(max_length) + " plus --max-new-tokens " + std::to_string(max_new) +
-         " exceeds the model's max_position_embeddings (" + std::to_string(trained) + ")");
+         " exceeds " + setup.model.context_window_text());
 
   QaDataset data = load_qa_jsonl(path, skip);
   std::vector<QaItem> items;
@@ -214,7 +214,7 @@ extern const TaskInfo kQaTask{
       {}},
      {"max_new_tokens", TaskOption::Int, 32, "tokens to generate at most", 1, 1 << 20, {}},
      {"max_length", TaskOption::Int, 0,
-      "prompt tokens allowed (0: the model's max_position_embeddings minus --max-new-tokens)", 0, 1 << 30, {}},
+      "prompt tokens allowed (0: the model's context window minus --max-new-tokens)", 0, 1 << 30, {}},
      {"truncation", TaskOption::String, "middle", "middle: cut the context's middle to fit; none: too long is an error",
       -1e300, 1e300, {"middle", "none"}},
      {"chat", TaskOption::Bool, false, "wrap prompts in the chat template (an example's \"chat\" field wins)", -1e300,
