@@ -9,11 +9,13 @@ mistakes show. It saves each with save_pretrained, reloads it from disk in fp32 
 the logits at every position of a fixed 288-token prompt and 64 greedy tokens.
 
   python3 scripts/make_goldens.py --text shakespeare.txt --models datasets/models --out tests/golden
+  python3 scripts/make_goldens.py --yarn --models datasets/models --out tests/golden  # one more golden
 
 Outputs
   <models>/tiny-random-<arch>/   config.json, *.safetensors, tokenizer.json, tokenizer_config.json
   <out>/<arch>.safetensors       prompt_ids I32[T], logits F32[T,V], greedy_ids I32[64],
                                  greedy_margin F32[64] (top-1 minus top-2 logit at each step)
+  <out>/qwen3-yarn.safetensors   the same for tiny-random-qwen3-yarn (--yarn)
 """
 import argparse
 import json
@@ -23,7 +25,7 @@ import shutil
 
 import torch
 import transformers
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
 PROMPT_LEN = 288
@@ -104,15 +106,51 @@ def greedy(model, prompt):
     return tokens, margins
 
 
+def record_golden(model_dir, prompt, path):
+    """transformers' fp32 logits of `prompt` on the checkpoint as saved (on the CPU:
+    deterministic, no TF32) and its greedy continuation, into `path`."""
+    ref = transformers.AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32,
+                                                            attn_implementation="eager").eval()
+    with torch.no_grad():
+        logits = ref(prompt).logits[0].float().contiguous()
+    tokens, margins = greedy(ref, prompt)
+    save_file({"prompt_ids": prompt[0].to(torch.int32).contiguous(),
+               "logits": logits,
+               "greedy_ids": torch.tensor(tokens, dtype=torch.int32),
+               "greedy_margin": torch.tensor(margins, dtype=torch.float32)}, path)
+    print(f"{path}: logits |max| {float(logits.abs().max()):.3f}; min greedy margin {min(margins):.4f}; "
+          f"greedy head {tokens[:8]}")
+    return {"files": sorted(os.listdir(model_dir)), "min_greedy_margin": min(margins),
+            "logit_abs_max": float(logits.abs().max()),
+            "config": json.load(open(os.path.join(model_dir, "config.json")))}
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--text", required=True, help="training text for the tiny tokenizer")
+    ap.add_argument("--text", help="training text for the tiny tokenizer")
     ap.add_argument("--models", required=True)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--yarn", action="store_true",
+                    help="only the golden of tiny-random-qwen3-yarn (scripts/derive_yarn_model.py), on "
+                         "qwen3's golden prompt; the other checkpoints and goldens stay as they are")
     args = ap.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     os.makedirs(args.out, exist_ok=True)
+    summary_path = os.path.join(args.out, "models.json")
+
+    if args.yarn:
+        prompt = load_file(os.path.join(args.out, "qwen3.safetensors"))["prompt_ids"].to(torch.int64)[None]
+        summary = json.load(open(summary_path))
+        summary["models"]["qwen3-yarn"] = dict(
+            record_golden(os.path.join(args.models, "tiny-random-qwen3-yarn"), prompt,
+                          os.path.join(args.out, "qwen3-yarn.safetensors")),
+            transformers=transformers.__version__, torch=torch.__version__)
+        with open(summary_path, "w") as f:
+            json.dump(summary, f, indent=2)
+        return
+    if not args.text:
+        ap.error("--text is needed to build the checkpoints")
 
     storage = {"llama": torch.bfloat16, "qwen2": torch.float32, "qwen3": torch.float16}
     summary = {"transformers": transformers.__version__, "torch": torch.__version__,
@@ -130,28 +168,10 @@ def main():
         model = model.to(storage[arch])
         # The llama checkpoint is saved sharded to exercise model.safetensors.index.json.
         model.save_pretrained(model_dir, max_shard_size="300KB" if arch == "llama" else "1GB")
-
-        # The goldens come from the checkpoint as saved, computed in fp32 on the CPU
-        # (deterministic, no TF32).
-        ref = transformers.AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32,
-                                                                attn_implementation="eager").eval()
         prompt = torch.randint(0, VOCAB, (1, PROMPT_LEN), generator=gen)
-        with torch.no_grad():
-            logits = ref(prompt).logits[0].float().contiguous()
-        tokens, margins = greedy(ref, prompt)
-        save_file({"prompt_ids": prompt[0].to(torch.int32).contiguous(),
-                   "logits": logits,
-                   "greedy_ids": torch.tensor(tokens, dtype=torch.int32),
-                   "greedy_margin": torch.tensor(margins, dtype=torch.float32)},
-                  os.path.join(args.out, f"{arch}.safetensors"))
-        files = sorted(os.listdir(model_dir))
-        summary["models"][arch] = {"files": files, "storage_dtype": str(storage[arch]),
-                                   "min_greedy_margin": min(margins),
-                                   "logit_abs_max": float(logits.abs().max()),
-                                   "config": json.load(open(os.path.join(model_dir, "config.json")))}
-        print(f"{arch}: files {files}; logits |max| {float(logits.abs().max()):.3f}; "
-              f"min greedy margin {min(margins):.4f}; greedy head {tokens[:8]}")
-    with open(os.path.join(args.out, "models.json"), "w") as f:
+        summary["models"][arch] = dict(record_golden(model_dir, prompt, os.path.join(args.out, f"{arch}.safetensors")),
+                                       storage_dtype=str(storage[arch]))
+    with open(summary_path, "w") as f:
         json.dump(summary, f, indent=2)
 
 

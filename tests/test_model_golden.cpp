@@ -31,7 +31,12 @@ float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
   return m;
 }
 
-class ModelGolden : public ::testing::TestWithParam<std::string> {};
+class ModelGolden : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (const std::string why = testing::golden_missing(GetParam()); !why.empty()) GTEST_SKIP() << why;
+  }
+};
 
 TEST_P(ModelGolden, PrefillLogitsAndGreedyTokensMatchTransformers) {
   Golden g = load_golden(GetParam());
@@ -125,7 +130,8 @@ TEST_P(ModelGolden, StacksEachLayersProjectionsInOneAllocation) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Architectures, ModelGolden, ::testing::Values("llama", "qwen2", "qwen3"));
+INSTANTIATE_TEST_SUITE_P(Architectures, ModelGolden, ::testing::Values("llama", "qwen2", "qwen3", "qwen3-yarn"),
+                         [](const auto& info) { return info.param == "qwen3-yarn" ? "qwen3_yarn" : info.param; });
 
 }  // namespace
 }  // namespace kvlab
