@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
 
@@ -173,6 +174,29 @@ TEST(Yarn, AttentionFactorScalesQueriesAndKeysBeforeAttention) {
   }
   EXPECT_LT(worst, 1e-4f);
   EXPECT_GT(moved, 100 * worst);  // the factor matters at these weights, so the match means something
+}
+
+// Through kvlab-eval, as a user meets it: with max_position_embeddings cut to 512, the YaRN
+// checkpoint still takes a 900-token passkey prompt (its window is 256 x 4 = 1024), and refuses
+// 1100 with one line that says where the window comes from.
+TEST(Yarn, TasksTakePromptsUpToTheWindow) {
+  namespace fs = std::filesystem;
+  const std::string dir = testing::temp_dir() + "/yarn";
+  fs::copy(testing::source_dir() + "/datasets/models/tiny-random-qwen3-yarn", dir, fs::copy_options::recursive);
+  json config = json::parse(testing::read_file(dir + "/config.json"));
+  config["max_position_embeddings"] = 512;
+  testing::write_file(dir + "/config.json", config.dump(2));
+  auto eval = [&](int context) {
+    return testing::run_command(testing::bin_dir() + "/kvlab-eval --model " + dir + " --samples 1 --depths 0.5 " +
+                                "--context " + std::to_string(context) + " --out " + dir + "/r" +
+                                std::to_string(context) + ".json");
+  };
+  const testing::CommandResult within = eval(900), beyond = eval(1100);
+  EXPECT_EQ(within.exit_code, 0) << within.err;
+  EXPECT_EQ(beyond.exit_code, 2) << beyond.err;
+  EXPECT_NE(beyond.err.find("1024 tokens: YaRN's original_max_position_embeddings 256 x factor 4"), std::string::npos)
+      << beyond.err;
+  EXPECT_FALSE(fs::exists(dir + "/r1100.json"));
 }
 
 }  // namespace
