@@ -16,6 +16,7 @@
 #include "model/shapes.h"
 #include "run/cache_options.h"
 #include "run/cli.h"
+#include "run/hf_overrides.h"
 #include "run/speed_bench.h"
 
 namespace {
@@ -31,6 +32,8 @@ int bench_main(int argc, char** argv) {
   auto* s = app.add_option("--shape", shape, "Named shape with random bf16 weights (see --list-shapes)");
   m->excludes(s);
   s->excludes(m);
+  std::string overrides;
+  kvlab::add_hf_overrides_flag(app, overrides);
   app.add_option("--contexts", o.contexts, "Context lengths in tokens (space- or comma-separated)")
       ->delimiter(',');
   app.add_option("--decode-tokens", o.decode_tokens, "Timed decode steps per context")->check(CLI::PositiveNumber);
@@ -65,12 +68,13 @@ int bench_main(int argc, char** argv) {
   std::unique_ptr<kvlab::Transformer> model;
   std::string name;
   if (!shape.empty()) {
-    kvlab::ModelConfig cfg = kvlab::shape_config(shape);
+    kvlab::ModelConfig cfg = kvlab::shape_config(shape, kvlab::hf_overrides_from_flag(overrides));
     kvlab::require_fits(kvlab::plan_memory(cfg, planned, chunk, kvlab::plan_dtypes(*backend, cfg)), *backend);
     model = std::make_unique<kvlab::Transformer>(cfg, *backend, kvlab::random_weights(cfg, *backend, 1), chunk);
     name = shape + " (random)";
   } else {
-    kvlab::LoadedModel lm = kvlab::load_model(model_dir, *backend, planned, false, chunk);
+    kvlab::LoadedModel lm =
+        kvlab::load_model(model_dir, *backend, planned, false, chunk, false, kvlab::hf_overrides_from_flag(overrides));
     model = std::move(lm.model);
     name = model_dir;
   }

@@ -17,6 +17,7 @@
 #include "run/cache_dump.h"
 #include "run/cache_options.h"
 #include "run/cli.h"
+#include "run/hf_overrides.h"
 #include "run/report.h"
 #include "tasks/registry.h"
 #include "tasks/text_file.h"
@@ -32,6 +33,7 @@ struct EvalOptions {
   std::string task = "passkey";
   std::string backend = "cpu";
   std::string out;
+  std::string hf_overrides;  // JSON text
   kvlab::CacheFlags cache;
 };
 
@@ -50,6 +52,8 @@ void apply_config_file(const std::string& path, EvalOptions& o, kvlab::TaskOptio
     try {
       if (key == "model") {
         if (!given("--model")) o.model = (base / value.get<std::string>()).lexically_normal().string();
+      } else if (key == "hf_overrides") {
+        if (!given("--hf-overrides")) o.hf_overrides = value.dump();
       } else if (key == "tokenizer") {
         if (!given("--tokenizer")) o.tokenizer = value.get<std::string>();
       } else if (key == "task") {
@@ -119,6 +123,7 @@ int eval_main(int argc, char** argv) {
   app.add_option("--config", config_path, "JSON file with any of the settings below (flags override it)");
   app.add_option("--model", o.model, "Hugging Face model directory (default: the embedded tiny model)");
   app.add_option("--tokenizer", o.tokenizer, "tokenizer.json (default: the one in the model directory)");
+  kvlab::add_hf_overrides_flag(app, o.hf_overrides);
   app.add_option("--task", o.task, "Task to run: passkey, niah, perplexity or qa (see --help-tasks)");
   app.add_option("--backend", o.backend, "cpu (Eigen reference) or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
   app.add_option("--out", o.out, "Report path (default results/eval-<task>-<model>-<time>.json)");
@@ -162,7 +167,8 @@ int eval_main(int argc, char** argv) {
 
   // Data and prompts are checked before the weights load; the task then sizes the memory check.
   auto backend = kvlab::make_backend(kvlab::backend_kind_from_name(o.backend));
-  const kvlab::ModelConfig model_config = kvlab::load_model_config(o.model);
+  const json overrides = kvlab::hf_overrides_from_flag(o.hf_overrides);
+  const kvlab::ModelConfig model_config = kvlab::load_model_config(o.model, overrides);
   kvlab::Tokenizer tok = kvlab::Tokenizer::load(o.tokenizer);
   if (tok.vocab_size() > model_config.vocab_size)
     kvlab::fail(o.tokenizer + ": tokenizer has " + std::to_string(tok.vocab_size()) + " tokens but the model's " +
@@ -170,7 +176,7 @@ int eval_main(int argc, char** argv) {
   kvlab::PreparedTask prepared = task.prepare(
       task_options_json, {tok, model_config, cache, kvlab::kv_bytes_per_token(model_config, backend->kv_dtype())});
   kvlab::LoadedModel m = kvlab::load_model(o.model, *backend, prepared.context_tokens, true,
-                                           kvlab::kDefaultPrefillChunk, prepared.all_logits);
+                                           kvlab::kDefaultPrefillChunk, prepared.all_logits, overrides);
   kvlab::install_interrupt_handlers();  // from here on SIGINT/SIGTERM end the run after the current sample
   kvlab::TaskResult result = prepared.run(*m.model);
   // Weights, KV store and workspace at their largest: device memory on cuda, host tensors on cpu.

@@ -7,6 +7,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "run/cli.h"
+#include "run/hf_overrides.h"
 #include "model/chat_template.h"
 #include "model/generate.h"
 #include "model/loaded_model.h"
@@ -43,6 +44,8 @@ int generate_main(int argc, char** argv) {
   bool chat = false, as_json = false, ignore_eos = false;
   app.add_option("--model", model_dir, "Hugging Face model directory (default: the embedded tiny model)");
   app.add_option("--tokenizer", tokenizer_path, "tokenizer.json (default: the one in the model directory)");
+  std::string overrides;
+  kvlab::add_hf_overrides_flag(app, overrides);
   auto* p = app.add_option("--prompt", prompt, "Prompt text (UTF-8)");
   auto* pi = app.add_option("--prompt-ids", prompt_ids, "Prompt as comma-separated token ids, no tokenizer involved");
   p->excludes(pi);
@@ -78,7 +81,8 @@ int generate_main(int argc, char** argv) {
 
   auto backend = kvlab::make_backend(kvlab::backend_kind_from_name(backend_name));
   const int context = int(ids.size()) + max_new;
-  kvlab::LoadedModel m = kvlab::load_model(model_dir, *backend, context, false);
+  kvlab::LoadedModel m = kvlab::load_model(model_dir, *backend, context, false, kvlab::kDefaultPrefillChunk, false,
+                                           kvlab::hf_overrides_from_flag(overrides));
   for (int32_t id : ids)
     if (id >= m.config.vocab_size)
       kvlab::fail("prompt token id " + std::to_string(id) + " is outside the model's vocabulary of " +

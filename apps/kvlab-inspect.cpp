@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "run/cli.h"
+#include "run/hf_overrides.h"
 #include "model/config.h"
 #include "model/memory_plan.h"
 #include "model/safetensors.h"
@@ -26,9 +27,11 @@ int inspect_main(int argc, char** argv) {
                  "Plan for this backend's element types: cuda (bf16 weights and KV) or cpu (fp32 everything)")
       ->check(CLI::IsMember({"cpu", "cuda"}));
   app.add_flag("--json", as_json, "Print JSON instead of text");
+  std::string overrides;
+  kvlab::add_hf_overrides_flag(app, overrides);
   if (int rc = kvlab::parse_command_line(app, argc, argv); rc >= 0) return rc;
 
-  kvlab::ModelConfig c = kvlab::load_model_config(dir);
+  kvlab::ModelConfig c = kvlab::load_model_config(dir, kvlab::hf_overrides_from_flag(overrides));
   kvlab::Checkpoint ckpt = kvlab::Checkpoint::open(dir);  // validates every file
   const kvlab::DType element = backend == "cpu" ? kvlab::DType::F32 : kvlab::DType::BF16;
   kvlab::PlanDTypes t{element, element, kvlab::DType::F32};

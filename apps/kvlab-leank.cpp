@@ -18,6 +18,7 @@
 #include "model/safetensors.h"
 #include "model/tokenizer.h"
 #include "run/cli.h"
+#include "run/hf_overrides.h"
 #include "tasks/text_file.h"
 
 namespace {
@@ -82,7 +83,7 @@ json stats_json(const kvlab::ChannelMask& m, const kvlab::MaskStats& s) {
 }
 
 struct EstimateArgs {
-  std::string model, text, out, backend = "cpu";
+  std::string model, text, out, backend = "cpu", hf_overrides;
   int tokens = 4096;
   kvlab::EstimateOptions options;
   bool sequence_given = false;
@@ -95,11 +96,13 @@ int run_estimate(const EstimateArgs& a) {
   const std::vector<int32_t> ids = first_tokens(tok, text, size_t(a.tokens));
   const int32_t bos = tok.bos_id() ? *tok.bos_id() : -1;
 
-  kvlab::ModelConfig config = kvlab::load_model_config(a.model);
+  const nlohmann::json overrides = kvlab::hf_overrides_from_flag(a.hf_overrides);
+  kvlab::ModelConfig config = kvlab::load_model_config(a.model, overrides);
   kvlab::EstimateOptions options = a.options;
   if (!a.sequence_given) options.sequence = std::min(options.sequence, config.context_window());
   auto backend = kvlab::make_backend(kvlab::backend_kind_from_name(a.backend));
-  kvlab::LoadedModel m = kvlab::load_model(a.model, *backend, options.sequence, true);
+  kvlab::LoadedModel m =
+      kvlab::load_model(a.model, *backend, options.sequence, true, kvlab::kDefaultPrefillChunk, false, overrides);
 
   const auto start = std::chrono::steady_clock::now();
   kvlab::ChannelImportance imp = kvlab::estimate_qk_importance(*m.model, ids, bos, options);
@@ -268,6 +271,7 @@ int leank_main(int argc, char** argv) {
   EstimateArgs est;
   auto* e = app.add_subcommand("estimate", "Training-free importance (ThinK's q^2 * k^2 criterion) over calibration text");
   e->add_option("--model", est.model, "Hugging Face model directory")->required();
+  kvlab::add_hf_overrides_flag(*e, est.hf_overrides);
   e->add_option("--text", est.text, "Calibration text (default: datasets/text/tinyshakespeare.txt)");
   e->add_option("--tokens", est.tokens, "Calibration tokens taken from the start of the text")
       ->check(CLI::Range(2, 1 << 24));

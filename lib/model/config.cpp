@@ -217,14 +217,33 @@ std::string ModelConfig::context_window_text() const {
   return "the model's context window (" + std::to_string(context_window()) + " tokens: " + why + ")";
 }
 
-ModelConfig load_model_config(const std::string& model_dir) {
+json apply_hf_overrides(json config, const json& hf_overrides) {
+  if (hf_overrides.is_null()) return config;
+  static const char* const kOverridable[] = {"rope_scaling", "rope_parameters", "rope_theta",
+                                             "max_position_embeddings"};
+  if (!hf_overrides.is_object()) fail("--hf-overrides must be a JSON object, got " + json_excerpt(hf_overrides));
+  for (auto& [key, value] : hf_overrides.items())
+    if (std::find(std::begin(kOverridable), std::end(kOverridable), key) == std::end(kOverridable))
+      fail("--hf-overrides: \"" + key + "\" cannot be overridden (only rope_scaling, rope_parameters, rope_theta " +
+           "and max_position_embeddings: the others fix the checkpoint's shapes)");
+  if (config.is_object()) config.merge_patch(hf_overrides);
+  return config;
+}
+
+std::string hf_overrides_source(const std::string& source, const json& hf_overrides) {
+  return hf_overrides.is_null() ? source : source + " with --hf-overrides " + hf_overrides.dump();
+}
+
+ModelConfig load_model_config(const std::string& model_dir, const json& hf_overrides) {
   std::string path = model_dir + "/config.json";
   if (std::error_code ec; std::filesystem::is_directory(path, ec)) fail(path + ": is a directory, not a JSON file");
   std::ifstream f(path);
   if (!f) fail(path + ": cannot open (is " + model_dir + " a Hugging Face model directory?)");
   json j = json::parse(f, nullptr, false);
   if (j.is_discarded()) fail(path + ": not valid JSON");
-  return parse_model_config(j, path);
+  return parse_model_config(apply_hf_overrides(std::move(j), hf_overrides), hf_overrides_source(path, hf_overrides));
 }
+
+ModelConfig load_model_config(const std::string& model_dir) { return load_model_config(model_dir, json()); }
 
 }  // namespace kvlab

@@ -59,6 +59,15 @@ struct ModelConfig {
 
 // Parses and validates; every error names `source` (the file) and the offending field.
 ModelConfig parse_model_config(const nlohmann::json& j, const std::string& source);
+// config.json of a model directory, with `hf_overrides` (a JSON object, or null for none)
+// merged into it first (RFC 7396: null removes a key), as vLLM's --hf-overrides: how a user turns
+// on YaRN or moves the RoPE settings without editing the checkpoint. Only keys that leave the
+// weights' shapes alone may be overridden: rope_scaling, rope_parameters, rope_theta and
+// max_position_embeddings.
+ModelConfig load_model_config(const std::string& model_dir, const nlohmann::json& hf_overrides);
 ModelConfig load_model_config(const std::string& model_dir);
+// The merge itself, for configs from elsewhere (named shapes), and how errors name the result.
+nlohmann::json apply_hf_overrides(nlohmann::json config, const nlohmann::json& hf_overrides);
+std::string hf_overrides_source(const std::string& source, const nlohmann::json& hf_overrides);
 
 }  // namespace kvlab

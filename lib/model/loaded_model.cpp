@@ -19,10 +19,11 @@ PlanDTypes plan_dtypes(const Backend& backend, const ModelConfig& c) {
 }
 
 LoadedModel load_model(const std::string& dir, Backend& backend, int context, bool hash, int chunk,
-                       bool all_logits) {
+                       bool all_logits, const nlohmann::json& hf_overrides) {
   LoadedModel m;
   m.dir = dir;
-  m.config = load_model_config(dir);
+  m.hf_overrides = hf_overrides;
+  m.config = load_model_config(dir, hf_overrides);
   Checkpoint ckpt = Checkpoint::open(dir);
   m.checkpoint_bytes = ckpt.total_bytes();
   m.plan = plan_memory(m.config, context, chunk, plan_dtypes(backend, m.config), all_logits);

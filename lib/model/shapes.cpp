@@ -64,14 +64,15 @@ std::vector<std::string> shape_names() {
   return names;
 }
 
-ModelConfig shape_config(const std::string& name) {
+ModelConfig shape_config(const std::string& name, const nlohmann::json& hf_overrides) {
   auto it = shapes().find(name);
   if (it == shapes().end()) {
     std::string known;
     for (const std::string& n : shape_names()) known += (known.empty() ? "" : ", ") + n;
     fail("unknown --shape \"" + name + "\" (known: " + known + ")");
   }
-  return parse_model_config(nlohmann::json::parse(it->second), "shape " + name);
+  return parse_model_config(apply_hf_overrides(nlohmann::json::parse(it->second), hf_overrides),
+                            hf_overrides_source("shape " + name, hf_overrides));
 }
 
 }  // namespace kvlab

@@ -1,6 +1,7 @@
 #pragma once
 // Named model shapes (the real configs of popular checkpoints), for measuring speed and memory
 // with random weights when no checkpoint is at hand.
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -9,7 +10,7 @@
 namespace kvlab {
 
 std::vector<std::string> shape_names();
-// Throws Error listing the known names.
-ModelConfig shape_config(const std::string& name);
+// Throws Error listing the known names. `hf_overrides` as for load_model_config.
+ModelConfig shape_config(const std::string& name, const nlohmann::json& hf_overrides = nlohmann::json());
 
 }  // namespace kvlab

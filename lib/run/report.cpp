@@ -22,19 +22,22 @@ nlohmann::json input_hashes(const std::string& model_sha256, const RunInputs& fi
 
 nlohmann::json model_json(const LoadedModel& m) {
   const ModelConfig& c = m.config;
-  return {{"dir", m.dir},
-          {"architecture", architecture_name(c.arch)},
-          {"sha256", m.sha256},
-          {"parameters", parameter_count(c)},
-          {"layers", c.num_layers},
-          {"hidden_size", c.hidden_size},
-          {"attention_heads", c.num_heads},
-          {"kv_heads", c.num_kv_heads},
-          {"head_dim", c.head_dim},
-          {"vocab_size", c.vocab_size},
-          {"max_position_embeddings", c.max_position_embeddings},
-          {"context_window", c.context_window()},
-          {"rope_scaling", c.rope_scaling.type}};
+  nlohmann::json j = {{"dir", m.dir},
+                      {"architecture", architecture_name(c.arch)},
+                      {"sha256", m.sha256},
+                      {"parameters", parameter_count(c)},
+                      {"layers", c.num_layers},
+                      {"hidden_size", c.hidden_size},
+                      {"attention_heads", c.num_heads},
+                      {"kv_heads", c.num_kv_heads},
+                      {"head_dim", c.head_dim},
+                      {"vocab_size", c.vocab_size},
+                      {"max_position_embeddings", c.max_position_embeddings},
+                      {"context_window", c.context_window()},
+                      {"rope_scaling", c.rope_scaling.type}};
+  // sha256 covers the files as they are; what was merged into config.json stands beside it.
+  if (!m.hf_overrides.is_null()) j["hf_overrides"] = m.hf_overrides;
+  return j;
 }
 
 nlohmann::json make_report(const LoadedModel& m, const std::string& backend_description, const std::string& task,

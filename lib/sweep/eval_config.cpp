@@ -14,7 +14,7 @@ namespace {
 const std::vector<std::string> kCacheKeys = {"cache",      "budget",     "cache_params", "interval",
                                              "streaming_prefill", "leank_mask", "leank_sink", "leank_recent",
                                              "leank_accumulate"};
-const std::vector<std::string> kOtherKeys = {"model", "tokenizer", "task", "backend", "out"};
+const std::vector<std::string> kOtherKeys = {"model", "hf_overrides", "tokenizer", "task", "backend", "out"};
 
 bool contains(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();

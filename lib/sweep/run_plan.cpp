@@ -26,8 +26,10 @@ PlanDTypes backend_plan_dtypes(const std::string& backend) {
 MemoryPlan RunPlanner::plan(const nlohmann::json& config, const std::string& where) {
   try {
     const std::string dir = config["model"].get<std::string>();
-    auto m = models_.find(dir);
-    if (m == models_.end()) m = models_.emplace(dir, load_model_config(dir)).first;
+    const nlohmann::json overrides = config.value("hf_overrides", nlohmann::json());
+    const std::string model_key = dir + "\n" + overrides.dump();
+    auto m = models_.find(model_key);
+    if (m == models_.end()) m = models_.emplace(model_key, load_model_config(dir, overrides)).first;
     const ModelConfig& model = m->second;
     const std::string tok_path = config.value("tokenizer", dir + "/tokenizer.json");
     auto t = tokenizers_.find(tok_path);

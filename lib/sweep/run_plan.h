@@ -26,7 +26,7 @@ class RunPlanner {
   MemoryPlan plan(const nlohmann::json& eval_config, const std::string& where);
 
  private:
-  std::map<std::string, ModelConfig> models_;
+  std::map<std::string, ModelConfig> models_;  // by directory and hf_overrides
   std::map<std::string, std::unique_ptr<Tokenizer>> tokenizers_;
 };
 
