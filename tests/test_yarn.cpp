@@ -123,6 +123,19 @@ TEST(Yarn, BadBlocksNameTheField) {
   EXPECT_NE(err.find("\"yarn\""), std::string::npos) << err;
 }
 
+// A model card's rope_scaling added to a config that transformers 5 saved with rope_parameters:
+// kvlab reads both and refuses them when they disagree, rather than letting one win silently.
+TEST(Yarn, RopeScalingBesideRopeParametersMustAgree) {
+  json j = qwen25_yarn();
+  j["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 1000000.0}};
+  const std::string err = error_of([&] { parse(j); });
+  EXPECT_NE(err.find("\"rope_scaling\""), std::string::npos) << err;
+  EXPECT_NE(err.find("disagrees with rope_parameters"), std::string::npos) << err;
+  j["rope_parameters"] = {{"rope_type", "yarn"}, {"factor", 4.0}, {"original_max_position_embeddings", 32768},
+                          {"rope_theta", 1000000.0}};
+  EXPECT_EQ(parse(j).rope_scaling.type, "yarn");
+}
+
 TEST(Yarn, WindowIsMaxPositionEmbeddingsOtherwise) {
   json j = qwen25_yarn();
   j.erase("rope_scaling");

@@ -96,6 +96,13 @@ RopeScaling parse_rope_scaling(const json& block, const std::string& source, int
   return s;
 }
 
+bool same_scaling(const RopeScaling& a, const RopeScaling& b) {
+  return a.type == b.type && a.factor == b.factor && a.low_freq_factor == b.low_freq_factor &&
+         a.high_freq_factor == b.high_freq_factor && a.original_max_position == b.original_max_position &&
+         a.beta_fast == b.beta_fast && a.beta_slow == b.beta_slow && a.truncate == b.truncate &&
+         a.attention_factor == b.attention_factor;
+}
+
 std::vector<int> parse_token_ids(const json* v, const std::string& field, const std::string& source) {
   std::vector<int> ids;
   if (!v) return ids;
@@ -163,13 +170,19 @@ ModelConfig parse_model_config(const json& j, const std::string& source) {
               2.0 * c.vocab_size * c.hidden_size > 1e15)
     r.bad("hidden_size", "and the other dimensions describe more than 10^15 parameters; no checkpoint is that large");
 
-  // transformers 5 moved rope settings into rope_parameters; accept both spellings.
+  // transformers 5 moved rope settings into rope_parameters; accept both spellings. A config
+  // holding both (a model card's rope_scaling added to a config saved by transformers 5) must
+  // not have one silently win: they must say the same.
   const json* rope_params = r.find("rope_parameters");
   const json* rope_scaling = r.find("rope_scaling");
   if (rope_params && rope_params->is_object()) {
     Reader rp{*rope_params, source};
     c.rope_theta = rp.positive_number_or("rope_theta", r.positive_number_or("rope_theta", 10000.0));
     c.rope_scaling = parse_rope_scaling(*rope_params, source, c.max_position_embeddings);
+    if (rope_scaling && !same_scaling(parse_rope_scaling(*rope_scaling, source, c.max_position_embeddings),
+                                      c.rope_scaling))
+      r.bad("rope_scaling", "(" + json_excerpt(*rope_scaling) + ") disagrees with rope_parameters (" +
+                                json_excerpt(*rope_params) + "); keep one of them");
   } else {
     c.rope_theta = r.positive_number_or("rope_theta", 10000.0);
     if (rope_scaling) c.rope_scaling = parse_rope_scaling(*rope_scaling, source, c.max_position_embeddings);
