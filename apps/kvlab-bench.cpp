@@ -38,6 +38,10 @@ int bench_main(int argc, char** argv) {
       ->delimiter(',');
   app.add_option("--decode-tokens", o.decode_tokens, "Timed decode steps per context")->check(CLI::PositiveNumber);
   app.add_option("--warmup-tokens", o.warmup_tokens, "Untimed decode steps before timing")->check(CLI::NonNegativeNumber);
+  app.add_option("--prompt-reps", o.prompt_repetitions,
+                 "Prompts timed per context, each into a fresh cache; TTFT is their median (all of them in the "
+                 "JSON). A GPU under its power cap runs a prompt after idle faster than back-to-back ones")
+      ->check(CLI::Range(1, 1000));
   app.add_option("--chunk", chunk,
                  "Prefill chunk in tokens: larger reads the weights fewer times a prompt and takes more scratch "
                  "(the memory plan counts it)")
@@ -114,6 +118,7 @@ int bench_main(int argc, char** argv) {
                       {"model", name},
                       {"cache", kvlab::to_json(o.cache)},
                       {"prefill_chunk", model->max_chunk()},
+                      {"prompt_repetitions", o.prompt_repetitions},
                       {"copy_bandwidth_bytes_per_s", bandwidth},
                       {"weight_bytes_read_per_token", kvlab::decode_weight_bytes(*model)},
                       {"leank", o.leank_mask ? nlohmann::json{{"sparsity_achieved", o.leank_mask->sparsity_achieved},

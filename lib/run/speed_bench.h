@@ -21,6 +21,10 @@ struct SpeedBenchOptions {
   std::vector<int> contexts = {1024, 8192, 32768};
   int decode_tokens = 128;  // timed decode steps after the context is in
   int warmup_tokens = 8;    // untimed decode steps first
+  // Prompts timed per context, each into a fresh cache; TTFT is their median, and the last one's
+  // cache is decoded. Under a power cap a prompt after idle starts at the boost clock while
+  // back-to-back prompts start capped, so one prompt and the median of several can differ.
+  int prompt_repetitions = 1;
   uint64_t seed = 0;        // random prompt ids
   // Not "full": the sequence runs under this policy (CachedSequence), which adds a host copy of
   // each step's logits; the row then records what the policy keeps and the time its calls take.
@@ -35,7 +39,8 @@ struct SpeedBenchOptions {
 struct SpeedRow {
   int context = 0;
   double prefill_tokens_per_s = 0;
-  double ttft_s = 0;            // the whole context in, first token's logits out
+  double ttft_s = 0;            // the whole context in, first token's logits out (median over prompts)
+  std::vector<double> ttft_all_s;  // every timed prompt, in order
   double decode_tokens_per_s = 0;
   double latency_ms_p50 = 0, latency_ms_p90 = 0, latency_ms_p99 = 0;
   double bytes_per_token = 0;   // weights + KV the decode step must read (mid-run context)
