@@ -10,7 +10,8 @@
 #       attention kernels (the last racecheck, call 7 of ../h100-2026-12-07/, predates 87a2ac3,
 #       d529895 and c09bec5)
 #   bash bench/results/h100-2026-12-08-peers/run.sh measure  # peers_gpu.sh measure, kvlab-bench on
-#       the Qwen2.5-7B shape, then the 8K prompt at chunks 1,024 and 4,096, alternating
+#       the Qwen2.5-7B shape, then the 8K prompt at chunks 1,024 and 4,096, alternating, five
+#       prompts each (--prompt-reps: the first after idle, the others back to back)
 #   bash bench/results/h100-2026-12-08-peers/run.sh hf       # the HF peer and the table
 set -uo pipefail
 phase=$1
@@ -40,7 +41,10 @@ case $phase in
     echo "qwen2.5-7b exit $?"; grep '^|' $out/kvlab_qwen2.5-7b.log
     for round in 1 2; do
       for chunk in 1024 4096; do
-        run_bench $out ttft8k_chunk${chunk}_r$round 60 $b/bin/kvlab-bench llama-3.1-8b 8192 4 --chunk $chunk
+        run_bench $out ttft8k_chunk${chunk}_r$round 60 $b/bin/kvlab-bench llama-3.1-8b 8192 4 --chunk $chunk \
+          --prompt-reps 5
+        python3 -c "import json,sys; print(sys.argv[1], [round(t, 4) for t in json.load(open(sys.argv[1]))['rows'][0]['ttft_all_s']])" \
+          $out/ttft8k_chunk${chunk}_r$round.json
       done
     done
     ;;
