@@ -132,6 +132,15 @@ TEST(BadInput, UnknownCachePolicyOrParameter) {
   expect_clean_failure(o, "sinks");
 }
 
+TEST(BadInput, QaPromptTemplateWithoutItsContext) {
+  const std::string out = testing::temp_dir() + "/report.json";
+  const Outcome o{run_command(testing::bin_dir() + "/kvlab-eval --model " + testing::source_dir() +
+                              "/datasets/models/tiny-random-llama --task qa --prompt-template 'Question: {question}' "
+                              "--out " + out),
+                  fs::exists(out)};
+  expect_clean_failure(o, "{context} exactly once");
+}
+
 TEST(BadInput, ContextBeyondTheModel) {
   auto o = eval_on(testing::source_dir() + "/datasets/models/tiny-random-llama", "--context 4096");
   expect_clean_failure(o, "max_position_embeddings");

@@ -366,6 +366,34 @@ TEST(QaPrompt, RawChatAndMiddleTruncation) {
   EXPECT_FALSE(build_qa_prompt(tok, ex, false, 20, true));    // not even the template fits
 }
 
+// A template of the user's (LongBench's narrativeqa style, question before and after the
+// context): filled in one pass, truncated in its context's middle like the default one.
+TEST(QaPrompt, TemplateOfTheUsers) {
+  const std::string t = "Story: {context}\n\nQuestion: {input}\nAgain: {question} {braces stay}\nAnswer:";
+  EXPECT_EQ(qa_prompt_text(t, "a {question} in the text", "Q?"),
+            "Story: a {question} in the text\n\nQuestion: Q?\nAgain: Q? {braces stay}\nAnswer:");
+  EXPECT_EQ(qa_prompt_text("", "C", "Q?"), qa_prompt_text("C", "Q?"));
+  check_qa_template(t);
+  check_qa_template("");
+  EXPECT_NE(testing::error_of([] { check_qa_template("Question: {question}"); }).find("{context} exactly once"),
+            std::string::npos);
+  EXPECT_NE(testing::error_of([] { check_qa_template("{context} {context}"); }).find("2 times"), std::string::npos);
+
+  const Tokenizer& tok = tiny_tokenizer();
+  std::string words;
+  for (int i = 0; i < 200; i++) words += "w" + std::to_string(1000 + i) + " ";
+  const QaExample ex = qa_example(words);
+  auto cut = build_qa_prompt(tok, ex, false, 300, true, t);
+  ASSERT_TRUE(cut);
+  EXPECT_LE(cut->ids.size(), 300u);
+  const std::string text = tok.decode(cut->ids);
+  EXPECT_EQ(text.rfind("<|begin_of_text|>Story: w1000 w1001", 0), 0u) << text;
+  EXPECT_EQ(text.find("w1100"), std::string::npos);
+  EXPECT_NE(text.find("w1199 \n\nQuestion: Which word comes last?\nAgain: Which word comes last? {braces stay}"),
+            std::string::npos)
+      << text;
+}
+
 TEST(QaPrompt, TaskTypeChoosesTheScore) {
   QaExample ex = qa_example("c");
   ex.answers = {"a grave man"};

@@ -29,15 +29,53 @@ std::vector<int32_t> encode_prompt(const Tokenizer& tok, const std::string& text
 
 }  // namespace
 
+namespace {
+const char kDefaultTemplate[] =
+    "Answer the question based on the text below. Give only the answer, in as few words as possible.\n\n"
+    "{context}\n\nQuestion: {question}\nAnswer:";
+}  // namespace
+
+std::string qa_prompt_text(const std::string& prompt_template, const std::string& context,
+                           const std::string& question) {
+  const std::string& t = prompt_template.empty() ? std::string(kDefaultTemplate) : prompt_template;
+  // One pass over the template, so a context that contains "{question}" stays as it is.
+  std::string out;
+  for (size_t i = 0; i < t.size();) {
+    if (t.compare(i, 9, "{context}") == 0) {
+      out += context;
+      i += 9;
+    } else if (t.compare(i, 10, "{question}") == 0) {
+      out += question;
+      i += 10;
+    } else if (t.compare(i, 7, "{input}") == 0) {
+      out += question;
+      i += 7;
+    } else {
+      out += t[i++];
+    }
+  }
+  return out;
+}
+
 std::string qa_prompt_text(const std::string& context, const std::string& question) {
-  return "Answer the question based on the text below. Give only the answer, in as few words as possible.\n\n" +
-         context + "\n\nQuestion: " + question + "\nAnswer:";
+  return qa_prompt_text("", context, question);
+}
+
+void check_qa_template(const std::string& prompt_template) {
+  if (prompt_template.empty()) return;
+  size_t n = 0;
+  for (size_t at = prompt_template.find("{context}"); at != std::string::npos;
+       at = prompt_template.find("{context}", at + 1))
+    n++;
+  if (n != 1)
+    fail("qa: --prompt-template must hold {context} exactly once (it holds it " + std::to_string(n) +
+         " times); {question} or {input} stand for the question");
 }
 
 std::optional<QaPrompt> build_qa_prompt(const Tokenizer& tok, const QaExample& ex, bool chat, int max_tokens,
-                                        bool truncate) {
+                                        bool truncate, const std::string& prompt_template) {
   QaPrompt p;
-  p.ids = encode_prompt(tok, qa_prompt_text(ex.context, ex.question), chat);
+  p.ids = encode_prompt(tok, qa_prompt_text(prompt_template, ex.context, ex.question), chat);
   if (int(p.ids.size()) <= max_tokens) return p;
   if (!truncate) return std::nullopt;
   const std::vector<int32_t> context = tok.encode(ex.context);
@@ -48,7 +86,7 @@ std::optional<QaPrompt> build_qa_prompt(const Tokenizer& tok, const QaExample& e
     const int head = keep / 2;
     const std::string text = tok.decode({context.begin(), context.begin() + head}) +
                              tok.decode({context.end() - (keep - head), context.end()});
-    p.ids = encode_prompt(tok, qa_prompt_text(text, ex.question), chat);
+    p.ids = encode_prompt(tok, qa_prompt_text(prompt_template, text, ex.question), chat);
     p.context_tokens_dropped = int(context.size()) - keep;
     if (int(p.ids.size()) <= max_tokens) return p;
     keep -= int(p.ids.size()) - max_tokens;
@@ -90,6 +128,8 @@ PreparedTask prepare_qa(const nlohmann::json& j, const TaskSetup& setup) {
   const int max_new = j["max_new_tokens"].get<int>(), limit = j["limit"].get<int>();
   const bool skip = j["skip_bad_lines"].get<bool>(), chat = j["chat"].get<bool>(),
              first_line = j["first_line"].get<bool>(), truncate = j["truncation"] == "middle";
+  const std::string prompt_template = j["prompt_template"].get<std::string>();
+  check_qa_template(prompt_template);
   const int trained = setup.model.context_window();
   if (max_new >= trained)
     fail("qa: --max-new-tokens " + std::to_string(max_new) + " leaves no room for a prompt in " +
@@ -105,7 +145,7 @@ PreparedTask prepare_qa(const nlohmann::json& j, const TaskSetup& setup) {
   for (QaExample& ex : data.examples) {
     if (limit > 0 && int(items.size()) == limit) break;
     const bool as_chat = ex.chat.value_or(chat);
-    std::optional<QaPrompt> p = build_qa_prompt(setup.tokenizer, ex, as_chat, max_length, truncate);
+    std::optional<QaPrompt> p = build_qa_prompt(setup.tokenizer, ex, as_chat, max_length, truncate, prompt_template);
     if (!p) {
       reject_line(data,
                   {ex.line, "too long",
@@ -200,7 +240,8 @@ extern const TaskInfo kQaTask{
     "qa",
     "question answering on your own JSON Lines data, scored with LongBench's metrics",
     "Prompt: \"Answer the question based on the text below. Give only the answer, in as few words as possible.\" "
-    "then a blank line, the context, a blank line, \"Question: QUESTION\" and \"Answer:\" on its own line; raw "
+    "then a blank line, the context, a blank line, \"Question: QUESTION\" and \"Answer:\" on its own line, or "
+    "--prompt-template's text with {context} and {question} (or LongBench's {input}) filled in; raw "
     "(with the tokenizer's special prefix) or, with --chat or an example's \"chat\": true, as one user turn of the "
     "model's chat template. A prompt over --max-length tokens loses the middle of its context (LongBench keeps the "
     "first and last halves) unless --truncation none, which makes it an error for its line. Generates up to "
@@ -222,7 +263,11 @@ extern const TaskInfo kQaTask{
      {"first_line", TaskOption::Bool, false, "score only the first line of the output", -1e300, 1e300, {}},
      {"skip_bad_lines", TaskOption::Bool, false, "skip malformed or unusable lines, counting them in the report",
       -1e300, 1e300, {}},
-     {"limit", TaskOption::Int, 0, "run the first N usable examples (0: all)", 0, 1 << 30, {}}},
+     {"limit", TaskOption::Int, 0, "run the first N usable examples (0: all)", 0, 1 << 30, {}},
+     {"prompt_template", TaskOption::String, "",
+      "the prompt with {context} once and {question} (or {input}) where the question goes, e.g. a LongBench "
+      "dataset's (empty: the one above)",
+      -1e300, 1e300, {}}},
     prepare_qa};
 
 }  // namespace kvlab

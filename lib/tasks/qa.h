@@ -11,8 +11,14 @@ namespace kvlab {
 class Tokenizer;
 struct QaExample;
 
-// The documented template: an instruction, the context, the question, "Answer:".
+// The prompt's text: `prompt_template` with its one {context} and every {question} (or {input},
+// LongBench's name) filled in, other text (braces included) as written; an empty template is the
+// documented default: an instruction, the context, the question, "Answer:".
+std::string qa_prompt_text(const std::string& prompt_template, const std::string& context,
+                           const std::string& question);
 std::string qa_prompt_text(const std::string& context, const std::string& question);
+// Error (exit code 2) unless a non-empty template holds {context} exactly once.
+void check_qa_template(const std::string& prompt_template);
 
 struct QaPrompt {
   std::vector<int32_t> ids;
@@ -23,7 +29,7 @@ struct QaPrompt {
 // or as one user turn of the chat template. Longer prompts lose the middle of their context
 // (LongBench keeps the first and last halves), or give nullopt when `truncate` is off.
 std::optional<QaPrompt> build_qa_prompt(const Tokenizer& tok, const QaExample& ex, bool chat, int max_tokens,
-                                        bool truncate);
+                                        bool truncate, const std::string& prompt_template = "");
 
 struct QaScores {
   double em = 0, f1 = 0, rouge_l = 0, accuracy = 0;
