@@ -1,6 +1,8 @@
 // Arbitrary bytes as a model's config.json. load_model_config accepts them or throws a
 // bad-input Error; an accepted config is one every later step can plan for without overflow:
-// the parameter count, the memory plan at a long context and the RoPE frequencies.
+// the parameter count, the memory plan at a long context, finite RoPE frequencies and attention
+// factor, and a context window.
+#include <cmath>
 #include <filesystem>
 
 #include "fuzz_support.h"
@@ -22,7 +24,10 @@ KVLAB_FUZZ_TARGET(config) {
       fuzz::finding("accepted inconsistent heads");
     parameter_count(c);
     plan_memory(c, 131072, 512, {DType::BF16, DType::BF16, DType::F32});
-    rope_inv_freq(c);
-    rope_attention_scaling(c);
+    for (float f : rope_inv_freq(c))
+      if (!std::isfinite(f) || f < 0) fuzz::finding("a RoPE frequency that is not a finite non-negative number");
+    if (!std::isfinite(rope_attention_scaling(c)) || rope_attention_scaling(c) <= 0)
+      fuzz::finding("a RoPE attention factor that is not finite and positive");
+    if (c.context_window() < 1) fuzz::finding("an empty context window");
   });
 }

@@ -91,7 +91,7 @@ def index_seeds():
 
 def config_seeds():
     t = "config"
-    for model in ["tiny-random-llama", "tiny-random-qwen2", "tiny-random-qwen3"]:
+    for model in ["tiny-random-llama", "tiny-random-qwen2", "tiny-random-qwen3", "tiny-random-qwen3-yarn"]:
         write(t, model + ".json", open(os.path.join(MODELS, model, "config.json")).read())
     # The shapes of the published Llama-3.1-8B, Qwen2.5-7B and Qwen3-8B configs.
     write(t, "llama-3.1-8b.json", json.dumps({
@@ -109,6 +109,12 @@ def config_seeds():
         "rms_norm_eps": 1e-06, "rope_theta": 1000000.0, "sliding_window": 131072, "tie_word_embeddings": False,
         "torch_dtype": "bfloat16", "use_sliding_window": False, "vocab_size": 152064,
         "rope_scaling": {"type": "linear", "factor": 2.0}}, indent=2))
+    # Qwen2.5-7B-Instruct with the YaRN block its model card adds for 128K.
+    write(t, "qwen2.5-7b-yarn.json", json.dumps({
+        "architectures": ["Qwen2ForCausalLM"], "hidden_size": 3584, "intermediate_size": 18944,
+        "max_position_embeddings": 32768, "num_attention_heads": 28, "num_hidden_layers": 28,
+        "num_key_value_heads": 4, "rms_norm_eps": 1e-06, "rope_theta": 1000000.0, "vocab_size": 152064,
+        "rope_scaling": {"factor": 4.0, "original_max_position_embeddings": 32768, "type": "yarn"}}, indent=2))
     write(t, "qwen3-8b.json", json.dumps({
         "architectures": ["Qwen3ForCausalLM"], "attention_bias": False, "bos_token_id": 151643,
         "eos_token_id": 151645, "head_dim": 128, "hidden_act": "silu", "hidden_size": 4096,
@@ -208,6 +214,15 @@ def regressions():
     assert len(header) % 2 == 1
     put("safetensors_header", "misaligned-bf16.safetensors",
         struct.pack("<Q", len(header)) + header.encode() + b"\x80\x3f\x00\x40\x40\x40")
+    # YaRN finds its band through log(rope_theta): at theta 1 the band edges are infinite and the
+    # frequencies NaN; a factor beyond fp32 makes every cos and sin inf.
+    yarn = {"architectures": ["Qwen2ForCausalLM"], "vocab_size": 8, "hidden_size": 8, "intermediate_size": 8,
+            "num_hidden_layers": 1, "num_attention_heads": 1, "max_position_embeddings": 4096,
+            "rope_theta": 1.0, "rope_scaling": {"rope_type": "yarn", "factor": 4.0}}
+    put("config", "yarn-theta-one.json", json.dumps(yarn))
+    yarn["rope_theta"] = 10000.0
+    yarn["rope_scaling"]["attention_factor"] = 1e300
+    put("config", "yarn-attention-factor-beyond-fp32.json", json.dumps(yarn))
     # A number beyond double's range: nlohmann throws out_of_range (406), not parse_error.
     put("tokenizer_load", "number-overflow.json", '{"version": 1e999, "model": {}}')
     put("jsonl_dataset", "number-overflow.jsonl",

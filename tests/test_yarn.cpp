@@ -117,6 +117,12 @@ TEST(Yarn, BadBlocksNameTheField) {
   j["rope_scaling"]["truncate"] = 1;
   EXPECT_NE(error_of([&] { parse(j); }).find("\"truncate\""), std::string::npos);
   j = qwen25_yarn();
+  j["rope_theta"] = 1.0;  // log(theta) finds the band: no band at theta 1
+  EXPECT_NE(error_of([&] { parse(j); }).find("\"rope_theta\" must exceed 1 for YaRN"), std::string::npos);
+  j = qwen25_yarn();
+  j["rope_scaling"]["attention_factor"] = 1e300;  // inf in fp32
+  EXPECT_NE(error_of([&] { parse(j); }).find("beyond fp32's range"), std::string::npos);
+  j = qwen25_yarn();
   j["rope_scaling"]["type"] = "longrope";
   const std::string err = error_of([&] { parse(j); });
   EXPECT_NE(err.find("longrope"), std::string::npos) << err;

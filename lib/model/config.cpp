@@ -92,6 +92,10 @@ RopeScaling parse_rope_scaling(const json& block, const std::string& source, int
     const double m = r.positive_number_or("mscale", 0), m_all = r.positive_number_or("mscale_all_dim", 0);
     s.attention_factor = r.positive_number_or("attention_factor", m > 0 && m_all > 0 ? mscale(m) / mscale(m_all)
                                                                                       : mscale(1.0));
+    // cos and sin are scaled in fp32: a factor beyond its range would turn every logit to inf.
+    if (!std::isfinite(float(s.attention_factor)) || !std::isfinite(float(s.factor)))
+      fail(source + ": field \"rope_scaling.attention_factor\" (" + std::to_string(s.attention_factor) +
+           ") or \"factor\" is beyond fp32's range");
   }
   return s;
 }
@@ -187,6 +191,10 @@ ModelConfig parse_model_config(const json& j, const std::string& source) {
     c.rope_theta = r.positive_number_or("rope_theta", 10000.0);
     if (rope_scaling) c.rope_scaling = parse_rope_scaling(*rope_scaling, source, c.max_position_embeddings);
   }
+
+  // YaRN finds its band of dimensions through log(rope_theta).
+  if (c.rope_scaling.type == "yarn" && !(c.rope_theta > 1))
+    r.bad("rope_theta", "must exceed 1 for YaRN scaling, got " + std::to_string(c.rope_theta));
 
   switch (c.arch) {
     case Architecture::Llama:
