@@ -215,7 +215,8 @@ def regressions():
     put("safetensors_header", "misaligned-bf16.safetensors",
         struct.pack("<Q", len(header)) + header.encode() + b"\x80\x3f\x00\x40\x40\x40")
     # YaRN finds its band through log(rope_theta): at theta 1 the band edges are infinite and the
-    # frequencies NaN; a factor beyond fp32 makes every cos and sin inf.
+    # frequencies NaN; an attention factor beyond fp32 makes every cos and sin inf; a theta of
+    # 1e-40 is 0 in fp32 and every frequency inf.
     yarn = {"architectures": ["Qwen2ForCausalLM"], "vocab_size": 8, "hidden_size": 8, "intermediate_size": 8,
             "num_hidden_layers": 1, "num_attention_heads": 1, "max_position_embeddings": 4096,
             "rope_theta": 1.0, "rope_scaling": {"rope_type": "yarn", "factor": 4.0}}
@@ -223,6 +224,9 @@ def regressions():
     yarn["rope_theta"] = 10000.0
     yarn["rope_scaling"]["attention_factor"] = 1e300
     put("config", "yarn-attention-factor-beyond-fp32.json", json.dumps(yarn))
+    del yarn["rope_scaling"]
+    yarn["rope_theta"] = 1e-40
+    put("config", "theta-zero-in-fp32.json", json.dumps(yarn))
     # A number beyond double's range: nlohmann throws out_of_range (406), not parse_error.
     put("tokenizer_load", "number-overflow.json", '{"version": 1e999, "model": {}}')
     put("jsonl_dataset", "number-overflow.jsonl",

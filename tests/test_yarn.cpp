@@ -118,10 +118,14 @@ TEST(Yarn, BadBlocksNameTheField) {
   EXPECT_NE(error_of([&] { parse(j); }).find("\"truncate\""), std::string::npos);
   j = qwen25_yarn();
   j["rope_theta"] = 1.0;  // log(theta) finds the band: no band at theta 1
-  EXPECT_NE(error_of([&] { parse(j); }).find("\"rope_theta\" must exceed 1 for YaRN"), std::string::npos);
+  EXPECT_NE(error_of([&] { parse(j); }).find("\"rope_theta\" must be above 1"), std::string::npos);
   j = qwen25_yarn();
   j["rope_scaling"]["attention_factor"] = 1e300;  // inf in fp32
-  EXPECT_NE(error_of([&] { parse(j); }).find("beyond fp32's range"), std::string::npos);
+  EXPECT_NE(error_of([&] { parse(j); }).find("\"rope_scaling.attention_factor\" must be at most 1e6"),
+            std::string::npos);
+  j = qwen25_yarn();
+  j["rope_scaling"]["factor"] = 1e-300;  // 0 in fp32: frequencies divided by it
+  EXPECT_NE(error_of([&] { parse(j); }).find("\"rope_scaling.factor\" must be between"), std::string::npos);
   j = qwen25_yarn();
   j["rope_scaling"]["type"] = "longrope";
   const std::string err = error_of([&] { parse(j); });

@@ -75,6 +75,9 @@ RopeScaling parse_rope_scaling(const json& block, const std::string& source, int
          "\"; kvlab supports \"default\", \"linear\", \"llama3\" and \"yarn\"");
   s.factor = r.positive_number_or("factor", 0);
   if (s.factor <= 0) fail(source + ": field \"rope_scaling.factor\" is missing");
+  // Frequencies are divided by it in fp32.
+  if (s.factor < 1e-3 || s.factor > 1e6)
+    fail(source + ": field \"rope_scaling.factor\" must be between 0.001 and 1e6, got " + std::to_string(s.factor));
   if (s.type == "llama3") {
     s.low_freq_factor = r.positive_number_or("low_freq_factor", 1.0);
     s.high_freq_factor = r.positive_number_or("high_freq_factor", 4.0);
@@ -93,9 +96,9 @@ RopeScaling parse_rope_scaling(const json& block, const std::string& source, int
     s.attention_factor = r.positive_number_or("attention_factor", m > 0 && m_all > 0 ? mscale(m) / mscale(m_all)
                                                                                       : mscale(1.0));
     // cos and sin are scaled in fp32: a factor beyond its range would turn every logit to inf.
-    if (!std::isfinite(float(s.attention_factor)) || !std::isfinite(float(s.factor)))
-      fail(source + ": field \"rope_scaling.attention_factor\" (" + std::to_string(s.attention_factor) +
-           ") or \"factor\" is beyond fp32's range");
+    if (s.attention_factor > 1e6)
+      fail(source + ": field \"rope_scaling.attention_factor\" must be at most 1e6, got " +
+           std::to_string(s.attention_factor));
   }
   return s;
 }
@@ -192,9 +195,10 @@ ModelConfig parse_model_config(const json& j, const std::string& source) {
     if (rope_scaling) c.rope_scaling = parse_rope_scaling(*rope_scaling, source, c.max_position_embeddings);
   }
 
-  // YaRN finds its band of dimensions through log(rope_theta).
-  if (c.rope_scaling.type == "yarn" && !(c.rope_theta > 1))
-    r.bad("rope_theta", "must exceed 1 for YaRN scaling, got " + std::to_string(c.rope_theta));
+  // The frequencies are theta^(-2i/d) in fp32 (and YaRN finds its band through log(theta)): a
+  // theta at or below 1 or past fp32's range gives none that mean anything, or inf and NaN.
+  if (!(c.rope_theta > 1 && c.rope_theta <= 1e30))
+    r.bad("rope_theta", "must be above 1 and at most 1e30, got " + std::to_string(c.rope_theta));
 
   switch (c.arch) {
     case Architecture::Llama:
