@@ -56,9 +56,14 @@ int inspect_main(int argc, char** argv) {
   }
   using kvlab::format_bytes;
   std::printf("model          %s\n", dir.c_str());
-  std::printf("architecture   %s, %d layers, %d heads / %d KV heads, head_dim %d, rope %s, context window %d\n",
-              kvlab::architecture_name(c.arch), c.num_layers, c.num_heads, c.num_kv_heads, c.head_dim,
-              c.rope_scaling.type.c_str(), c.context_window());
+  std::printf("architecture   %s, %d layers, %d heads / %d KV heads, head_dim %d\n", kvlab::architecture_name(c.arch),
+              c.num_layers, c.num_heads, c.num_kv_heads, c.head_dim);
+  const kvlab::RopeScaling& rs = c.rope_scaling;
+  std::printf("positions      RoPE theta %g, %s", c.rope_theta, rs.type == "default" ? "no scaling" : rs.type.c_str());
+  if (rs.type != "default") std::printf(" x%g", rs.factor);
+  if (rs.type == "llama3" || rs.type == "yarn") std::printf(" over %d", rs.original_max_position);
+  if (rs.type == "yarn") std::printf(", attention factor %.4f", rs.attention_factor);
+  std::printf("; context window %d tokens\n", c.context_window());
   const double params = double(kvlab::parameter_count(c));
   std::printf("parameters     %.3f %s (%zu tensors in %zu files, %s)\n", params >= 1e9 ? params / 1e9 : params / 1e6,
               params >= 1e9 ? "B" : "M",
