@@ -316,6 +316,9 @@ TEST(CpuBackend, CompactionReRotatesKeysToTheirNewSlot) {
   RopeTable rope;
   rope.inv_freq = b->alloc({4}, DType::F32);
   b->write(rope.inv_freq, inv.data(), 16);
+  // As YaRN's attention factor: the keys carry it from their first rotation, and a re-rotation
+  // (a pure turn) must not apply it again.
+  rope.attention_scaling = 1.7f;
   // One head, keys for positions 0..5 rotated at their slot; keep slots {0, 3, 5}.
   KVCache cache = b->alloc_kv_cache(1, 1, 8, 6);
   std::vector<float> raw(6 * 8);
