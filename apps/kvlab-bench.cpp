@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -130,8 +131,16 @@ int bench_main(int argc, char** argv) {
   for (const auto& r : rows) j["rows"].push_back(kvlab::to_json(r));
   if (o.cache.policy != "full") name += ", " + o.cache.policy + " budget " + o.cache.budget;
   std::string table = kvlab::markdown_table(name, backend_name, rows);
-  std::printf("copy bandwidth %.1f GB/s (read + write), prefill chunk %d tokens\n%s", bandwidth / 1e9,
-              model->max_chunk(), table.c_str());
+  std::printf("copy bandwidth %.1f GB/s (read + write), prefill chunk %d tokens\n", bandwidth / 1e9,
+              model->max_chunk());
+  // The first prompt follows idle; the others follow one another (see --prompt-reps).
+  if (o.prompt_repetitions > 1)
+    for (const kvlab::SpeedRow& r : rows) {
+      const auto [lo, hi] = std::minmax_element(r.ttft_all_s.begin(), r.ttft_all_s.end());
+      std::printf("TTFT at %d tokens over %zu prompts: first %.4f s, median %.4f s, range %.4f-%.4f s\n", r.context,
+                  r.ttft_all_s.size(), r.ttft_all_s.front(), r.ttft_s, *lo, *hi);
+    }
+  std::printf("%s", table.c_str());
   if (!out_json.empty()) kvlab::write_file_atomically(out_json, j.dump(2) + "\n");
   if (!out_md.empty()) kvlab::write_file_atomically(out_md, table);
   return 0;

@@ -108,6 +108,7 @@ TEST(Apps, BenchWritesARowPerContextWithItsSettings) {
     EXPECT_GE(row["peak_bytes"].get<double>(), row["kv_bytes"].get<double>());
   }
   EXPECT_NE(r.out.find("prefill chunk 32 tokens"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("TTFT at 100 tokens over 3 prompts: first "), std::string::npos) << r.out;
   const std::string table = testing::read_file(md);
   EXPECT_NE(table.find("| 100 |"), std::string::npos) << table;
   EXPECT_EQ(r.out.find(table), r.out.size() - table.size()) << "stdout ends with the table the file holds";
