@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# kvlab (main 79aae7c), llama.cpp and HF on one H100 in one lease, for the side-by-side table with
+# kvlab (main 913db76), llama.cpp and HF on one H100 in one lease, for the side-by-side table with
 # main's kernels (the last one, ../h100-2026-12-07-peers/, ran 8218736). Three calls in a row on
 # the same machine, as scripts/peers_gpu.sh asks, with carry ["carry"] holding bd39.tar.xz
 # (scripts/gpu_bundle.sh build /tmp/bd39/M, `tar -cf - bd39 | xz -9`) and peers/ (see
