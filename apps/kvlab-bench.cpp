@@ -72,14 +72,14 @@ int bench_main(int argc, char** argv) {
   const int planned = max_context + o.warmup_tokens + o.decode_tokens;
   std::unique_ptr<kvlab::Transformer> model;
   std::string name;
+  const nlohmann::json hf_overrides = kvlab::hf_overrides_from_flag(overrides);
   if (!shape.empty()) {
-    kvlab::ModelConfig cfg = kvlab::shape_config(shape, kvlab::hf_overrides_from_flag(overrides));
+    kvlab::ModelConfig cfg = kvlab::shape_config(shape, hf_overrides);
     kvlab::require_fits(kvlab::plan_memory(cfg, planned, chunk, kvlab::plan_dtypes(*backend, cfg)), *backend);
     model = std::make_unique<kvlab::Transformer>(cfg, *backend, kvlab::random_weights(cfg, *backend, 1), chunk);
     name = shape + " (random)";
   } else {
-    kvlab::LoadedModel lm =
-        kvlab::load_model(model_dir, *backend, planned, false, chunk, false, kvlab::hf_overrides_from_flag(overrides));
+    kvlab::LoadedModel lm = kvlab::load_model(model_dir, *backend, planned, false, chunk, false, hf_overrides);
     model = std::move(lm.model);
     name = model_dir;
   }

@@ -247,9 +247,9 @@ json apply_hf_overrides(json config, const json& hf_overrides) {
   static const char* const kOverridable[] = {"rope_scaling", "rope_parameters", "rope_theta",
                                              "max_position_embeddings"};
   if (!hf_overrides.is_object()) fail("--hf-overrides must be a JSON object, got " + json_excerpt(hf_overrides));
-  for (auto& [key, value] : hf_overrides.items())
-    if (std::find(std::begin(kOverridable), std::end(kOverridable), key) == std::end(kOverridable))
-      fail("--hf-overrides: \"" + key + "\" cannot be overridden (only rope_scaling, rope_parameters, rope_theta " +
+  for (const auto& item : hf_overrides.items())
+    if (std::find(std::begin(kOverridable), std::end(kOverridable), item.key()) == std::end(kOverridable))
+      fail("--hf-overrides: \"" + item.key() + "\" cannot be overridden (only rope_scaling, rope_parameters, rope_theta " +
            "and max_position_embeddings: the others fix the checkpoint's shapes)");
   if (config.is_object()) config.merge_patch(hf_overrides);
   return config;

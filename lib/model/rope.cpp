@@ -44,7 +44,7 @@ std::vector<float> rope_inv_freq(const ModelConfig& c) {
     high = std::min(high, dim - 1);
     if (low == high) high += 0.001;
     for (int i = 0; i < half; i++) {
-      const float extrapolated = 1.0f / pos_freq(i), interpolated = 1.0f / (float(s.factor) * pos_freq(i));
+      const float extrapolated = inv[size_t(i)], interpolated = 1.0f / (float(s.factor) * pos_freq(i));
       const float ramp = std::clamp((float(i) - float(low)) / float(high - low), 0.0f, 1.0f);
       const float kept = 1.0f - ramp;
       inv[size_t(i)] = interpolated * (1.0f - kept) + extrapolated * kept;

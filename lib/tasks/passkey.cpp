@@ -10,6 +10,7 @@
 #include "cache/cached_sequence.h"
 #include "core/error.h"
 #include "core/interrupt.h"
+#include "model/config.h"
 #include "model/generate.h"
 #include "model/tokenizer.h"
 #include "model/transformer.h"
@@ -35,6 +36,11 @@ std::string passkey_text(int prefix_reps, int suffix_reps, int32_t key) {
   std::string k = std::to_string(key);
   return std::string(kIntro) + "\n" + repeat(kFiller, prefix_reps) + "\nThe pass key is " + k + ". Remember it. " +
          k + " is the pass key.\n" + repeat(kFiller, suffix_reps) + "\n" + kQuestion;
+}
+
+void require_context_fits(int context_tokens, const ModelConfig& model) {
+  if (context_tokens > model.context_window())
+    fail("passkey: --context " + std::to_string(context_tokens) + " exceeds " + model.context_window_text());
 }
 }  // namespace
 
@@ -77,9 +83,7 @@ nlohmann::json to_json(const PasskeyOptions& o) {
 nlohmann::json run_passkey(Transformer& model, const Tokenizer& tok, const PasskeyOptions& options,
                            const CacheSpec& cache) {
   if (options.samples_per_depth < 1) fail("passkey: --samples must be at least 1");
-  if (options.context_tokens > model.config().context_window())
-    fail("passkey: --context " + std::to_string(options.context_tokens) + " exceeds " +
-         model.config().context_window_text());
+  require_context_fits(options.context_tokens, model.config());
   nlohmann::json samples = nlohmann::json::array();
   std::map<double, std::pair<int, int>> by_depth;  // depth -> (correct, total)
   RunStats stats;
@@ -129,9 +133,7 @@ PreparedTask prepare_passkey(const nlohmann::json& o, const TaskSetup& setup) {
   options.depths = o["depths"].get<std::vector<double>>();
   options.samples_per_depth = o["samples"].get<int>();
   options.seed = o["seed"].get<uint64_t>();
-  if (options.context_tokens > setup.model.context_window())
-    fail("passkey: --context " + std::to_string(options.context_tokens) + " exceeds " +
-         setup.model.context_window_text());
+  require_context_fits(options.context_tokens, setup.model);
   PreparedTask t;
   t.config = to_json(options);
   t.context_tokens = options.context_tokens;

@@ -27,17 +27,15 @@ std::vector<int32_t> encode_prompt(const Tokenizer& tok, const std::string& text
   return tok.encode(apply_chat_template(chat_format_for(tok), {{"user", text}}), false);
 }
 
-}  // namespace
-
-namespace {
-const char kDefaultTemplate[] =
+const std::string kDefaultTemplate =
     "Answer the question based on the text below. Give only the answer, in as few words as possible.\n\n"
     "{context}\n\nQuestion: {question}\nAnswer:";
+
 }  // namespace
 
 std::string qa_prompt_text(const std::string& prompt_template, const std::string& context,
                            const std::string& question) {
-  const std::string& t = prompt_template.empty() ? std::string(kDefaultTemplate) : prompt_template;
+  const std::string& t = prompt_template.empty() ? kDefaultTemplate : prompt_template;
   // One pass over the template, so a context that contains "{question}" stays as it is.
   std::string out;
   for (size_t i = 0; i < t.size();) {
