@@ -141,6 +141,17 @@ TEST(BadInput, QaPromptTemplateWithoutItsContext) {
   expect_clean_failure(o, "{context} exactly once");
 }
 
+TEST(BadInput, MalformedHfOverridesAndPromptRepetitions) {
+  const std::string model = testing::source_dir() + "/datasets/models/tiny-random-llama";
+  expect_clean_failure(eval_on(model, "--context 128 --hf-overrides '{\"rope_theta\": '"), "--hf-overrides: malformed JSON");
+  expect_clean_failure(eval_on(model, "--context 128 --hf-overrides '{\"vocab_size\": 9}'"),
+                       "\"vocab_size\" cannot be overridden");
+  const auto r = run_command(testing::bin_dir() + "/kvlab-bench --model " + model +
+                             " --backend cpu --contexts 40 --prompt-reps 0");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("--prompt-reps"), std::string::npos) << r.err;
+}
+
 TEST(BadInput, ContextBeyondTheModel) {
   auto o = eval_on(testing::source_dir() + "/datasets/models/tiny-random-llama", "--context 4096");
   expect_clean_failure(o, "max_position_embeddings");
